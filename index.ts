@@ -1,0 +1,48 @@
+// certgate's library entry: the same chain validator the gateway's workers run (CONTRACT.md §Library).
+import { buildAnchorSet, ekuOid, validatePath } from './workers/validate-chain.js'
+
+export interface ValidateChainInput {
+  /** DER, as the device sent it. */
+  readonly leaf: Uint8Array
+  /** DER, unordered; may hold extra or stale certificates. */
+  readonly intermediates: readonly Uint8Array[]
+  /** DER of trusted CA certificates (root or intermediate). */
+  readonly anchors: readonly Uint8Array[]
+  /** Validation time; default now. */
+  readonly at?: Date
+  /** EKU the leaf must allow if it has an EKU extension: 'clientAuth' (default), 'serverAuth' or a dotted OID. */
+  readonly requiredEku?: string
+}
+
+export type ValidateChainResult =
+  | { ok: true, deviceId?: string, anchor: Uint8Array }
+  | { ok: false, reason: string, detail: string }
+
+/** Validates a device chain. Never throws for bad input; bounded in time whatever the input. */
+export async function validateChain (input: ValidateChainInput): Promise<ValidateChainResult> {
+  await Promise.resolve()
+  return validateChainSync(input)
+}
+
+function validateChainSync (input: ValidateChainInput): ValidateChainResult {
+  try {
+    if (!(input.leaf instanceof Uint8Array) || !Array.isArray(input.intermediates) || !Array.isArray(input.anchors)) {
+      return { ok: false, reason: 'invalid_input', detail: 'leaf must be a Uint8Array, intermediates and anchors arrays of Uint8Array' }
+    }
+    const certs = [...input.intermediates, ...input.anchors]
+    if (!certs.every((c) => c instanceof Uint8Array)) return { ok: false, reason: 'invalid_input', detail: 'every certificate must be a Uint8Array of DER' }
+    const eku = ekuOid(input.requiredEku ?? 'clientAuth')
+    if (eku === undefined) return { ok: false, reason: 'invalid_input', detail: `requiredEku "${input.requiredEku ?? ''}" is not 'clientAuth', 'serverAuth' or a dotted OID` }
+    const at = input.at === undefined ? Date.now() : input.at.getTime()
+    if (Number.isNaN(at)) return { ok: false, reason: 'invalid_input', detail: 'at is an invalid Date' }
+    const { set } = buildAnchorSet(input.anchors)
+    const { leaf, chain } = validatePath(input.leaf, input.intermediates, set, { at, requiredEku: eku })
+    if (!chain.ok) return { ok: false, reason: chain.reason, detail: chain.detail }
+    const anchor = input.anchors[chain.anchorIndex] as Uint8Array
+    const cns = leaf?.commonNames ?? []
+    return cns.length === 1 ? { ok: true, deviceId: cns[0] as string, anchor } : { ok: true, anchor }
+  } catch (err) {
+    // A bug, not bad input: still an answer, never an exception.
+    return { ok: false, reason: 'internal_error', detail: (err as Error).message }
+  }
+}

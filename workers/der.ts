@@ -1,0 +1,226 @@
+// A strict, bounded DER reader: just enough ASN.1 for X.509 certificates.
+// It owns byte-level decoding only; what the bytes mean for trust lives in certificate.ts.
+// Every read is bounds-checked against its parent; anything that is not canonical DER
+// (indefinite lengths, non-minimal lengths, high tag numbers) throws DerError.
+
+export class DerError extends Error {
+  override name = 'DerError'
+}
+
+export const TAG = {
+  BOOLEAN: 0x01,
+  INTEGER: 0x02,
+  BIT_STRING: 0x03,
+  OCTET_STRING: 0x04,
+  NULL: 0x05,
+  OID: 0x06,
+  UTF8_STRING: 0x0c,
+  PRINTABLE_STRING: 0x13,
+  TELETEX_STRING: 0x14,
+  IA5_STRING: 0x16,
+  UTC_TIME: 0x17,
+  GENERALIZED_TIME: 0x18,
+  UNIVERSAL_STRING: 0x1c,
+  BMP_STRING: 0x1e,
+  SEQUENCE: 0x30,
+  SET: 0x31
+} as const
+
+/** One TLV: `start` is the first header byte, the value is bytes[valueStart, end). */
+export interface Tlv {
+  readonly tag: number
+  readonly start: number
+  readonly valueStart: number
+  readonly end: number
+}
+
+/** Reads the TLV at `offset`, which must end at or before `limit`. */
+export function readTlv (bytes: Uint8Array, offset: number, limit: number): Tlv {
+  if (offset + 2 > limit) throw new DerError('truncated TLV header')
+  const tag = bytes[offset] as number
+  if ((tag & 0x1f) === 0x1f) throw new DerError('high tag numbers are not used in X.509')
+  const first = bytes[offset + 1] as number
+  let length: number
+  let valueStart: number
+  if (first < 0x80) {
+    length = first
+    valueStart = offset + 2
+  } else {
+    const n = first & 0x7f
+    if (n === 0) throw new DerError('indefinite length is not DER')
+    if (n > 4) throw new DerError('length field too large')
+    if (offset + 2 + n > limit) throw new DerError('truncated length')
+    length = 0
+    for (let i = 0; i < n; i++) length = length * 256 + (bytes[offset + 2 + i] as number)
+    // X.690 §10.1: the definite form must use the fewest octets.
+    if (length < 0x80 || (bytes[offset + 2] as number) === 0) throw new DerError('non-minimal length')
+    valueStart = offset + 2 + n
+  }
+  const end = valueStart + length
+  if (end > limit) throw new DerError('value runs past its container')
+  return { tag, start: offset, valueStart, end }
+}
+
+/** Reads a TLV and requires its tag. */
+export function expect (bytes: Uint8Array, offset: number, limit: number, tag: number, what: string): Tlv {
+  const tlv = readTlv(bytes, offset, limit)
+  if (tlv.tag !== tag) throw new DerError(`${what}: expected tag 0x${tag.toString(16)}, got 0x${tlv.tag.toString(16)}`)
+  return tlv
+}
+
+/** The children of a constructed TLV, in order, each bounds-checked; at most `max` of them. */
+export function children (bytes: Uint8Array, parent: Tlv, max = 1024): Tlv[] {
+  const out: Tlv[] = []
+  let p = parent.valueStart
+  while (p < parent.end) {
+    if (out.length >= max) throw new DerError('too many elements')
+    const tlv = readTlv(bytes, p, parent.end)
+    out.push(tlv)
+    p = tlv.end
+  }
+  return out
+}
+
+export function value (bytes: Uint8Array, tlv: Tlv): Uint8Array {
+  return bytes.subarray(tlv.valueStart, tlv.end)
+}
+
+export function whole (bytes: Uint8Array, tlv: Tlv): Uint8Array {
+  return bytes.subarray(tlv.start, tlv.end)
+}
+
+/** Dotted-decimal form of an OBJECT IDENTIFIER's value. */
+export function oidString (bytes: Uint8Array, tlv: Tlv): string {
+  if (tlv.tag !== TAG.OID) throw new DerError('expected an OID')
+  const len = tlv.end - tlv.valueStart
+  if (len === 0 || len > 64) throw new DerError('bad OID length')
+  const parts: number[] = []
+  let acc = 0
+  let fresh = true
+  for (let i = tlv.valueStart; i < tlv.end; i++) {
+    const b = bytes[i] as number
+    if (fresh && b === 0x80) throw new DerError('non-minimal OID arc')
+    acc = acc * 128 + (b & 0x7f)
+    if (acc > Number.MAX_SAFE_INTEGER / 256) throw new DerError('OID arc too large')
+    fresh = (b & 0x80) === 0
+    if (fresh) {
+      if (parts.length === 0) {
+        const top = acc < 40 ? 0 : acc < 80 ? 1 : 2
+        parts.push(top, acc - top * 40)
+      } else {
+        parts.push(acc)
+      }
+      acc = 0
+    }
+  }
+  if (!fresh) throw new DerError('truncated OID')
+  return parts.join('.')
+}
+
+export function readBoolean (bytes: Uint8Array, tlv: Tlv): boolean {
+  if (tlv.tag !== TAG.BOOLEAN || tlv.end - tlv.valueStart !== 1) throw new DerError('bad BOOLEAN')
+  const v = bytes[tlv.valueStart] as number
+  // X.690 §11.1: DER TRUE is 0xff.
+  if (v !== 0 && v !== 0xff) throw new DerError('BOOLEAN is not DER')
+  return v === 0xff
+}
+
+/** A small non-negative INTEGER (path lengths, versions). */
+export function readSmallUint (bytes: Uint8Array, tlv: Tlv): number {
+  if (tlv.tag !== TAG.INTEGER) throw new DerError('expected INTEGER')
+  const len = tlv.end - tlv.valueStart
+  if (len === 0 || len > 4) throw new DerError('INTEGER out of range')
+  const first = bytes[tlv.valueStart] as number
+  if (first & 0x80) throw new DerError('negative INTEGER')
+  if (len > 1 && first === 0 && ((bytes[tlv.valueStart + 1] as number) & 0x80) === 0) throw new DerError('non-minimal INTEGER')
+  let v = 0
+  for (let i = tlv.valueStart; i < tlv.end; i++) v = v * 256 + (bytes[i] as number)
+  return v
+}
+
+/** The bits of a BIT STRING as a bit array (index 0 = most significant bit of the first byte). */
+export function readBits (bytes: Uint8Array, tlv: Tlv): boolean[] {
+  if (tlv.tag !== TAG.BIT_STRING) throw new DerError('expected BIT STRING')
+  const len = tlv.end - tlv.valueStart
+  if (len === 0) throw new DerError('empty BIT STRING')
+  const unused = bytes[tlv.valueStart] as number
+  if (unused > 7 || (len === 1 && unused !== 0)) throw new DerError('bad BIT STRING padding')
+  const bits: boolean[] = []
+  for (let i = tlv.valueStart + 1; i < tlv.end; i++) {
+    const b = bytes[i] as number
+    for (let k = 7; k >= 0; k--) bits.push(((b >> k) & 1) === 1)
+  }
+  if (unused > 0) bits.length -= unused
+  return bits
+}
+
+/** The content of a BIT STRING with no unused bits (signatures, keys). */
+export function bitStringBytes (bytes: Uint8Array, tlv: Tlv): Uint8Array {
+  if (tlv.tag !== TAG.BIT_STRING || tlv.end - tlv.valueStart < 1) throw new DerError('expected BIT STRING')
+  if (bytes[tlv.valueStart] !== 0) throw new DerError('BIT STRING with unused bits')
+  return bytes.subarray(tlv.valueStart + 1, tlv.end)
+}
+
+const latin1 = new TextDecoder('latin1')
+const utf8 = new TextDecoder('utf-8', { fatal: true })
+
+/** Decodes the X.520 string types a Name may use; throws on invalid encodings. */
+export function readString (bytes: Uint8Array, tlv: Tlv): string {
+  const v = value(bytes, tlv)
+  switch (tlv.tag) {
+    case TAG.UTF8_STRING:
+      try { return utf8.decode(v) } catch { throw new DerError('invalid UTF-8 in string') }
+    case TAG.PRINTABLE_STRING:
+    case TAG.IA5_STRING:
+    case TAG.TELETEX_STRING:
+      return latin1.decode(v)
+    case TAG.BMP_STRING: {
+      if (v.length % 2 !== 0) throw new DerError('odd BMPString length')
+      let s = ''
+      for (let i = 0; i < v.length; i += 2) s += String.fromCharCode(((v[i] as number) << 8) | (v[i + 1] as number))
+      return s
+    }
+    case TAG.UNIVERSAL_STRING: {
+      if (v.length % 4 !== 0) throw new DerError('bad UniversalString length')
+      let s = ''
+      for (let i = 0; i < v.length; i += 4) {
+        const cp = (((v[i] as number) << 24) | ((v[i + 1] as number) << 16) | ((v[i + 2] as number) << 8) | (v[i + 3] as number)) >>> 0
+        if (cp > 0x10ffff) throw new DerError('bad code point')
+        s += String.fromCodePoint(cp)
+      }
+      return s
+    }
+    default:
+      throw new DerError(`unsupported string type 0x${tlv.tag.toString(16)}`)
+  }
+}
+
+/** UTCTime (YYMMDDHHMMSSZ) or GeneralizedTime (YYYYMMDDHHMMSSZ), RFC 5280 §4.1.2.5: milliseconds since epoch. */
+export function readTime (bytes: Uint8Array, tlv: Tlv): number {
+  const s = latin1.decode(value(bytes, tlv))
+  let m: RegExpExecArray | null
+  let year: number
+  if (tlv.tag === TAG.UTC_TIME) {
+    m = /^(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)Z$/.exec(s)
+    if (m === null) throw new DerError(`bad UTCTime "${s}"`)
+    const yy = Number(m[1])
+    year = yy < 50 ? 2000 + yy : 1900 + yy // RFC 5280 §4.1.2.5.1
+  } else if (tlv.tag === TAG.GENERALIZED_TIME) {
+    m = /^(\d\d\d\d)(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)Z$/.exec(s)
+    if (m === null) throw new DerError(`bad GeneralizedTime "${s}"`)
+    year = Number(m[1])
+  } else {
+    throw new DerError('expected a time')
+  }
+  const [mon, day, hh, mm, ss] = [Number(m[2]), Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6])]
+  if (mon < 1 || mon > 12 || day < 1 || day > 31 || hh > 23 || mm > 59 || ss > 59) throw new DerError(`time out of range "${s}"`)
+  const t = Date.UTC(year, mon - 1, day, hh, mm, ss)
+  if (new Date(t).getUTCDate() !== day) throw new DerError(`no such day "${s}"`)
+  return t
+}
+
+export function bytesEqual (a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
+}

@@ -1,0 +1,104 @@
+// RFC 5280 §4.2.1.10 / §6.1.3(b)-(c) name constraints for the name forms certgate can judge:
+// dNSName, rfc822Name, iPAddress and directoryName. A constraint of any other form, when the
+// certificate carries a name of that form, fails closed ('unsupported').
+import { bytesEqual } from './der.js'
+import type { Certificate, GeneralName, NameConstraints } from './certificate.js'
+
+export type NameConstraintResult = undefined | { readonly reason: 'name_constraints_violated' | 'name_constraints_unsupported', readonly detail: string }
+
+/** Checks every name `cert` carries against the constraints of one CA. */
+export function checkNameConstraints (cert: Certificate, nc: NameConstraints): NameConstraintResult {
+  const names: GeneralName[] = []
+  if (cert.subjectRdns.length > 0) names.push({ kind: 'dir', rdns: cert.subjectRdns })
+  for (const email of cert.emailAddresses) names.push({ kind: 'email', text: email })
+  if (cert.subjectAltNames !== undefined) names.push(...cert.subjectAltNames)
+  for (const name of names) {
+    const ofKind = (list: NameConstraints['permitted']): GeneralName[] => list.map((s) => s.base).filter((b) => sameKind(b, name))
+    const excluded = ofKind(nc.excluded)
+    for (const base of excluded) {
+      const m = matches(name, base)
+      if (m === 'unsupported') return unsupported(name)
+      if (m) return { reason: 'name_constraints_violated', detail: `${describe(name)} is in an excluded subtree` }
+    }
+    const permitted = ofKind(nc.permitted)
+    if (permitted.length === 0) continue
+    let ok = false
+    for (const base of permitted) {
+      const m = matches(name, base)
+      if (m === 'unsupported') return unsupported(name)
+      if (m) { ok = true; break }
+    }
+    if (!ok) return { reason: 'name_constraints_violated', detail: `${describe(name)} is outside the permitted subtrees` }
+  }
+  return undefined
+}
+
+function unsupported (name: GeneralName): NameConstraintResult {
+  return { reason: 'name_constraints_unsupported', detail: `cannot evaluate name constraints for ${describe(name)}` }
+}
+
+function sameKind (a: GeneralName, b: GeneralName): boolean {
+  if (a.kind !== b.kind) return false
+  return a.kind !== 'other' || (b.kind === 'other' && a.tag === b.tag)
+}
+
+function describe (n: GeneralName): string {
+  switch (n.kind) {
+    case 'dns': return `DNS name "${n.text}"`
+    case 'email': return `email "${n.text}"`
+    case 'uri': return `URI "${n.text}"`
+    case 'ip': return `IP address ${Array.from(n.bytes).join('.')}`
+    case 'dir': return 'subject name'
+    case 'other': return `general name of tag 0x${n.tag.toString(16)}`
+  }
+}
+
+function matches (name: GeneralName, base: GeneralName): boolean | 'unsupported' {
+  if (name.kind === 'dns' && base.kind === 'dns') return dnsMatches(name.text, base.text)
+  if (name.kind === 'email' && base.kind === 'email') return emailMatches(name.text, base.text)
+  if (name.kind === 'ip' && base.kind === 'ip') return ipMatches(name.bytes, base.bytes)
+  if (name.kind === 'dir' && base.kind === 'dir') return dirMatches(name.rdns, base.rdns)
+  return 'unsupported'
+}
+
+/** §4.2.1.10: any name formed by adding labels to the left of the constraint matches. */
+function dnsMatches (name: string, constraint: string): boolean {
+  const n = name.toLowerCase()
+  let c = constraint.toLowerCase()
+  if (c === '') return true
+  if (c.startsWith('.')) return n.endsWith(c) && n.length > c.length
+  if (n === c) return true
+  c = '.' + c
+  return n.endsWith(c)
+}
+
+/** §4.2.1.10: a mailbox, a host (all mailboxes there) or a domain with a leading period. */
+function emailMatches (email: string, constraint: string): boolean {
+  const at = email.lastIndexOf('@')
+  if (at < 1) return false
+  const host = email.slice(at + 1).toLowerCase()
+  if (constraint.includes('@')) {
+    const cAt = constraint.lastIndexOf('@')
+    return email.slice(0, at) === constraint.slice(0, cAt) && host === constraint.slice(cAt + 1).toLowerCase()
+  }
+  const c = constraint.toLowerCase()
+  if (c.startsWith('.')) return host.endsWith(c)
+  return host === c
+}
+
+/** The constraint is an address followed by a mask of the same length. */
+function ipMatches (addr: Uint8Array, constraint: Uint8Array): boolean {
+  if (constraint.length !== addr.length * 2) return false
+  for (let i = 0; i < addr.length; i++) {
+    const mask = constraint[addr.length + i] as number
+    if (((addr[i] as number) & mask) !== ((constraint[i] as number) & mask)) return false
+  }
+  return true
+}
+
+/** A directoryName matches when the constraint's RDNs are a prefix of the name's. */
+function dirMatches (name: readonly Uint8Array[], constraint: readonly Uint8Array[]): boolean {
+  if (constraint.length > name.length) return false
+  for (let i = 0; i < constraint.length; i++) if (!bytesEqual(name[i] as Uint8Array, constraint[i] as Uint8Array)) return false
+  return true
+}

@@ -1,0 +1,66 @@
+// The thread boundary: everything that crosses into a validation worker and back is declared
+// here and nowhere else. Only plain data (structured-clone safe), never classes or errors.
+
+/** Why a chain was refused. One closed set; the gateway adds its own reasons on top. */
+export const CHAIN_REASONS = [
+  'malformed_certificate',
+  'chain_too_long',
+  'chain_untrusted',
+  'bad_signature',
+  'cert_expired',
+  'cert_not_yet_valid',
+  'issuer_not_ca',
+  'path_length_exceeded',
+  'leaf_is_ca',
+  'leaf_key_usage',
+  'eku_not_allowed',
+  'unknown_critical_extension',
+  'name_constraints_violated',
+  'name_constraints_unsupported',
+  'weak_key',
+  'weak_algorithm',
+  'unsupported_algorithm',
+  'work_limit_exceeded'
+] as const
+export type ChainReason = typeof CHAIN_REASONS[number]
+
+export interface Refusal<R extends string = ChainReason> {
+  readonly ok: false
+  readonly reason: R
+  /** A sentence a person can act on (which certificate, what is wrong). */
+  readonly detail: string
+}
+
+export type ChainVerdict =
+  | { readonly ok: true, readonly anchorIndex: number, readonly pathNotAfter: number }
+  | Refusal
+
+/** What the worker learned about the leaf, whatever the chain's fate. */
+export interface LeafFacts {
+  /** SHA-256 of the leaf DER, lowercase hex (the IoT Hub x509 thumbprint, SHA-256 flavour). */
+  readonly thumbprint: string
+  readonly commonNames: readonly string[]
+  readonly notBefore: number
+  readonly notAfter: number
+  /** Why the leaf alone is unacceptable (validity, key, usage), for self-signed authentication. */
+  readonly ownProblem: Refusal | undefined
+}
+
+export interface ValidationOutcome {
+  /** Undefined when the leaf itself could not be parsed. */
+  readonly leaf: LeafFacts | undefined
+  readonly chain: ChainVerdict
+}
+
+/** One validation task. `anchors` is sent only when the worker reported a stale trust epoch. */
+export interface ValidationTask {
+  readonly epoch: number
+  readonly leaf: Uint8Array
+  readonly intermediates: readonly Uint8Array[]
+  readonly at: number
+  readonly anchors?: readonly Uint8Array[]
+}
+
+export type ValidationReply =
+  | { readonly kind: 'stale', readonly workerEpoch: number }
+  | { readonly kind: 'done', readonly outcome: ValidationOutcome, readonly cacheHits: number, readonly cacheMisses: number, readonly cacheSize: number, readonly micros: number }

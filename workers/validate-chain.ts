@@ -1,0 +1,285 @@
+// Path validation (RFC 5280 §6, certgate's profile in DESIGN.md §4): from the device's leaf,
+// through the intermediates it sent (an unordered, untrusted bag), to a trusted anchor.
+// Pure and synchronous: runs in the worker pool and behind the library's validateChain.
+// Bounded: at most MAX_SENT certificates are looked at, paths are at most MAX_DEPTH
+// intermediates deep, and path building stops after MAX_SIGNATURE_CHECKS / MAX_STEPS.
+import { constants, createHash, verify, type KeyObject } from 'node:crypto'
+import { bytesEqual } from './der.js'
+import { KEY_USAGE, OID, parseCertificate, type Certificate } from './certificate.js'
+import { checkNameConstraints } from './name-constraints.js'
+import type { ChainReason, ChainVerdict, LeafFacts, Refusal, ValidationOutcome } from './types.js'
+import type { ExpiringLru } from '../cache/expiring-lru.js'
+
+export const LIMITS = {
+  /** Certificates a device may send besides its leaf. */
+  MAX_SENT: 10,
+  /** Intermediates in one path between the leaf and the anchor. */
+  MAX_DEPTH: 8,
+  MAX_SIGNATURE_CHECKS: 32,
+  MAX_STEPS: 256
+} as const
+
+export interface Anchor {
+  readonly index: number
+  readonly hash: string
+  readonly cert: Certificate
+}
+
+export interface AnchorSet {
+  readonly list: readonly Anchor[]
+  readonly bySubject: ReadonlyMap<string, readonly Anchor[]>
+  readonly hashes: ReadonlySet<string>
+}
+
+/** Cached knowledge about intermediates: parsed certificates and verified (child, issuer) links. */
+export type IntermediateCache = ExpiringLru<{ cert?: Certificate }>
+
+export interface ValidateOptions {
+  /** Validation time, ms since epoch. */
+  readonly at: number
+  /** EKU OID the leaf (and any CA with an EKU extension) must allow. */
+  readonly requiredEku: string
+  readonly cache?: IntermediateCache | undefined
+}
+
+const EKU_NAMES: Record<string, string> = { clientAuth: OID.clientAuth, serverAuth: OID.serverAuth }
+
+/** 'clientAuth' | 'serverAuth' | dotted OID → OID, or undefined if not understood. */
+export function ekuOid (name: string): string | undefined {
+  return EKU_NAMES[name] ?? (/^\d+(\.\d+)+$/.test(name) ? name : undefined)
+}
+
+export function sha256Hex (der: Uint8Array): string {
+  return createHash('sha256').update(der).digest('hex')
+}
+
+/** Parses the anchors; ones that do not parse are left out and reported by index. */
+export function buildAnchorSet (ders: readonly Uint8Array[]): { set: AnchorSet, unusable: Array<{ index: number, detail: string }> } {
+  const list: Anchor[] = []
+  const unusable: Array<{ index: number, detail: string }> = []
+  const bySubject = new Map<string, Anchor[]>()
+  ders.forEach((der, index) => {
+    try {
+      const anchor = { index, hash: sha256Hex(der), cert: parseCertificate(der) }
+      list.push(anchor)
+      const same = bySubject.get(anchor.cert.subjectKey)
+      if (same === undefined) bySubject.set(anchor.cert.subjectKey, [anchor])
+      else same.push(anchor)
+    } catch (err) {
+      unusable.push({ index, detail: (err as Error).message })
+    }
+  })
+  return { set: { list, bySubject, hashes: new Set(list.map((a) => a.hash)) }, unusable }
+}
+
+function refuse (reason: ChainReason, detail: string): Refusal {
+  return { ok: false, reason, detail }
+}
+
+function name (cert: Certificate): string {
+  const cn = cert.commonNames[0]
+  return cn === undefined ? 'certificate without CN' : `"${cn.slice(0, 64)}"`
+}
+
+/** Validates `leaf` with the `sent` intermediates against `anchors` at `opts.at`. Never throws. */
+export function validatePath (leafDer: Uint8Array, sent: readonly Uint8Array[], anchors: AnchorSet, opts: ValidateOptions): ValidationOutcome {
+  let leaf: Certificate
+  try {
+    leaf = parseCertificate(leafDer)
+  } catch (err) {
+    return { leaf: undefined, chain: refuse('malformed_certificate', `the device certificate is malformed: ${(err as Error).message}`) }
+  }
+  const thumbprint = sha256Hex(leafDer)
+  const ownProblem = leafProblem(leaf, opts)
+  const facts: LeafFacts = { thumbprint, commonNames: leaf.commonNames, notBefore: leaf.notBefore, notAfter: leaf.notAfter, ownProblem }
+  return { leaf: facts, chain: ownProblem ?? chainVerdict(leaf, thumbprint, sent, anchors, opts) }
+}
+
+/** Checks on the leaf alone, shared by CA-signed and self-signed authentication. */
+function leafProblem (leaf: Certificate, opts: ValidateOptions): Refusal | undefined {
+  return validityProblem(leaf, 'the device certificate', opts.at) ??
+    (leaf.keyProblem !== undefined ? refuse('weak_key', `the device certificate's key is refused: ${leaf.keyProblem}`) : undefined) ??
+    (leaf.unknownCritical !== undefined ? refuse('unknown_critical_extension', `the device certificate has an unknown critical extension ${leaf.unknownCritical}`) : undefined) ??
+    // RFC 5280 §4.2.1.3: the TLS CertificateVerify is a digital signature.
+    (leaf.keyUsage !== undefined && leaf.keyUsage[KEY_USAGE.digitalSignature] !== true ? refuse('leaf_key_usage', 'the device certificate\'s keyUsage does not allow digitalSignature') : undefined) ??
+    ekuProblem(leaf, 'the device certificate', opts.requiredEku)
+}
+
+function validityProblem (cert: Certificate, who: string, at: number): Refusal | undefined {
+  if (at < cert.notBefore) return refuse('cert_not_yet_valid', `${who} ${name(cert)} is not valid before ${new Date(cert.notBefore).toISOString()}`)
+  if (at > cert.notAfter) return refuse('cert_expired', `${who} ${name(cert)} expired at ${new Date(cert.notAfter).toISOString()}`)
+  return undefined
+}
+
+function ekuProblem (cert: Certificate, who: string, required: string): Refusal | undefined {
+  const eku = cert.extKeyUsage
+  if (eku === undefined || eku.includes(required) || eku.includes(OID.anyExtendedKeyUsage)) return undefined
+  return refuse('eku_not_allowed', `${who} ${name(cert)} has an extendedKeyUsage that does not allow ${required}`)
+}
+
+interface Node { readonly cert: Certificate, readonly hash: string }
+
+class WorkLimit extends Error {}
+
+/** Path building by depth-first search with backtracking; the best failure is reported. */
+function chainVerdict (leaf: Certificate, leafHash: string, sent: readonly Uint8Array[], anchors: AnchorSet, opts: ValidateOptions): ChainVerdict {
+  if (leaf.basicConstraints?.ca === true) return refuse('leaf_is_ca', 'the device certificate is a CA certificate (basicConstraints cA=TRUE); devices must use end-entity certificates')
+  if (sent.length > LIMITS.MAX_SENT) return refuse('chain_too_long', `the device sent ${sent.length + 1} certificates; at most ${LIMITS.MAX_SENT + 1} are accepted`)
+
+  const bag = new Map<string, Node[]>()
+  const seen = new Set<string>([leafHash])
+  for (const der of sent) {
+    const hash = sha256Hex(der)
+    if (seen.has(hash) || anchors.hashes.has(hash)) continue // duplicates, and anchors the device also sent
+    seen.add(hash)
+    let cert: Certificate
+    try {
+      cert = intermediate(der, hash, opts.cache)
+    } catch (err) {
+      return refuse('malformed_certificate', `an intermediate certificate the device sent is malformed: ${(err as Error).message}`)
+    }
+    const same = bag.get(cert.subjectKey)
+    if (same === undefined) bag.set(cert.subjectKey, [{ cert, hash }])
+    else same.push({ cert, hash })
+  }
+
+  const search = new PathSearch(anchors, bag, opts)
+  try {
+    const found = search.extend([{ cert: leaf, hash: leafHash }])
+    if (found !== undefined) return found
+  } catch (err) {
+    if (!(err instanceof WorkLimit)) throw err
+    return refuse('work_limit_exceeded', 'path building gave up: the certificates sent offer too many candidate paths')
+  }
+  return search.best ?? refuse('chain_untrusted', `no path from the device certificate (issuer ${issuerName(leaf, bag)}) to a registered, verified CA through the certificates it sent`)
+}
+
+function issuerName (leaf: Certificate, bag: Map<string, Node[]>): string {
+  return bag.has(leaf.issuerKey) ? 'sent' : 'not sent and not registered'
+}
+
+function intermediate (der: Uint8Array, hash: string, cache: IntermediateCache | undefined): Certificate {
+  const hit = cache?.get('c' + hash)?.cert
+  if (hit !== undefined) return hit
+  const cert = parseCertificate(der)
+  cache?.set('c' + hash, { cert }, cert.notAfter)
+  return cert
+}
+
+class PathSearch {
+  best: Refusal | undefined
+  private bestRank = -1
+  private signatures = 0
+  private steps = 0
+
+  constructor (private readonly anchors: AnchorSet, private readonly bag: Map<string, Node[]>, private readonly opts: ValidateOptions) {}
+
+  /** `path` runs from the leaf up; returns a verdict for the first path that fully validates. */
+  extend (path: Node[]): ChainVerdict | undefined {
+    if (++this.steps > LIMITS.MAX_STEPS) throw new WorkLimit()
+    const child = path[path.length - 1] as Node
+    for (const anchor of this.anchors.bySubject.get(child.cert.issuerKey) ?? []) {
+      if (!keyIdsAgree(child.cert, anchor.cert) || !this.signed(child, anchor, path.length === 1)) continue
+      const problem = checkPath(path.map((n) => n.cert), anchor.cert, this.opts)
+      if (problem === undefined) return { ok: true, anchorIndex: anchor.index, pathNotAfter: Math.min(...path.map((n) => n.cert.notAfter), anchor.cert.notAfter) }
+      this.fail(problem, 3)
+    }
+    if (path.length - 1 >= LIMITS.MAX_DEPTH) {
+      this.fail(refuse('chain_too_long', `no path within ${LIMITS.MAX_DEPTH} intermediates`), 2)
+      return undefined
+    }
+    for (const next of this.bag.get(child.cert.issuerKey) ?? []) {
+      if (path.some((n) => n.hash === next.hash) || !keyIdsAgree(child.cert, next.cert)) continue // cycles
+      if (!this.signed(child, next, path.length === 1)) continue
+      path.push(next)
+      const found = this.extend(path)
+      if (found !== undefined) return found
+      path.pop()
+    }
+    return undefined
+  }
+
+  private fail (problem: Refusal, rank: number): void {
+    if (rank > this.bestRank) { this.best = problem; this.bestRank = rank }
+  }
+
+  /** Is `child` signed by `issuer`'s key? Links between intermediates are cached; the leaf's never. */
+  private signed (child: Node, issuer: Node, childIsLeaf: boolean): boolean {
+    const check = child.cert.signatureCheck
+    if (!check.ok) {
+      this.fail(refuse(check.reason, `${name(child.cert)} is signed with ${check.detail}, which is not accepted`), 1)
+      return false
+    }
+    const key = 'l' + child.hash + issuer.hash
+    const cache = childIsLeaf ? undefined : this.opts.cache
+    if (cache?.get(key) !== undefined) return true
+    if (++this.signatures > LIMITS.MAX_SIGNATURE_CHECKS) throw new WorkLimit()
+    if (!verifySignature(child.cert, issuer.cert.publicKey)) {
+      this.fail(refuse('bad_signature', `the signature on ${name(child.cert)} does not verify with the key of its issuer ${name(issuer.cert)}`), 1)
+      return false
+    }
+    cache?.set(key, {}, Math.min(child.cert.notAfter, issuer.cert.notAfter))
+    return true
+  }
+}
+
+/** RFC 5280 §4.2.1.1: when both key identifiers are present they must agree. */
+function keyIdsAgree (child: Certificate, issuer: Certificate): boolean {
+  return child.authorityKeyId === undefined || issuer.subjectKeyId === undefined || bytesEqual(child.authorityKeyId, issuer.subjectKeyId)
+}
+
+const KEY_TYPES: Record<string, readonly string[]> = { rsa: ['rsa', 'rsa-pss'], ec: ['ec'], ed25519: ['ed25519'], ed448: ['ed448'] }
+
+function verifySignature (cert: Certificate, key: KeyObject): boolean {
+  const check = cert.signatureCheck
+  if (!check.ok || KEY_TYPES[check.keyType]?.includes(key.asymmetricKeyType ?? '') !== true) return false
+  try {
+    const k = check.pssSaltLength === undefined ? key : { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: check.pssSaltLength }
+    return verify(check.hash, cert.tbs, k, cert.signature)
+  } catch {
+    return false
+  }
+}
+
+/** Every check on a complete candidate path: `path` is leaf first, then intermediates upwards. */
+function checkPath (path: readonly Certificate[], anchor: Certificate, opts: ValidateOptions): Refusal | undefined {
+  const chain = [...path, anchor]
+  for (let i = 1; i < chain.length; i++) {
+    const ca = chain[i] as Certificate
+    const who = i === chain.length - 1 ? 'the registered CA' : 'intermediate'
+    const problem = validityProblem(ca, who, opts.at) ?? issuerProblem(ca, who, opts) ?? pathLenProblem(chain, i, who) ?? nameConstraintProblem(chain, i)
+    if (problem !== undefined) return problem
+  }
+  return undefined
+}
+
+function issuerProblem (ca: Certificate, who: string, opts: ValidateOptions): Refusal | undefined {
+  if (ca.keyProblem !== undefined) return refuse('weak_key', `${who} ${name(ca)}: ${ca.keyProblem}`)
+  if (ca.unknownCritical !== undefined) return refuse('unknown_critical_extension', `${who} ${name(ca)} has an unknown critical extension ${ca.unknownCritical}`)
+  // RFC 5280 §6.1.4(k): issuers must be CAs; §4.2.1.3: and allowed to sign certificates.
+  if (ca.basicConstraints?.ca !== true) return refuse('issuer_not_ca', `${who} ${name(ca)} is not a CA certificate (basicConstraints cA is not TRUE)`)
+  if (ca.keyUsage !== undefined && ca.keyUsage[KEY_USAGE.keyCertSign] !== true) return refuse('issuer_not_ca', `${who} ${name(ca)} has a keyUsage without keyCertSign`)
+  return ekuProblem(ca, who, opts.requiredEku)
+}
+
+/** RFC 5280 §4.2.1.9 / §6.1.4(l)-(m): self-issued intermediates do not count. */
+function pathLenProblem (chain: readonly Certificate[], i: number, who: string): Refusal | undefined {
+  const limit = (chain[i] as Certificate).basicConstraints?.pathLen
+  if (limit === undefined) return undefined
+  let below = 0
+  for (let k = 1; k < i; k++) if (!(chain[k] as Certificate).selfIssued) below++
+  return below > limit ? refuse('path_length_exceeded', `${who} ${name(chain[i] as Certificate)} allows ${limit} intermediate(s) below it, the path has ${below}`) : undefined
+}
+
+/** RFC 5280 §6.1.3(b): a CA's constraints bind every later certificate, self-issued intermediates excepted. */
+function nameConstraintProblem (chain: readonly Certificate[], i: number): Refusal | undefined {
+  const nc = (chain[i] as Certificate).nameConstraints
+  if (nc === undefined) return undefined
+  for (let k = i - 1; k >= 0; k--) {
+    const cert = chain[k] as Certificate
+    if (k > 0 && cert.selfIssued) continue
+    const r = checkNameConstraints(cert, nc)
+    if (r !== undefined) return refuse(r.reason, r.detail)
+  }
+  return undefined
+}
