@@ -26,10 +26,11 @@ export async function validateChain (input: ValidateChainInput): Promise<Validat
 
 function validateChainSync (input: ValidateChainInput): ValidateChainResult {
   try {
-    if (!(input.leaf instanceof Uint8Array) || !Array.isArray(input.intermediates) || !Array.isArray(input.anchors)) {
+    const given = input as { leaf?: unknown, intermediates?: unknown, anchors?: unknown }
+    if (!(given.leaf instanceof Uint8Array) || !Array.isArray(given.intermediates) || !Array.isArray(given.anchors)) {
       return { ok: false, reason: 'invalid_input', detail: 'leaf must be a Uint8Array, intermediates and anchors arrays of Uint8Array' }
     }
-    const certs = [...input.intermediates, ...input.anchors]
+    const certs: unknown[] = [...(given.intermediates as unknown[]), ...(given.anchors as unknown[])]
     if (!certs.every((c) => c instanceof Uint8Array)) return { ok: false, reason: 'invalid_input', detail: 'every certificate must be a Uint8Array of DER' }
     const eku = ekuOid(input.requiredEku ?? 'clientAuth')
     if (eku === undefined) return { ok: false, reason: 'invalid_input', detail: `requiredEku "${input.requiredEku ?? ''}" is not 'clientAuth', 'serverAuth' or a dotted OID` }

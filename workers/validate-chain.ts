@@ -230,7 +230,8 @@ function keyIdsAgree (child: Certificate, issuer: Certificate): boolean {
 
 const KEY_TYPES: Record<string, readonly string[]> = { rsa: ['rsa', 'rsa-pss'], ec: ['ec'], ed25519: ['ed25519'], ed448: ['ed448'] }
 
-function verifySignature (cert: Certificate, key: KeyObject): boolean {
+/** Is `cert`'s signature made by `key`? (Also used for proof-of-possession certificates.) */
+export function verifySignature (cert: Certificate, key: KeyObject): boolean {
   const check = cert.signatureCheck
   if (!check.ok || KEY_TYPES[check.keyType]?.includes(key.asymmetricKeyType ?? '') !== true) return false
   try {

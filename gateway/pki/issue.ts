@@ -50,18 +50,18 @@ export async function generateKeys (alg: KeyAlgorithm): Promise<CryptoKeyPair> {
   switch (alg) {
     case 'P-256':
     case 'P-384':
-      return await subtle.generateKey({ name: 'ECDSA', namedCurve: alg }, true, ['sign', 'verify']) as CryptoKeyPair
+      return await subtle.generateKey({ name: 'ECDSA', namedCurve: alg }, true, ['sign', 'verify'])
     case 'RSA-2048':
     case 'RSA-1024':
-      return await subtle.generateKey({ name: 'RSASSA-PKCS1-v1_5', modulusLength: alg === 'RSA-2048' ? 2048 : 1024, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' }, true, ['sign', 'verify']) as CryptoKeyPair
+      return await subtle.generateKey({ name: 'RSASSA-PKCS1-v1_5', modulusLength: alg === 'RSA-2048' ? 2048 : 1024, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' }, true, ['sign', 'verify'])
     case 'Ed25519':
       return await subtle.generateKey({ name: 'Ed25519' }, true, ['sign', 'verify']) as CryptoKeyPair
   }
 }
 
 function signingAlgorithm (alg: KeyAlgorithm, hash: string): webcrypto.Algorithm | webcrypto.EcdsaParams {
-  if (alg.startsWith('P-')) return { name: 'ECDSA', hash } as webcrypto.EcdsaParams
-  if (alg.startsWith('RSA')) return { name: 'RSASSA-PKCS1-v1_5', hash } as webcrypto.Algorithm
+  if (alg.startsWith('P-')) return { name: 'ECDSA', hash }
+  if (alg.startsWith('RSA')) return { name: 'RSASSA-PKCS1-v1_5', hash }
   return { name: 'Ed25519' }
 }
 
@@ -75,6 +75,8 @@ export async function issue (opts: IssueOptions): Promise<Issued> {
   const extensions: x509.Extension[] = []
   if (opts.basicConstraints !== 'omit') extensions.push(new x509.BasicConstraintsExtension(ca, ca ? opts.pathLen : undefined, opts.basicConstraints !== 'non-critical'))
   const ku = opts.keyUsage ?? (ca ? x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign : x509.KeyUsageFlags.digitalSignature)
+  // KeyUsageFlags is a bit-flag enum: combinations are plain numbers by design.
+  // eslint-disable-next-line @typescript-eslint/no-unsafe-enum-assignment
   if (ku !== 0) extensions.push(new x509.KeyUsagesExtension(ku, true))
   const eku = opts.eku ?? (ca ? [] : ['1.3.6.1.5.5.7.3.2'])
   if (eku.length > 0) extensions.push(new x509.ExtendedKeyUsageExtension([...eku], false))

@@ -1,0 +1,113 @@
+// The admin listener: /healthz and /metrics (no token), and the admin API (bearer token,
+// compared in constant time). Errors are {"error":{"code","message"}} with a 4xx status.
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import { createHash, timingSafeEqual } from 'node:crypto'
+import type { HostPort } from '../config.js'
+
+export interface AdminRequest {
+  readonly method: string
+  readonly path: string
+  readonly query: URLSearchParams
+  readonly headers: IncomingMessage['headers']
+  readonly body: unknown
+}
+export interface AdminResponse { readonly status: number, readonly body?: unknown, readonly headers?: Record<string, string> }
+export type AdminRoute = (req: AdminRequest) => Promise<AdminResponse | undefined>
+
+export class ApiError extends Error {
+  override name = 'ApiError'
+  constructor (readonly status: number, readonly code: string, message: string) { super(message) }
+}
+
+export interface AdminServerOptions {
+  readonly listen: HostPort
+  readonly token: string
+  readonly maxBodyBytes: number
+}
+
+export interface AdminServerDeps {
+  readonly ready: () => boolean
+  readonly metricsText: () => Promise<string>
+  /** Authenticated API routes; the first that answers wins. */
+  readonly routes: readonly AdminRoute[]
+}
+
+export interface AdminServer { readonly address: HostPort, close: () => Promise<void> }
+
+const digest = (s: string): Buffer => createHash('sha256').update(s).digest()
+
+function send (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  if (body === undefined) { res.writeHead(status, headers).end(); return }
+  const text = typeof body === 'string' ? body : JSON.stringify(body)
+  res.writeHead(status, { 'content-type': typeof body === 'string' ? 'text/plain; charset=utf-8' : 'application/json', ...headers }).end(text)
+}
+
+function sendError (res: ServerResponse, e: ApiError): void {
+  send(res, e.status, { error: { code: e.code, message: e.message } }, e.status === 401 ? { 'www-authenticate': 'Bearer' } : {})
+}
+
+async function readJson (req: IncomingMessage, limit: number): Promise<unknown> {
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length
+    if (size > limit) throw new ApiError(413, 'body_too_large', `the request body exceeds ${limit} bytes`)
+    chunks.push(chunk)
+  }
+  if (size === 0) return undefined
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown
+  } catch (err) {
+    throw new ApiError(400, 'malformed_json', `the request body is not valid JSON: ${(err as Error).message}`)
+  }
+}
+
+export async function startAdminServer (opts: AdminServerOptions, deps: AdminServerDeps): Promise<AdminServer> {
+  const expected = digest(opts.token)
+  const authorized = (header: string | undefined): boolean => {
+    const m = /^Bearer (.+)$/.exec(header ?? '')
+    // Comparing digests keeps the comparison constant-time whatever the length sent.
+    return m !== null && timingSafeEqual(digest(m[1] as string), expected)
+  }
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const url = new URL(req.url ?? '/', 'http://admin')
+    const method = req.method ?? 'GET'
+    if (method === 'GET' && url.pathname === '/healthz') { send(res, deps.ready() ? 200 : 503, { status: deps.ready() ? 'ok' : 'starting' }); return }
+    if (method === 'GET' && url.pathname === '/metrics') { send(res, 200, await deps.metricsText(), { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }); return }
+    if (!authorized(req.headers.authorization)) throw new ApiError(401, 'unauthorized', 'missing or wrong bearer token: send Authorization: Bearer <token> (see <data>/admin-token)')
+    const declared = Number(req.headers['content-length'] ?? 0)
+    if (declared > opts.maxBodyBytes) throw new ApiError(413, 'body_too_large', `the request body exceeds ${opts.maxBodyBytes} bytes`)
+    const body = await readJson(req, opts.maxBodyBytes)
+    const request: AdminRequest = { method, path: url.pathname, query: url.searchParams, headers: req.headers, body }
+    for (const route of deps.routes) {
+      const answer = await route(request)
+      if (answer !== undefined) { send(res, answer.status, answer.body, answer.headers); return }
+    }
+    throw new ApiError(404, 'not_found', `no ${method} ${url.pathname} in the admin API`)
+  }
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      if (err instanceof ApiError) sendError(res, err)
+      else sendError(res, new ApiError(500, 'internal_error', (err as Error).message))
+      // Unread oversized bodies: close rather than drain them.
+      if (!req.complete) res.once('finish', () => req.destroy())
+    })
+  })
+  server.requestTimeout = 30_000
+  server.headersTimeout = 10_000
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(opts.listen.port, opts.listen.host, () => { server.off('error', reject); resolve() })
+  })
+  const addr = server.address()
+  if (addr === null || typeof addr === 'string') throw new Error('admin listener has no TCP address')
+  return {
+    address: { host: addr.address, port: addr.port },
+    close: async () => {
+      server.closeAllConnections()
+      await new Promise<void>((resolve) => { server.close(() => { resolve() }) })
+    }
+  }
+}

@@ -1,0 +1,63 @@
+// The authentication decision for one connection: the validator's verdict on what the device
+// sent, combined with the registry's record of the device named by the leaf CN.
+import { deviceIdProblem } from '../control/device-id.js'
+import type { RefusalReason } from '../reasons.js'
+import type { PoolVerdict } from '../validation/validator-pool.js'
+import type { DeviceRecord, Registry } from '../registry/types.js'
+
+export interface Identity {
+  readonly deviceId: string
+  readonly authType: DeviceRecord['authType']
+  /** The registered CA the chain ended at (certificateAuthority devices). */
+  readonly caName: string | undefined
+  readonly thumbprint: string
+  /** When the first certificate the authentication relied on expires (ms since epoch). */
+  readonly notAfter: number
+}
+
+export type Decision =
+  | { readonly ok: true, readonly identity: Identity }
+  | { readonly ok: false, readonly reason: RefusalReason, readonly detail: string, readonly deviceId?: string | undefined }
+
+/** Is a device, as the registry has it now, still allowed with this identity? */
+export function deviceRefusal (device: DeviceRecord | undefined, deviceId: string, authType?: DeviceRecord['authType'], thumbprint?: string): Decision | undefined {
+  if (device === undefined) return { ok: false, reason: 'device_unknown', detail: `no device "${deviceId}" is registered`, deviceId }
+  if (device.status !== 'enabled') return { ok: false, reason: 'device_disabled', detail: `device "${deviceId}" is disabled${device.statusReason === null ? '' : `: ${device.statusReason}`}`, deviceId }
+  if (authType !== undefined && device.authType !== authType) return { ok: false, reason: 'thumbprint_mismatch', detail: `device "${deviceId}" changed authentication type`, deviceId }
+  if (device.authType === 'selfSigned' && thumbprint !== undefined && thumbprint !== device.primaryThumbprint && thumbprint !== device.secondaryThumbprint) {
+    return { ok: false, reason: 'thumbprint_mismatch', detail: `the certificate's SHA-256 thumbprint ${thumbprint} is neither the primary nor the secondary thumbprint of device "${deviceId}"`, deviceId }
+  }
+  return undefined
+}
+
+export async function authenticate (verdict: PoolVerdict, registry: Registry): Promise<Decision> {
+  if (verdict.kind === 'overloaded') return { ok: false, reason: 'overloaded', detail: 'the validation queue is full; try again later' }
+  if (verdict.kind === 'failed') return { ok: false, reason: 'validator_failed', detail: `validation failed internally: ${verdict.detail}` }
+  const { leaf, chain } = verdict.outcome
+  if (leaf === undefined) return chain.ok ? { ok: false, reason: 'validator_failed', detail: 'no leaf facts' } : { ok: false, reason: chain.reason, detail: chain.detail }
+
+  // The device is named by the leaf's CN attribute itself, exact and case-sensitive.
+  const [deviceId, ...more] = leaf.commonNames
+  if (deviceId === undefined) return { ok: false, reason: 'no_device_id', detail: 'the device certificate has no CN; its CN must be the deviceId' }
+  if (more.length > 0) return { ok: false, reason: 'ambiguous_device_id', detail: `the device certificate has ${leaf.commonNames.length} CN attributes; it must have exactly one, the deviceId` }
+  const idProblem = deviceIdProblem(deviceId)
+  if (idProblem !== undefined) return { ok: false, reason: 'invalid_device_id', detail: `the certificate CN is not a valid deviceId: ${idProblem}` }
+
+  let device: DeviceRecord | undefined
+  try {
+    device = await registry.getDevice(deviceId)
+  } catch (err) {
+    return { ok: false, reason: 'registry_unavailable', detail: `the registry could not be read: ${(err as Error).message}`, deviceId }
+  }
+  const refusal = deviceRefusal(device, deviceId)
+  if (refusal !== undefined || device === undefined) return refusal ?? { ok: false, reason: 'device_unknown', detail: '', deviceId }
+
+  if (device.authType === 'selfSigned') {
+    if (leaf.ownProblem !== undefined) return { ok: false, reason: leaf.ownProblem.reason, detail: leaf.ownProblem.detail, deviceId }
+    const thumbprintRefusal = deviceRefusal(device, deviceId, 'selfSigned', leaf.thumbprint)
+    if (thumbprintRefusal !== undefined) return thumbprintRefusal
+    return { ok: true, identity: { deviceId, authType: 'selfSigned', caName: undefined, thumbprint: leaf.thumbprint, notAfter: leaf.notAfter } }
+  }
+  if (!chain.ok) return { ok: false, reason: chain.reason, detail: chain.detail, deviceId }
+  return { ok: true, identity: { deviceId, authType: 'certificateAuthority', caName: verdict.anchorName, thumbprint: leaf.thumbprint, notAfter: chain.pathNotAfter } }
+}

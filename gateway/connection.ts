@@ -1,0 +1,77 @@
+// The life of one device connection, top to bottom (DESIGN.md §2): read what the device sent,
+// validate it in the pool, decide against the registry, open the upstream, track it live, pump.
+// Every refusal is a value with a reason from one closed set: logged, counted, and the socket closed.
+import type { TLSSocket } from 'node:tls'
+import type { Logger } from 'pino'
+import { authenticate, type Identity } from './auth/authenticate.js'
+import { readPeerChain } from './tls/peer-chain.js'
+import { pump, type Forwarder } from './upstream/forwarder.js'
+import type { LiveConnections } from './live/live-connections.js'
+import type { Metrics } from './metrics.js'
+import type { RefusalReason } from './reasons.js'
+import type { Registry } from './registry/types.js'
+import type { ValidatorPool } from './validation/validator-pool.js'
+
+export interface ConnectionContext {
+  readonly listener: string
+  readonly validator: ValidatorPool
+  readonly registry: Registry
+  readonly forwarder: Forwarder
+  readonly live: LiveConnections
+  readonly metrics: Metrics
+  readonly log: Logger
+}
+
+interface Refusal { readonly reason: RefusalReason, readonly detail: string, readonly deviceId?: string | undefined }
+
+export async function handleConnection (socket: TLSSocket, ctx: ConnectionContext): Promise<void> {
+  const started = performance.now()
+  const sent = readPeerChain(socket)
+  if (sent === undefined) { refuse(socket, ctx, started, { reason: 'no_client_cert', detail: 'the device presented no client certificate' }); return }
+  const decision = await authenticate(await ctx.validator.validate(sent.leaf, sent.intermediates), ctx.registry)
+  if (gone(socket)) return // the device left while we decided
+  if (!decision.ok) { refuse(socket, ctx, started, decision); return }
+
+  const { identity } = decision
+  const untrack = ctx.live.track({
+    identity,
+    listener: ctx.listener,
+    openedAt: Date.now(),
+    close: (reason, detail) => {
+      ctx.log.info({ event: 'closed', reason, detail, deviceId: identity.deviceId, listener: ctx.listener }, 'live connection closed')
+      ctx.metrics.liveClosed(ctx.listener, reason)
+      socket.destroy()
+    }
+  })
+  try {
+    const upstreamStarted = performance.now()
+    const opened = await ctx.forwarder.open(socket, identity)
+    if (!opened.ok) { refuse(socket, ctx, started, { ...opened, deviceId: identity.deviceId }); return }
+    if (gone(socket)) { opened.upstream.destroy(); return }
+    ctx.metrics.upstreamConnected(ctx.listener, (performance.now() - upstreamStarted) / 1000)
+    ctx.metrics.authenticated(ctx.listener, (upstreamStarted - started) / 1000)
+    ctx.metrics.setLive(ctx.listener, ctx.live.count(ctx.listener))
+    logAuthenticated(ctx, identity, socket)
+    const first = await pump(socket, opened.upstream)
+    ctx.metrics.forwarded(ctx.listener, socket.bytesRead, socket.bytesWritten)
+    if (first === 'upstream') ctx.metrics.liveClosed(ctx.listener, 'upstream_closed')
+  } finally {
+    untrack()
+    ctx.metrics.setLive(ctx.listener, ctx.live.count(ctx.listener))
+  }
+}
+
+/** A function, not a property read, so the check is not narrowed away across awaits. */
+const gone = (socket: TLSSocket): boolean => socket.destroyed
+
+function logAuthenticated (ctx: ConnectionContext, identity: Identity, socket: TLSSocket): void {
+  ctx.log.info({ event: 'authenticated', deviceId: identity.deviceId, authType: identity.authType, ca: identity.caName, remote: socket.remoteAddress, listener: ctx.listener }, 'device authenticated')
+}
+
+function refuse (socket: TLSSocket, ctx: ConnectionContext, started: number, r: Refusal): void {
+  ctx.metrics.refused(ctx.listener, r.reason, (performance.now() - started) / 1000)
+  ctx.log.warn({ event: 'refused', reason: r.reason, detail: r.detail, deviceId: r.deviceId, remote: socket.remoteAddress, listener: ctx.listener }, 'device refused')
+  // A forwarder that answered the device (an MQTT CONNACK) has ended the socket: let that reach it.
+  if (socket.writableEnded) setTimeout(() => socket.destroy(), 1000).unref()
+  else socket.destroy()
+}

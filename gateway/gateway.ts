@@ -1,0 +1,121 @@
+// Wires one gateway process together from a frozen Config: registry, validator pool, forwarder,
+// device listener, live connections and revocation, admin listener. Owns start-up order and
+// shutdown (stop accepting, drain, close); knows nothing of X.509 rules or TLS details.
+import { join } from 'node:path'
+import { pino, type Logger } from 'pino'
+import type { Config, HostPort } from './config.js'
+import { adminToken, ensureDataDir, serverCertificate } from './data-dir.js'
+import { openSqliteRegistry } from './registry/sqlite-registry.js'
+import type { Registry } from './registry/types.js'
+import { createValidatorPool } from './validation/validator-pool.js'
+import { createMetrics } from './metrics.js'
+import { createLiveConnections } from './live/live-connections.js'
+import { startRevocation } from './live/revocation.js'
+import { startDeviceListener } from './tls/device-listener.js'
+import { handleConnection, type ConnectionContext } from './connection.js'
+import { createTcpForwarder, type Forwarder } from './upstream/forwarder.js'
+import { createMqttForwarder } from './upstream/mqtt-forwarder.js'
+import { startEmbeddedBroker, type EmbeddedBroker } from './upstream/embedded-broker.js'
+import { startAdminServer } from './admin/admin-server.js'
+import { createCaService, type CaService } from './control/ca-service.js'
+
+export interface Gateway {
+  readonly device: HostPort
+  readonly admin: HostPort
+  readonly upstream: HostPort
+  readonly adminToken: string
+  readonly registry: Registry
+  readonly caService: CaService
+  readonly log: Logger
+  /** Stops accepting, waits up to the drain timeout for devices to leave, then closes everything. */
+  close: () => Promise<void>
+}
+
+const LISTENER = 'device'
+
+export async function startGateway (config: Config, deps: { log?: Logger } = {}): Promise<Gateway> {
+  const log = deps.log ?? pino({ level: config.logLevel, base: { service: 'certgate' } })
+  if (config.protocol === 'http') throw new Error('CERTGATE_PROTOCOL=http is not implemented in this version; use tcp or mqtt')
+  ensureDataDir(config.dataDir)
+  const token = adminToken(config.dataDir, config.adminToken)
+  const tls = await serverCertificate(config.dataDir, config.tlsCertFile, config.tlsKeyFile)
+  if (tls.generated) log.warn({ dataDir: config.dataDir }, 'using a generated development server certificate; set CERTGATE_TLS_CERT and CERTGATE_TLS_KEY in production')
+
+  const registry = openSqliteRegistry(join(config.dataDir, 'registry.sqlite'))
+  const metrics = createMetrics([LISTENER])
+  const validator = createValidatorPool({ threads: config.workers, maxQueue: config.maxValidationQueue }, { onValidated: metrics.validated })
+  const live = createLiveConnections({ maxConnectionAgeMs: config.maxConnectionAgeMs })
+  const stopRevocation = await startRevocation({
+    registry,
+    live,
+    setTrusted: (cas) => { validator.setTrusted(cas); metrics.setTrustedCas(cas.length) },
+    onError: (err) => { log.error({ err }, 'applying a registry change failed') }
+  })
+
+  let broker: EmbeddedBroker | undefined
+  let upstream = config.upstream
+  if (upstream === undefined) {
+    broker = await startEmbeddedBroker()
+    upstream = broker
+    log.info({ upstream: `${broker.host}:${broker.port}` }, 'no CERTGATE_UPSTREAM: forwarding to the embedded MQTT broker')
+  }
+  const forwarder: Forwarder = config.protocol === 'mqtt'
+    ? createMqttForwarder({ upstream, connectTimeoutMs: config.upstreamConnectTimeoutMs, firstPacketTimeoutMs: config.mqttConnectTimeoutMs, maxConnectBytes: 256 * 1024 })
+    : createTcpForwarder(upstream, config.upstreamConnectTimeoutMs)
+
+  const ctx: ConnectionContext = { listener: LISTENER, validator, registry, forwarder, live, metrics, log }
+  const pending = new Set<Promise<void>>()
+  const listener = await startDeviceListener(
+    { host: config.listen.host, port: config.listen.port, certPem: tls.certPem, keyPem: tls.keyPem, handshakeTimeoutMs: config.handshakeTimeoutMs },
+    {
+      onAccepted: () => { metrics.connectionAccepted(LISTENER) },
+      onHandshakeFailed: (bucket, err) => {
+        metrics.handshakeFailed(LISTENER, bucket)
+        log.debug({ event: 'handshake_failed', bucket, code: err.code, message: err.message, listener: LISTENER }, 'TLS handshake failed')
+      },
+      onSecure: (socket) => {
+        const p = handleConnection(socket, ctx).catch((err: unknown) => {
+          log.error({ err }, 'connection handler failed')
+          socket.destroy()
+        })
+        pending.add(p)
+        void p.finally(() => pending.delete(p))
+      }
+    }
+  )
+  const poolGauges = setInterval(() => { metrics.setPool(validator.stats()) }, 1000)
+  poolGauges.unref()
+
+  let ready = true
+  const admin = await startAdminServer(
+    { listen: config.adminListen, token, maxBodyBytes: 256 * 1024 },
+    { ready: () => ready, metricsText: metrics.metricsText, routes: [] }
+  )
+
+  return {
+    device: listener.address,
+    admin: admin.address,
+    upstream,
+    adminToken: token,
+    registry,
+    caService: createCaService(registry, { verificationCodeTtlMs: config.verificationCodeTtlMs }),
+    log,
+    close: async () => {
+      ready = false
+      listener.stopAccepting()
+      const drained = await Promise.race([
+        Promise.allSettled([...pending]).then(() => true),
+        new Promise<false>((resolve) => setTimeout(() => { resolve(false) }, config.drainTimeoutMs).unref())
+      ])
+      if (!drained) live.closeWhere(() => true, 'shutdown', 'certgate is shutting down')
+      await Promise.allSettled([...pending])
+      clearInterval(poolGauges)
+      live.stop()
+      stopRevocation()
+      await admin.close()
+      await broker?.close()
+      await validator.close()
+      await registry.close()
+    }
+  }
+}

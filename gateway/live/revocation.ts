@@ -1,0 +1,58 @@
+// Applies registry changes to what is running: a new trust snapshot for the validator pool when
+// CAs change, and closing the live connections a change revokes (device disabled, deleted or
+// re-keyed; CA removed or replaced). Runs on every change event, so revocation takes effect at once.
+import { deviceRefusal } from '../auth/authenticate.js'
+import type { LiveConnections, LiveEntry } from './live-connections.js'
+import type { Registry, RegistryChange } from '../registry/types.js'
+import type { TrustedCa } from '../validation/validator-pool.js'
+import type { CloseReason } from '../reasons.js'
+
+export interface RevocationDeps {
+  readonly registry: Registry
+  readonly live: LiveConnections
+  readonly setTrusted: (cas: readonly TrustedCa[]) => void
+  readonly onError: (err: Error) => void
+  readonly now?: () => number
+}
+
+/** Loads the verified, unexpired CAs: the only anchors devices may chain to. */
+export async function loadTrusted (registry: Registry, now: number): Promise<TrustedCa[]> {
+  const cas = await registry.listCas()
+  return cas.filter((c) => c.isVerified && Date.parse(c.notAfter) > now).map((c) => ({ name: c.name, der: c.certificateDer }))
+}
+
+export async function startRevocation (deps: RevocationDeps): Promise<() => void> {
+  const now = deps.now ?? Date.now
+  let trustedNames = new Set<string>()
+
+  async function refreshTrust (): Promise<void> {
+    const trusted = await loadTrusted(deps.registry, now())
+    deps.setTrusted(trusted)
+    trustedNames = new Set(trusted.map((c) => c.name))
+    deps.live.closeWhere((e) => e.identity.caName !== undefined && !trustedNames.has(e.identity.caName), 'ca_removed',
+      'the CA this device chained to was removed, replaced or is no longer verified')
+  }
+
+  async function recheck (entries: readonly LiveEntry[]): Promise<void> {
+    const ids = [...new Set(entries.map((e) => e.identity.deviceId))]
+    for (const id of ids) {
+      const device = await deps.registry.getDevice(id)
+      for (const e of deps.live.byDevice(id)) {
+        const refusal = deviceRefusal(device, id, e.identity.authType, e.identity.authType === 'selfSigned' ? e.identity.thumbprint : undefined)
+        if (refusal === undefined || refusal.ok) continue
+        const reason: CloseReason = refusal.reason === 'device_unknown' ? 'device_deleted' : refusal.reason === 'device_disabled' ? 'device_disabled' : 'device_changed'
+        e.close(reason, refusal.detail)
+      }
+    }
+  }
+
+  const onChange = (change: RegistryChange): void => {
+    const work = change.kind === 'ca'
+      ? refreshTrust()
+      : change.kind === 'device' ? recheck(deps.live.byDevice(change.deviceId)) : recheck(deps.live.all())
+    work.catch(deps.onError)
+  }
+
+  await refreshTrust()
+  return deps.registry.onChange(onChange)
+}

@@ -1,0 +1,89 @@
+// Every metric certgate exports, declared once. Prometheus naming, `certgate_` prefix, closed
+// label sets (no deviceIds or fingerprints), reasons pre-registered at zero so dashboards show
+// lines rather than gaps. Only importer of prom-client.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { CLOSE_REASONS, REFUSAL_REASONS, type CloseReason, type RefusalReason } from './reasons.js'
+
+/** TLS handshake failures, bucketed: the OpenSSL code varies with key type and version. */
+export const HANDSHAKE_FAILURES = ['timeout', 'bad_certificate_proof', 'no_shared_cipher', 'protocol', 'not_tls', 'other'] as const
+export type HandshakeFailure = typeof HANDSHAKE_FAILURES[number]
+
+export interface Metrics {
+  readonly registry: Registry
+  connectionAccepted: (listener: string) => void
+  handshakeFailed: (listener: string, bucket: HandshakeFailure) => void
+  authenticated: (listener: string, seconds: number) => void
+  refused: (listener: string, reason: RefusalReason, seconds: number) => void
+  validated: (r: { micros: number, cacheHits: number, cacheMisses: number, cacheSize: number }) => void
+  liveClosed: (listener: string, reason: CloseReason) => void
+  upstreamConnected: (listener: string, seconds: number) => void
+  forwarded: (listener: string, fromDevice: number, toDevice: number) => void
+  setLive: (listener: string, n: number) => void
+  setPool: (s: { queueSize: number, utilization: number, running: number }) => void
+  setTrustedCas: (n: number) => void
+  metricsText: () => Promise<string>
+}
+
+const LATENCY_BUCKETS = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]
+
+export function createMetrics (listeners: readonly string[]): Metrics {
+  const registry = new Registry()
+  collectDefaultMetrics({ register: registry, prefix: 'certgate_process_' })
+  const r = { registers: [registry] }
+  const accepted = new Counter({ name: 'certgate_connections_accepted_total', help: 'TCP connections accepted on a device listener', labelNames: ['listener'], ...r })
+  const handshakeFailed = new Counter({ name: 'certgate_handshakes_failed_total', help: 'TLS handshakes that failed, by bucket', labelNames: ['listener', 'bucket'], ...r })
+  const auth = new Counter({ name: 'certgate_auth_total', help: 'Authentication outcomes after a completed TLS handshake', labelNames: ['listener', 'result', 'reason'], ...r })
+  const authSeconds = new Histogram({ name: 'certgate_auth_duration_seconds', help: 'From TLS handshake done to the authentication decision', labelNames: ['listener', 'result'], buckets: LATENCY_BUCKETS, ...r })
+  const validationSeconds = new Histogram({ name: 'certgate_validation_duration_seconds', help: 'Chain validation time inside a pool worker', buckets: LATENCY_BUCKETS, ...r })
+  const cacheHits = new Counter({ name: 'certgate_intermediate_cache_hits_total', help: 'Verified-intermediate cache hits', ...r })
+  const cacheMisses = new Counter({ name: 'certgate_intermediate_cache_misses_total', help: 'Verified-intermediate cache misses', ...r })
+  const cacheSize = new Gauge({ name: 'certgate_intermediate_cache_entries', help: 'Entries in the verified-intermediate cache of the last worker that reported', ...r })
+  const live = new Gauge({ name: 'certgate_live_connections', help: 'Authenticated connections open now', labelNames: ['listener'], ...r })
+  const liveClosed = new Counter({ name: 'certgate_live_connections_closed_total', help: 'Authenticated connections certgate closed, by reason', labelNames: ['listener', 'reason'], ...r })
+  const upstreamSeconds = new Histogram({ name: 'certgate_upstream_connect_duration_seconds', help: 'Time to open the upstream connection', labelNames: ['listener'], buckets: LATENCY_BUCKETS, ...r })
+  const bytes = new Counter({ name: 'certgate_forwarded_bytes_total', help: 'Bytes forwarded, by direction', labelNames: ['listener', 'direction'], ...r })
+  const poolQueue = new Gauge({ name: 'certgate_pool_queue_depth', help: 'Validations waiting for a worker', ...r })
+  const poolUtil = new Gauge({ name: 'certgate_pool_utilization_ratio', help: 'Worker pool utilization (0-1)', ...r })
+  const poolRunning = new Gauge({ name: 'certgate_pool_running_validations', help: 'Validations submitted and not yet finished', ...r })
+  const trustedCas = new Gauge({ name: 'certgate_trusted_cas', help: 'Verified, unexpired CAs devices may chain to', ...r })
+
+  for (const listener of listeners) {
+    accepted.inc({ listener }, 0)
+    live.set({ listener }, 0)
+    for (const bucket of HANDSHAKE_FAILURES) handshakeFailed.inc({ listener, bucket }, 0)
+    auth.inc({ listener, result: 'authenticated', reason: 'none' }, 0)
+    for (const reason of REFUSAL_REASONS) auth.inc({ listener, result: 'refused', reason }, 0)
+    for (const reason of CLOSE_REASONS) liveClosed.inc({ listener, reason }, 0)
+    for (const direction of ['from_device', 'to_device']) bytes.inc({ listener, direction }, 0)
+  }
+
+  return {
+    registry,
+    connectionAccepted: (listener) => { accepted.inc({ listener }) },
+    handshakeFailed: (listener, bucket) => { handshakeFailed.inc({ listener, bucket }) },
+    authenticated: (listener, seconds) => {
+      auth.inc({ listener, result: 'authenticated', reason: 'none' })
+      authSeconds.observe({ listener, result: 'authenticated' }, seconds)
+    },
+    refused: (listener, reason, seconds) => {
+      auth.inc({ listener, result: 'refused', reason })
+      authSeconds.observe({ listener, result: 'refused' }, seconds)
+    },
+    validated: (v) => {
+      validationSeconds.observe(v.micros / 1e6)
+      if (v.cacheHits > 0) cacheHits.inc(v.cacheHits)
+      if (v.cacheMisses > 0) cacheMisses.inc(v.cacheMisses)
+      cacheSize.set(v.cacheSize)
+    },
+    liveClosed: (listener, reason) => { liveClosed.inc({ listener, reason }) },
+    upstreamConnected: (listener, seconds) => { upstreamSeconds.observe({ listener }, seconds) },
+    forwarded: (listener, fromDevice, toDevice) => {
+      bytes.inc({ listener, direction: 'from_device' }, fromDevice)
+      bytes.inc({ listener, direction: 'to_device' }, toDevice)
+    },
+    setLive: (listener, n) => { live.set({ listener }, n) },
+    setPool: (s) => { poolQueue.set(s.queueSize); poolUtil.set(s.utilization); poolRunning.set(s.running) },
+    setTrustedCas: (n) => { trustedCas.set(n) },
+    metricsText: async () => await registry.metrics()
+  }
+}

@@ -1,0 +1,36 @@
+// Every reason a device is refused or a live connection is closed: one closed set each, used
+// as-is for the metric label, the log field and the README's table (a drift test keeps them in step).
+import { CHAIN_REASONS } from '../workers/types.js'
+
+export const GATEWAY_REASONS = [
+  'no_client_cert',
+  'no_device_id',
+  'ambiguous_device_id',
+  'invalid_device_id',
+  'device_unknown',
+  'device_disabled',
+  'thumbprint_mismatch',
+  'overloaded',
+  'validator_failed',
+  'registry_unavailable',
+  'mqtt_protocol_error',
+  'mqtt_client_id_mismatch',
+  'upstream_unavailable'
+] as const
+
+export const REFUSAL_REASONS = [...CHAIN_REASONS, ...GATEWAY_REASONS] as const
+export type RefusalReason = typeof REFUSAL_REASONS[number]
+
+/** Why an authenticated, live connection was closed by certgate. */
+export const CLOSE_REASONS = [
+  'device_disabled',
+  'device_deleted',
+  'device_changed',
+  'ca_removed',
+  'cert_expired',
+  'registry_unavailable',
+  'upstream_closed',
+  'upstream_error',
+  'shutdown'
+] as const
+export type CloseReason = typeof CLOSE_REASONS[number]

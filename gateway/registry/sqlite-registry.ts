@@ -1,0 +1,189 @@
+// The embedded registry: one SQLite file in the data directory (better-sqlite3, WAL,
+// synchronous=FULL so a committed change survives kill -9 and power loss). Versioned schema
+// migrations run at open. Only importer of better-sqlite3.
+import { EventEmitter } from 'node:events'
+import { randomBytes } from 'node:crypto'
+import Database from 'better-sqlite3'
+import {
+  PreconditionFailed, type CaRecord, type DeviceInput, type DeviceRecord, type DeviceStatus,
+  type Registry, type RegistryChange
+} from './types.js'
+
+const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE devices (
+     device_id TEXT PRIMARY KEY,
+     auth_type TEXT NOT NULL CHECK (auth_type IN ('certificateAuthority', 'selfSigned')),
+     primary_thumbprint TEXT,
+     secondary_thumbprint TEXT,
+     status TEXT NOT NULL CHECK (status IN ('enabled', 'disabled')),
+     status_reason TEXT,
+     etag TEXT NOT NULL,
+     created_at TEXT NOT NULL,
+     updated_at TEXT NOT NULL
+   ) WITHOUT ROWID;
+   CREATE TABLE cas (
+     name TEXT PRIMARY KEY,
+     certificate BLOB NOT NULL,
+     subject TEXT NOT NULL,
+     thumbprint TEXT NOT NULL,
+     not_after TEXT NOT NULL,
+     is_verified INTEGER NOT NULL DEFAULT 0,
+     verification_code TEXT,
+     verification_code_expiry TEXT,
+     verification_code_thumbprint TEXT,
+     etag TEXT NOT NULL,
+     created_at TEXT NOT NULL,
+     updated_at TEXT NOT NULL
+   ) WITHOUT ROWID;`
+]
+
+interface DeviceRow {
+  device_id: string, auth_type: DeviceRecord['authType'], primary_thumbprint: string | null, secondary_thumbprint: string | null,
+  status: DeviceStatus, status_reason: string | null, etag: string, created_at: string, updated_at: string
+}
+interface CaRow {
+  name: string, certificate: Buffer, subject: string, thumbprint: string, not_after: string, is_verified: number,
+  verification_code: string | null, verification_code_expiry: string | null, verification_code_thumbprint: string | null,
+  etag: string, created_at: string, updated_at: string
+}
+
+const newEtag = (): string => randomBytes(9).toString('base64url')
+const nowIso = (): string => new Date().toISOString()
+
+function toDevice (r: DeviceRow): DeviceRecord {
+  return {
+    deviceId: r.device_id, authType: r.auth_type, primaryThumbprint: r.primary_thumbprint, secondaryThumbprint: r.secondary_thumbprint,
+    status: r.status, statusReason: r.status_reason, etag: r.etag, createdAt: r.created_at, updatedAt: r.updated_at
+  }
+}
+
+function toCa (r: CaRow): CaRecord {
+  return {
+    name: r.name, certificateDer: new Uint8Array(r.certificate), subject: r.subject, thumbprint: r.thumbprint, notAfter: r.not_after,
+    isVerified: r.is_verified === 1, verificationCode: r.verification_code, verificationCodeExpiry: r.verification_code_expiry,
+    etag: r.etag, createdAt: r.created_at, updatedAt: r.updated_at
+  }
+}
+
+function checkMatch (stored: { etag: string } | undefined, ifMatch: string | undefined): void {
+  if (ifMatch === undefined) return
+  if (ifMatch === '*' ? stored === undefined : stored?.etag !== ifMatch) throw new PreconditionFailed(`If-Match ${ifMatch} does not match the current etag`)
+}
+
+export function openSqliteRegistry (file: string): Registry {
+  const db = new Database(file)
+  db.pragma('journal_mode = WAL')
+  db.pragma('synchronous = FULL')
+  db.pragma('foreign_keys = ON')
+  db.pragma('busy_timeout = 5000')
+  migrate(db)
+  const events = new EventEmitter()
+  const emit = (c: RegistryChange): void => { events.emit('change', c) }
+
+  const q = {
+    getDevice: db.prepare<[string], DeviceRow>('SELECT * FROM devices WHERE device_id = ?'),
+    listDevices: db.prepare<[string, number], DeviceRow>('SELECT * FROM devices WHERE device_id > ? ORDER BY device_id LIMIT ?'),
+    upsertDevice: db.prepare('INSERT INTO devices VALUES (@device_id, @auth_type, @primary_thumbprint, @secondary_thumbprint, @status, @status_reason, @etag, @created_at, @updated_at) ' +
+      'ON CONFLICT (device_id) DO UPDATE SET auth_type = excluded.auth_type, primary_thumbprint = excluded.primary_thumbprint, secondary_thumbprint = excluded.secondary_thumbprint, ' +
+      'status = excluded.status, status_reason = excluded.status_reason, etag = excluded.etag, updated_at = excluded.updated_at'),
+    deleteDevice: db.prepare<[string]>('DELETE FROM devices WHERE device_id = ?'),
+    countDevices: db.prepare<[], { status: DeviceStatus, n: number }>('SELECT status, count(*) AS n FROM devices GROUP BY status'),
+    getCa: db.prepare<[string], CaRow>('SELECT * FROM cas WHERE name = ?'),
+    listCas: db.prepare<[], CaRow>('SELECT * FROM cas ORDER BY name'),
+    insertCa: db.prepare('INSERT INTO cas (name, certificate, subject, thumbprint, not_after, is_verified, etag, created_at, updated_at) VALUES (@name, @certificate, @subject, @thumbprint, @not_after, 0, @etag, @now, @now)'),
+    replaceCa: db.prepare('UPDATE cas SET certificate = @certificate, subject = @subject, thumbprint = @thumbprint, not_after = @not_after, is_verified = 0, etag = @etag, updated_at = @now WHERE name = @name'),
+    setCode: db.prepare('UPDATE cas SET verification_code = @code, verification_code_expiry = @expiry, verification_code_thumbprint = thumbprint, etag = @etag, updated_at = @now WHERE name = @name'),
+    clearCode: db.prepare('UPDATE cas SET verification_code = NULL, verification_code_expiry = NULL, verification_code_thumbprint = NULL, etag = @etag, updated_at = @now WHERE name = @name'),
+    verifyCa: db.prepare('UPDATE cas SET is_verified = 1, verification_code = NULL, verification_code_expiry = NULL, verification_code_thumbprint = NULL, etag = @etag, updated_at = @now WHERE name = @name'),
+    deleteCa: db.prepare<[string]>('DELETE FROM cas WHERE name = ?')
+  }
+
+  const deviceRow = (d: DeviceInput, existing: DeviceRow | undefined, now: string): DeviceRow => ({
+    device_id: d.deviceId, auth_type: d.authType, primary_thumbprint: d.primaryThumbprint, secondary_thumbprint: d.secondaryThumbprint,
+    status: d.status, status_reason: d.statusReason, etag: newEtag(), created_at: existing?.created_at ?? now, updated_at: now
+  })
+
+  const putDevice = db.transaction((d: DeviceInput, ifMatch: string | undefined) => {
+    const existing = q.getDevice.get(d.deviceId)
+    checkMatch(existing, ifMatch)
+    const row = deviceRow(d, existing, nowIso())
+    q.upsertDevice.run(row)
+    return { record: toDevice(row), created: existing === undefined }
+  })
+  const importDevices = db.transaction((list: readonly DeviceInput[]) => {
+    const now = nowIso()
+    for (const d of list) q.upsertDevice.run(deviceRow(d, undefined, now))
+    return list.length
+  })
+  const deleteDevice = db.transaction((id: string, ifMatch: string | undefined) => {
+    checkMatch(q.getDevice.get(id), ifMatch)
+    return q.deleteDevice.run(id).changes > 0
+  })
+  const putCa = db.transaction((ca: { name: string, certificateDer: Uint8Array, subject: string, thumbprint: string, notAfter: string }, ifMatch: string | undefined) => {
+    const existing = q.getCa.get(ca.name)
+    checkMatch(existing, ifMatch)
+    const params = { name: ca.name, certificate: Buffer.from(ca.certificateDer), subject: ca.subject, thumbprint: ca.thumbprint, not_after: ca.notAfter, etag: newEtag(), now: nowIso() }
+    if (existing === undefined) q.insertCa.run(params)
+    else q.replaceCa.run(params)
+    return { record: toCa(q.getCa.get(ca.name) as CaRow), created: existing === undefined }
+  })
+  const consume = db.transaction((name: string, code: string, thumbprint: string, now: string) => {
+    const row = q.getCa.get(name)
+    if (row === undefined) return undefined
+    if (row.verification_code === null) return 'no_code' as const
+    if (row.verification_code !== code) return 'wrong_code' as const
+    // Single use: a matching code is spent whatever happens next.
+    const clear = { name, etag: newEtag(), now: nowIso() }
+    if (row.verification_code_thumbprint !== row.thumbprint || row.thumbprint !== thumbprint) { q.clearCode.run(clear); return 'certificate_replaced' as const }
+    if ((row.verification_code_expiry ?? '') <= now) { q.clearCode.run(clear); return 'expired_code' as const }
+    q.verifyCa.run(clear)
+    return toCa(q.getCa.get(name) as CaRow)
+  })
+  const deleteCa = db.transaction((name: string, ifMatch: string | undefined) => {
+    checkMatch(q.getCa.get(name), ifMatch)
+    return q.deleteCa.run(name).changes > 0
+  })
+
+  return {
+    getDevice: async (id) => { const r = q.getDevice.get(id); return r === undefined ? undefined : toDevice(r) },
+    listDevices: async ({ after, limit }) => {
+      const rows = q.listDevices.all(after ?? '', limit + 1)
+      const items = rows.slice(0, limit).map(toDevice)
+      return { items, next: rows.length > limit ? items[items.length - 1]?.deviceId : undefined }
+    },
+    putDevice: async (d, ifMatch) => { const r = putDevice(d, ifMatch); emit({ kind: 'device', deviceId: d.deviceId }); return r },
+    importDevices: async (list) => { const n = importDevices(list); emit({ kind: 'bulk' }); return n },
+    deleteDevice: async (id, ifMatch) => { const r = deleteDevice(id, ifMatch); if (r) emit({ kind: 'device', deviceId: id }); return r },
+    countDevices: async () => {
+      const out: Record<DeviceStatus, number> = { enabled: 0, disabled: 0 }
+      for (const r of q.countDevices.all()) out[r.status] = r.n
+      return out
+    },
+    getCa: async (name) => { const r = q.getCa.get(name); return r === undefined ? undefined : toCa(r) },
+    listCas: async () => q.listCas.all().map(toCa),
+    putCa: async (ca, ifMatch) => { const r = putCa(ca, ifMatch); emit({ kind: 'ca', name: ca.name }); return r },
+    setVerificationCode: async (name, code, expiry) => {
+      if (q.setCode.run({ name, code, expiry, etag: newEtag(), now: nowIso() }).changes === 0) return undefined
+      return toCa(q.getCa.get(name) as CaRow)
+    },
+    consumeVerificationCode: async (name, code, thumbprint, now) => {
+      const r = consume(name, code, thumbprint, now)
+      if (typeof r === 'object') emit({ kind: 'ca', name })
+      return r
+    },
+    deleteCa: async (name, ifMatch) => { const r = deleteCa(name, ifMatch); if (r) emit({ kind: 'ca', name }); return r },
+    onChange: (listener) => { events.on('change', listener); return () => events.off('change', listener) },
+    close: async () => { db.close() }
+  }
+}
+
+function migrate (db: Database.Database): void {
+  const version = db.pragma('user_version', { simple: true }) as number
+  if (version > MIGRATIONS.length) throw new Error(`the registry database is at schema version ${version}, newer than this certgate (${MIGRATIONS.length}); upgrade certgate`)
+  for (let v = version; v < MIGRATIONS.length; v++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[v] as string)
+      db.pragma(`user_version = ${v + 1}`)
+    })()
+  }
+}

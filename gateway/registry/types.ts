@@ -1,0 +1,76 @@
+// The registry's contract: registered CA certificates and devices, behind an asynchronous
+// interface with change events, so the connection path never knows which database is behind it.
+// Private keys are never stored: a CA record holds a certificate and the proof-of-possession state.
+
+export const AUTH_TYPES = ['certificateAuthority', 'selfSigned'] as const
+export type AuthType = typeof AUTH_TYPES[number]
+export const DEVICE_STATUSES = ['enabled', 'disabled'] as const
+export type DeviceStatus = typeof DEVICE_STATUSES[number]
+
+export interface DeviceRecord {
+  readonly deviceId: string
+  readonly authType: AuthType
+  /** SHA-256 of the certificate DER, lowercase hex; selfSigned devices only. */
+  readonly primaryThumbprint: string | null
+  readonly secondaryThumbprint: string | null
+  readonly status: DeviceStatus
+  readonly statusReason: string | null
+  readonly etag: string
+  readonly createdAt: string
+  readonly updatedAt: string
+}
+
+export type DeviceInput = Omit<DeviceRecord, 'etag' | 'createdAt' | 'updatedAt'>
+
+export interface CaRecord {
+  readonly name: string
+  readonly certificateDer: Uint8Array
+  readonly subject: string
+  /** SHA-256 of the certificate DER, lowercase hex. */
+  readonly thumbprint: string
+  readonly notAfter: string
+  readonly isVerified: boolean
+  readonly verificationCode: string | null
+  readonly verificationCodeExpiry: string | null
+  readonly etag: string
+  readonly createdAt: string
+  readonly updatedAt: string
+}
+
+export type RegistryChange =
+  | { readonly kind: 'device', readonly deviceId: string }
+  | { readonly kind: 'ca', readonly name: string }
+  | { readonly kind: 'bulk' }
+
+/** Thrown when an If-Match etag does not match the stored one. */
+export class PreconditionFailed extends Error {
+  override name = 'PreconditionFailed'
+}
+
+export interface Page<T> { readonly items: readonly T[], readonly next: string | undefined }
+
+export interface Registry {
+  getDevice: (deviceId: string) => Promise<DeviceRecord | undefined>
+  listDevices: (opts: { after?: string | undefined, limit: number }) => Promise<Page<DeviceRecord>>
+  /** Creates or replaces; `ifMatch` ('*' or an etag) guards replacement. */
+  putDevice: (device: DeviceInput, ifMatch?: string) => Promise<{ record: DeviceRecord, created: boolean }>
+  /** Inserts or replaces many devices in one transaction. */
+  importDevices: (devices: readonly DeviceInput[]) => Promise<number>
+  deleteDevice: (deviceId: string, ifMatch?: string) => Promise<boolean>
+  countDevices: () => Promise<Record<DeviceStatus, number>>
+
+  getCa: (name: string) => Promise<CaRecord | undefined>
+  listCas: () => Promise<readonly CaRecord[]>
+  /** Stores a (new or replacing) certificate, unverified, with no code. */
+  putCa: (ca: { name: string, certificateDer: Uint8Array, subject: string, thumbprint: string, notAfter: string }, ifMatch?: string) => Promise<{ record: CaRecord, created: boolean }>
+  setVerificationCode: (name: string, code: string, expiry: string) => Promise<CaRecord | undefined>
+  /**
+   * Marks the CA verified if, atomically, its code is `code`, unexpired at `now`, and its
+   * certificate is still the one with `thumbprint`; the code is consumed either way it matched.
+   */
+  consumeVerificationCode: (name: string, code: string, thumbprint: string, now: string) => Promise<CaRecord | 'no_code' | 'wrong_code' | 'expired_code' | 'certificate_replaced' | undefined>
+  deleteCa: (name: string, ifMatch?: string) => Promise<boolean>
+
+  onChange: (listener: (change: RegistryChange) => void) => () => void
+  close: () => Promise<void>
+}

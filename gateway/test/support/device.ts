@@ -1,0 +1,53 @@
+// A device for tests: mqtt.js over real TLS with a client certificate (and its chain).
+import mqtt, { type MqttClient } from 'mqtt'
+import type { Issued } from '../../pki/issue.js'
+
+export interface DeviceOptions {
+  readonly port: number
+  readonly serverCa: string
+  readonly leaf?: Issued
+  /** Intermediates sent after the leaf, in this order. */
+  readonly chain?: readonly Issued[]
+  /** Defaults to the leaf's CN. */
+  readonly clientId?: string
+  readonly protocolVersion?: 4 | 5
+}
+
+/** Connects and waits for CONNACK; rejects with the error or close that came instead. */
+export async function connectDevice (opts: DeviceOptions): Promise<MqttClient> {
+  const client = mqtt.connect({
+    protocol: 'mqtts',
+    host: '127.0.0.1',
+    port: opts.port,
+    ca: opts.serverCa,
+    servername: 'localhost',
+    ...(opts.leaf === undefined ? {} : { key: opts.leaf.keyPem, cert: opts.leaf.pem + (opts.chain ?? []).map((c) => c.pem).join('') }),
+    clientId: opts.clientId ?? opts.leaf?.subjectCn ?? 'anonymous',
+    protocolVersion: opts.protocolVersion ?? 4,
+    reconnectPeriod: 0,
+    connectTimeout: 5000
+  })
+  return await new Promise((resolve, reject) => {
+    const fail = (err: Error): void => { client.end(true); reject(err) }
+    client.once('connect', () => { client.removeAllListeners('error'); client.removeAllListeners('close'); resolve(client) })
+    client.once('error', fail)
+    client.once('close', () => { fail(new Error('connection closed before CONNACK')) })
+  })
+}
+
+/** Resolves with the first message on `topic`. */
+export async function nextMessage (client: MqttClient, topic: string, timeoutMs = 5000): Promise<string> {
+  return await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => { reject(new Error(`no message on ${topic} within ${timeoutMs} ms`)) }, timeoutMs)
+    client.on('message', (t, payload) => { if (t === topic) { clearTimeout(timer); resolve(payload.toString()) } })
+  })
+}
+
+export async function closed (client: MqttClient, timeoutMs = 3000): Promise<number> {
+  const started = Date.now()
+  return await new Promise((resolve, reject) => {
+    if (!client.connected) { resolve(0); return }
+    const timer = setTimeout(() => { reject(new Error(`client still connected after ${timeoutMs} ms`)) }, timeoutMs)
+    client.once('close', () => { clearTimeout(timer); resolve(Date.now() - started) })
+  })
+}

@@ -1,0 +1,68 @@
+// The device-facing TLS server (DESIGN.md §2): a client certificate is requested, no `ca` is
+// configured (chain trust is certgate's decision, not OpenSSL's, and no CA names are advertised),
+// session tickets are off so every connection is a full handshake, and handshakes time out.
+// OpenSSL still proves possession of the leaf key (CertificateVerify) before 'secureConnection'.
+import { constants } from 'node:crypto'
+import { createServer, type TLSSocket } from 'node:tls'
+import type { HandshakeFailure } from '../metrics.js'
+
+export interface DeviceListenerOptions {
+  readonly host: string
+  readonly port: number
+  readonly certPem: string
+  readonly keyPem: string
+  readonly handshakeTimeoutMs: number
+}
+
+export interface DeviceListenerHooks {
+  readonly onAccepted: () => void
+  readonly onHandshakeFailed: (bucket: HandshakeFailure, err: Error & { code?: string }) => void
+  readonly onSecure: (socket: TLSSocket) => void
+}
+
+export interface DeviceListener {
+  readonly address: { host: string, port: number }
+  /** Stops accepting; open connections stay. */
+  stopAccepting: () => void
+}
+
+export function handshakeBucket (err: Error & { code?: string }): HandshakeFailure {
+  const code = err.code ?? ''
+  if (code === 'ERR_TLS_HANDSHAKE_TIMEOUT') return 'timeout'
+  // A CertificateVerify that does not match the presented certificate: ECDSA reports a bad
+  // signature, RSA-PSS an invalid first/last octet.
+  if (code === 'ERR_SSL_BAD_SIGNATURE' || /OCTET_INVALID|BAD_SIGNATURE|DIGEST_CHECK_FAILED/.test(code)) return 'bad_certificate_proof'
+  if (code === 'ERR_SSL_NO_SHARED_CIPHER' || code === 'ERR_SSL_UNSUPPORTED_PROTOCOL' || code === 'ERR_SSL_NO_PROTOCOLS_AVAILABLE') return 'no_shared_cipher'
+  if (code === 'ERR_SSL_HTTP_REQUEST' || code === 'ERR_SSL_WRONG_VERSION_NUMBER' || code === 'ERR_SSL_PACKET_LENGTH_TOO_LONG' || code === 'ERR_SSL_UNKNOWN_PROTOCOL') return 'not_tls'
+  if (code.startsWith('ERR_SSL') || code === 'ECONNRESET') return 'protocol'
+  return 'other'
+}
+
+export async function startDeviceListener (opts: DeviceListenerOptions, hooks: DeviceListenerHooks): Promise<DeviceListener> {
+  const server = createServer({
+    cert: opts.certPem,
+    key: opts.keyPem,
+    requestCert: true,
+    rejectUnauthorized: false,
+    minVersion: 'TLSv1.2',
+    // No tickets: a resumed session carries only the leaf and a cached verdict (DESIGN.md §2).
+    secureOptions: constants.SSL_OP_NO_TICKET,
+    handshakeTimeout: opts.handshakeTimeoutMs
+  })
+  server.on('connection', hooks.onAccepted)
+  server.on('tlsClientError', (err: Error & { code?: string }, socket: TLSSocket) => {
+    hooks.onHandshakeFailed(handshakeBucket(err), err)
+    socket.destroy()
+  })
+  server.on('secureConnection', hooks.onSecure)
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(opts.port, opts.host, () => { server.off('error', reject); resolve() })
+  })
+  const addr = server.address()
+  if (addr === null || typeof addr === 'string') throw new Error('device listener has no TCP address')
+  return {
+    address: { host: addr.address, port: addr.port },
+    stopAccepting: () => { server.close() }
+  }
+}

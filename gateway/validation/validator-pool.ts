@@ -1,0 +1,86 @@
+// The Piscina pool that runs chain validation off the event loop. Owns the trust snapshot sent
+// to workers (verified CAs, numbered by epoch). Only importer of piscina.
+import { Piscina } from 'piscina'
+import type { ValidationOutcome, ValidationReply, ValidationTask } from '../../workers/types.js'
+
+export interface TrustedCa { readonly name: string, readonly der: Uint8Array }
+
+export type PoolVerdict =
+  | { readonly kind: 'done', readonly outcome: ValidationOutcome, readonly anchorName: string | undefined }
+  | { readonly kind: 'overloaded' }
+  | { readonly kind: 'failed', readonly detail: string }
+
+export interface PoolStats { readonly queueSize: number, readonly utilization: number, readonly running: number, readonly threads: number }
+
+export interface ValidatorPool {
+  validate: (leaf: Uint8Array, intermediates: readonly Uint8Array[]) => Promise<PoolVerdict>
+  /** Installs a new trust snapshot; later validations use it. */
+  setTrusted: (cas: readonly TrustedCa[]) => void
+  stats: () => PoolStats
+  close: () => Promise<void>
+}
+
+export interface ValidatorPoolOptions {
+  readonly threads: number
+  /** Validations waiting for a thread before new ones are refused as overloaded. */
+  readonly maxQueue: number
+  readonly now?: () => number
+}
+
+export interface ValidatorPoolHooks {
+  /** Called once per finished validation with the worker's own timing and cache counts. */
+  readonly onValidated?: (r: { micros: number, cacheHits: number, cacheMisses: number, cacheSize: number }) => void
+}
+
+interface Snapshot { readonly epoch: number, readonly cas: readonly TrustedCa[], readonly ders: readonly Uint8Array[] }
+
+export function createValidatorPool (options: ValidatorPoolOptions, hooks: ValidatorPoolHooks = {}): ValidatorPool {
+  const now = options.now ?? Date.now
+  const pool = new Piscina<ValidationTask, ValidationReply>({
+    filename: new URL('../../workers/validate-worker.js', import.meta.url).href,
+    minThreads: options.threads,
+    maxThreads: options.threads,
+    maxQueue: options.maxQueue,
+    idleTimeout: 2 ** 31 - 1
+  })
+  let snapshot: Snapshot = { epoch: 0, cas: [], ders: [] }
+  let running = 0
+
+  async function runOnce (snap: Snapshot, leaf: Uint8Array, intermediates: readonly Uint8Array[]): Promise<PoolVerdict> {
+    const base = { epoch: snap.epoch, leaf, intermediates, at: now() }
+    let reply = await pool.run(base)
+    if (reply.kind === 'stale') reply = await pool.run({ ...base, anchors: snap.ders })
+    if (reply.kind !== 'done') return { kind: 'failed', detail: 'worker kept reporting a stale trust snapshot' }
+    hooks.onValidated?.(reply)
+    const { outcome } = reply
+    return { kind: 'done', outcome, anchorName: outcome.chain.ok ? snap.cas[outcome.chain.anchorIndex]?.name : undefined }
+  }
+
+  return {
+    async validate (leaf, intermediates) {
+      if (pool.queueSize >= options.maxQueue) return { kind: 'overloaded' }
+      running++
+      try {
+        // A trust change during validation: validate again against the new snapshot, so a
+        // CA removed meanwhile never authenticates anyone.
+        for (let attempt = 0; attempt < 3; attempt++) {
+          const snap = snapshot
+          const verdict = await runOnce(snap, leaf, intermediates)
+          if (snap === snapshot) return verdict
+        }
+        return { kind: 'failed', detail: 'trust changed repeatedly during validation' }
+      } catch (err) {
+        const message = (err as Error).message
+        if (/queue is at limit/i.test(message)) return { kind: 'overloaded' }
+        return { kind: 'failed', detail: message }
+      } finally {
+        running--
+      }
+    },
+    setTrusted (cas) {
+      snapshot = { epoch: snapshot.epoch + 1, cas: [...cas], ders: cas.map((c) => c.der) }
+    },
+    stats: () => ({ queueSize: pool.queueSize, utilization: pool.utilization, running, threads: options.threads }),
+    close: async () => { await pool.close({ force: true }) }
+  }
+}
