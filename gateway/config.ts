@@ -21,6 +21,7 @@ export interface Config {
   readonly tlsKeyFile: string | undefined
   readonly workers: number
   readonly maxValidationQueue: number
+  readonly intermediateCacheEntries: number
   readonly handshakeTimeoutMs: number
   readonly upstreamConnectTimeoutMs: number
   readonly mqttConnectTimeoutMs: number
@@ -70,6 +71,7 @@ export function configFromEnv (env: NodeJS.ProcessEnv): Config {
     // On 2 cores one worker leaves a core for the handshakes themselves (DESIGN.md §4 numbers).
     workers: int(env, 'CERTGATE_WORKERS', Math.max(1, availableParallelism() - 1), 1, 64),
     maxValidationQueue: int(env, 'CERTGATE_MAX_VALIDATION_QUEUE', 1024, 1, 1_000_000),
+    intermediateCacheEntries: int(env, 'CERTGATE_INTERMEDIATE_CACHE_ENTRIES', 10_000, 0, 10_000_000),
     handshakeTimeoutMs: int(env, 'CERTGATE_HANDSHAKE_TIMEOUT_MS', 10_000, 100, 600_000),
     upstreamConnectTimeoutMs: int(env, 'CERTGATE_UPSTREAM_CONNECT_TIMEOUT_MS', 5_000, 100, 600_000),
     mqttConnectTimeoutMs: int(env, 'CERTGATE_MQTT_CONNECT_TIMEOUT_MS', 10_000, 100, 600_000),

@@ -43,7 +43,7 @@ export async function startGateway (config: Config, deps: { log?: Logger } = {})
 
   const registry = openSqliteRegistry(join(config.dataDir, 'registry.sqlite'))
   const metrics = createMetrics([LISTENER])
-  const validator = createValidatorPool({ threads: config.workers, maxQueue: config.maxValidationQueue }, { onValidated: metrics.validated })
+  const validator = createValidatorPool({ threads: config.workers, maxQueue: config.maxValidationQueue, cacheEntries: config.intermediateCacheEntries }, { onValidated: metrics.validated })
   const live = createLiveConnections({ maxConnectionAgeMs: config.maxConnectionAgeMs })
   const stopRevocation = await startRevocation({
     registry,

@@ -117,6 +117,8 @@ const MGF1 = '1.2.840.113549.1.1.8'
 
 const ALLOWED_CURVES = new Set(['prime256v1', 'secp384r1', 'secp521r1'])
 const MIN_RSA_BITS = 2048
+const MAX_RSA_BITS = 8192
+const MAX_RSA_EXPONENT = 2n ** 32n - 1n
 
 export class CertificateError extends Error {
   override name = 'CertificateError'
@@ -218,7 +220,12 @@ function keyProblem (key: KeyObject): string | undefined {
     case 'rsa':
     case 'rsa-pss': {
       const bits = details?.modulusLength ?? 0
-      return bits < MIN_RSA_BITS ? `RSA key of ${bits} bits (minimum ${MIN_RSA_BITS})` : undefined
+      const exponent = details?.publicExponent ?? 0n
+      if (bits < MIN_RSA_BITS) return `RSA key of ${bits} bits (minimum ${MIN_RSA_BITS})`
+      // Huge moduli or exponents make each verification cost milliseconds: a cheap way to burn CPU.
+      if (bits > MAX_RSA_BITS) return `RSA key of ${bits} bits (maximum ${MAX_RSA_BITS})`
+      if (exponent < 3n || exponent > MAX_RSA_EXPONENT || exponent % 2n === 0n) return `RSA public exponent ${exponent} is not an odd number from 3 to 2^32-1`
+      return undefined
     }
     case 'ec':
       return ALLOWED_CURVES.has(details?.namedCurve ?? '') ? undefined : `EC curve ${details?.namedCurve ?? 'unknown'} is not allowed`
@@ -390,14 +397,16 @@ function readExtensions (der: Uint8Array, wrapper: Tlv): ExtensionFacts {
 
 const ascii = new TextDecoder('latin1')
 
-function readGeneralName (der: Uint8Array, t: Tlv): GeneralName {
+function readGeneralName (der: Uint8Array, t: Tlv, inConstraint = false): GeneralName {
   switch (t.tag) {
     case 0x81: return { kind: 'email', text: ascii.decode(value(der, t)) }
     case 0x82: return { kind: 'dns', text: ascii.decode(value(der, t)) }
     case 0x86: return { kind: 'uri', text: ascii.decode(value(der, t)) }
     case 0x87: {
       const bytes = value(der, t)
-      if (bytes.length !== 4 && bytes.length !== 16 && bytes.length !== 8 && bytes.length !== 32) throw new CertificateError('bad iPAddress length')
+      // RFC 5280 §4.2.1.6: an address is 4 or 16 bytes; §4.2.1.10: a constraint adds a mask of the same size.
+      const ok = inConstraint ? bytes.length === 8 || bytes.length === 32 : bytes.length === 4 || bytes.length === 16
+      if (!ok) throw new CertificateError(`bad iPAddress length ${bytes.length}`)
       return { kind: 'ip', bytes }
     }
     case 0xa4: {
@@ -428,7 +437,7 @@ function readNameConstraints (der: Uint8Array, body: Tlv): NameConstraints {
       if (base === undefined) throw new CertificateError('empty GeneralSubtree')
       // RFC 5280 §4.2.1.10: minimum must be zero and maximum absent.
       if (rest.length > 0) throw new CertificateError('GeneralSubtree minimum/maximum are not allowed')
-      into.push({ base: readGeneralName(der, base) })
+      into.push({ base: readGeneralName(der, base, true) })
     }
   }
   return { permitted, excluded }

@@ -214,9 +214,12 @@ export function readTime (bytes: Uint8Array, tlv: Tlv): number {
   }
   const [mon, day, hh, mm, ss] = [Number(m[2]), Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6])]
   if (mon < 1 || mon > 12 || day < 1 || day > 31 || hh > 23 || mm > 59 || ss > 59) throw new DerError(`time out of range "${s}"`)
-  const t = Date.UTC(year, mon - 1, day, hh, mm, ss)
-  if (new Date(t).getUTCDate() !== day) throw new DerError(`no such day "${s}"`)
-  return t
+  // Not Date.UTC: it reads years 0-99 as 1900-1999, and GeneralizedTime's YYYY is literal.
+  const d = new Date(0)
+  d.setUTCFullYear(year, mon - 1, day)
+  d.setUTCHours(hh, mm, ss, 0)
+  if (d.getUTCDate() !== day) throw new DerError(`no such day "${s}"`)
+  return d.getTime()
 }
 
 export function bytesEqual (a: Uint8Array, b: Uint8Array): boolean {

@@ -64,3 +64,9 @@ export interface ValidationTask {
 export type ValidationReply =
   | { readonly kind: 'stale', readonly workerEpoch: number }
   | { readonly kind: 'done', readonly outcome: ValidationOutcome, readonly cacheHits: number, readonly cacheMisses: number, readonly cacheSize: number, readonly micros: number }
+
+/** Fixed per-thread settings, passed as Piscina workerData. */
+export interface WorkerConfig {
+  /** Capacity of the verified-intermediate cache; 0 turns it off. */
+  readonly cacheEntries: number
+}

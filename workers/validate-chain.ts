@@ -210,6 +210,11 @@ class PathSearch {
       this.fail(refuse(check.reason, `${name(child.cert)} is signed with ${check.detail}, which is not accepted`), 1)
       return false
     }
+    // Never spend a verification on a key that is refused anyway (huge RSA keys cost milliseconds).
+    if (issuer.cert.keyProblem !== undefined) {
+      this.fail(refuse('weak_key', `the intermediate or CA ${name(issuer.cert)} that issued ${name(child.cert)} has a refused key: ${issuer.cert.keyProblem}`), 1)
+      return false
+    }
     const key = 'l' + child.hash + issuer.hash
     const cache = childIsLeaf ? undefined : this.opts.cache
     if (cache?.get(key) !== undefined) return true

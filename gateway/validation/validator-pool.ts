@@ -1,7 +1,7 @@
 // The Piscina pool that runs chain validation off the event loop. Owns the trust snapshot sent
 // to workers (verified CAs, numbered by epoch). Only importer of piscina.
 import { Piscina } from 'piscina'
-import type { ValidationOutcome, ValidationReply, ValidationTask } from '../../workers/types.js'
+import type { ValidationOutcome, ValidationReply, ValidationTask, WorkerConfig } from '../../workers/types.js'
 
 export interface TrustedCa { readonly name: string, readonly der: Uint8Array }
 
@@ -24,6 +24,8 @@ export interface ValidatorPoolOptions {
   readonly threads: number
   /** Validations waiting for a thread before new ones are refused as overloaded. */
   readonly maxQueue: number
+  /** Verified-intermediate cache entries per worker; 0 turns the cache off. */
+  readonly cacheEntries: number
   readonly now?: () => number
 }
 
@@ -41,7 +43,8 @@ export function createValidatorPool (options: ValidatorPoolOptions, hooks: Valid
     minThreads: options.threads,
     maxThreads: options.threads,
     maxQueue: options.maxQueue,
-    idleTimeout: 2 ** 31 - 1
+    idleTimeout: 2 ** 31 - 1,
+    workerData: { cacheEntries: options.cacheEntries } satisfies WorkerConfig
   })
   let snapshot: Snapshot = { epoch: 0, cas: [], ders: [] }
   let running = 0
