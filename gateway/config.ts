@@ -69,7 +69,7 @@ export function configFromEnv (env: NodeJS.ProcessEnv): Config {
     tlsCertFile: cert === undefined ? undefined : resolve(cert),
     tlsKeyFile: key === undefined ? undefined : resolve(key),
     // On 2 cores one worker leaves a core for the handshakes themselves (DESIGN.md §4 numbers).
-    workers: int(env, 'CERTGATE_WORKERS', Math.max(1, availableParallelism() - 1), 1, 64),
+    workers: int(env, 'CERTGATE_WORKERS', Math.max(1, availableParallelism() - 1), 0, 64),
     maxValidationQueue: int(env, 'CERTGATE_MAX_VALIDATION_QUEUE', 1024, 1, 1_000_000),
     intermediateCacheEntries: int(env, 'CERTGATE_INTERMEDIATE_CACHE_ENTRIES', 10_000, 0, 10_000_000),
     handshakeTimeoutMs: int(env, 'CERTGATE_HANDSHAKE_TIMEOUT_MS', 10_000, 100, 600_000),

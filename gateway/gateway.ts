@@ -7,7 +7,7 @@ import type { Config, HostPort } from './config.js'
 import { adminToken, ensureDataDir, serverCertificate } from './data-dir.js'
 import { openSqliteRegistry } from './registry/sqlite-registry.js'
 import type { Registry } from './registry/types.js'
-import { createValidatorPool } from './validation/validator-pool.js'
+import { createValidator } from './validation/validator-pool.js'
 import { createMetrics } from './metrics.js'
 import { createLiveConnections } from './live/live-connections.js'
 import { startRevocation } from './live/revocation.js'
@@ -43,7 +43,7 @@ export async function startGateway (config: Config, deps: { log?: Logger } = {})
 
   const registry = openSqliteRegistry(join(config.dataDir, 'registry.sqlite'))
   const metrics = createMetrics([LISTENER])
-  const validator = createValidatorPool({ threads: config.workers, maxQueue: config.maxValidationQueue, cacheEntries: config.intermediateCacheEntries }, { onValidated: metrics.validated })
+  const validator = createValidator({ threads: config.workers, maxQueue: config.maxValidationQueue, cacheEntries: config.intermediateCacheEntries }, { onValidated: metrics.validated })
   const live = createLiveConnections({ maxConnectionAgeMs: config.maxConnectionAgeMs })
   const stopRevocation = await startRevocation({
     registry,

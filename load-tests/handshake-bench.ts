@@ -1,6 +1,6 @@
 // Handshake benchmark: full-handshake authenticated connections as fast as a closed loop can
 // open them, through certgate (cache warm, and cache off = cold) and through a bare Node TLS
-// server verifying natively, all in one run on the same Node and certificates. Prints conn/s,
+// server verifying natively, all in one run; also certgate validating inline (CERTGATE_WORKERS=0) on the same Node and certificates. Prints conn/s,
 // server CPU ms per authenticated connection (all threads, /proc) and time to authenticated;
 // medians over rounds; ratios to the bare server. Writes JSON under load-tests/results/.
 //
@@ -45,9 +45,9 @@ async function main (): Promise<void> {
   const dirs = { certFile: join(fleet.dataDir, 'dev-server-cert.pem'), keyFile: join(fleet.dataDir, 'dev-server-key.pem'), caFile: join(fleet.dataDir, 'root.pem') }
   writeFileSync(dirs.caFile, fleet.root.pem)
 
-  const certgateEnv = (cacheEntries: number): Record<string, string> => ({
+  const certgateEnv = (cacheEntries: number, workers = values.workers): Record<string, string> => ({
     CERTGATE_DATA_DIR: fleet.dataDir, CERTGATE_PROTOCOL: 'tcp', CERTGATE_UPSTREAM: `127.0.0.1:${upstream.port}`,
-    CERTGATE_WORKERS: values.workers, CERTGATE_INTERMEDIATE_CACHE_ENTRIES: String(cacheEntries)
+    CERTGATE_WORKERS: workers, CERTGATE_INTERMEDIATE_CACHE_ENTRIES: String(cacheEntries)
   })
   // Start certgate once first so the dev server certificate exists for the bare server too.
   await (await startCertgate(certgateEnv(0))).stop()
@@ -56,7 +56,8 @@ async function main (): Promise<void> {
   const targets: Array<{ name: string, start: () => Promise<ServerProcess> }> = [
     { name: 'bare Node TLS (native verify)', start: async () => await startBareTls(dirs) },
     { name: 'certgate (cache warm)', start: async () => await startCertgate(certgateEnv(10_000)) },
-    { name: 'certgate (cache off)', start: async () => await startCertgate(certgateEnv(0)) }
+    { name: 'certgate (cache off)', start: async () => await startCertgate(certgateEnv(0)) },
+    { name: 'certgate inline (cache warm)', start: async () => await startCertgate(certgateEnv(10_000, '0')) }
   ]
   const samples: Sample[] = []
   for (let r = 0; r < rounds; r++) {

@@ -56,8 +56,10 @@ export interface NameConstraints {
   readonly excluded: readonly GeneralSubtree[]
 }
 
+export type KeyType = 'rsa' | 'ec' | 'ed25519' | 'ed448' | 'unknown'
+
 export type SignatureCheck =
-  | { readonly ok: true, readonly hash: string | null, readonly keyType: 'rsa' | 'ec' | 'ed25519' | 'ed448', readonly pssSaltLength?: number }
+  | { readonly ok: true, readonly hash: string | null, readonly keyType: Exclude<KeyType, 'unknown'>, readonly pssSaltLength?: number }
   | { readonly ok: false, readonly reason: 'weak_algorithm' | 'unsupported_algorithm', readonly detail: string }
 
 export interface Certificate {
@@ -76,7 +78,15 @@ export interface Certificate {
   readonly emailAddresses: readonly string[]
   readonly notBefore: number
   readonly notAfter: number
-  readonly publicKey: KeyObject
+  /** The key's algorithm, read from the SubjectPublicKeyInfo in JS. */
+  readonly keyType: KeyType
+  /**
+   * The public key as a native KeyObject, decoded on first use and kept. Decoding costs more
+   * than the rest of the parse (OpenSSL 3.0 decoders), and a leaf's key is never needed for path
+   * validation (OpenSSL already used it to check the handshake's CertificateVerify).
+   * Throws CertificateError if the key does not decode.
+   */
+  readonly publicKey: () => KeyObject
   /** Why the key itself is refused, if it is. */
   readonly keyProblem: string | undefined
   readonly basicConstraints: { readonly ca: boolean, readonly pathLen: number | undefined, readonly critical: boolean } | undefined
@@ -115,7 +125,6 @@ const SIGNATURE_ALGORITHMS: Record<string, SignatureCheck> = {
 const RSASSA_PSS = '1.2.840.113549.1.1.10'
 const MGF1 = '1.2.840.113549.1.1.8'
 
-const ALLOWED_CURVES = new Set(['prime256v1', 'secp384r1', 'secp521r1'])
 const MIN_RSA_BITS = 2048
 const MAX_RSA_BITS = 8192
 const MAX_RSA_EXPONENT = 2n ** 32n - 1n
@@ -170,12 +179,8 @@ export function parseCertificate (der: Uint8Array): Certificate {
   const names = readName(der, subjectTlv)
   readName(der, issuerTlv) // well-formedness only
   const spki = whole(der, spkiTlv)
-  let publicKey: KeyObject
-  try {
-    publicKey = createPublicKey({ key: Buffer.from(spki.buffer, spki.byteOffset, spki.byteLength), format: 'der', type: 'spki' })
-  } catch (err) {
-    throw new CertificateError(`unreadable public key: ${(err as Error).message}`)
-  }
+  const key = readSpki(der, spkiTlv)
+  let publicKey: KeyObject | undefined
   const sigBits = readTlv(der, sigTlv.start, sigTlv.end)
   const signature = bitStringBytes(der, sigBits)
   const ext = extTlv === undefined ? undefined : readExtensions(der, extTlv)
@@ -195,8 +200,17 @@ export function parseCertificate (der: Uint8Array): Certificate {
     emailAddresses: names.emails,
     notBefore,
     notAfter,
-    publicKey,
-    keyProblem: keyProblem(publicKey),
+    keyType: key.type,
+    publicKey: () => {
+      if (publicKey !== undefined) return publicKey
+      try {
+        publicKey = createPublicKey({ key: Buffer.from(spki.buffer, spki.byteOffset, spki.byteLength), format: 'der', type: 'spki' })
+      } catch (err) {
+        throw new CertificateError(`unreadable public key: ${(err as Error).message}`)
+      }
+      return publicKey
+    },
+    keyProblem: key.problem,
     basicConstraints: ext?.basicConstraints,
     keyUsage: ext?.keyUsage,
     extKeyUsage: ext?.extKeyUsage,
@@ -214,26 +228,51 @@ function need (tlv: Tlv | undefined, tag: number, what: string): Tlv {
   return tlv
 }
 
-function keyProblem (key: KeyObject): string | undefined {
-  const details = key.asymmetricKeyDetails
-  switch (key.asymmetricKeyType) {
-    case 'rsa':
-    case 'rsa-pss': {
-      const bits = details?.modulusLength ?? 0
-      const exponent = details?.publicExponent ?? 0n
-      if (bits < MIN_RSA_BITS) return `RSA key of ${bits} bits (minimum ${MIN_RSA_BITS})`
+const KEY_ALGORITHMS: Record<string, KeyType> = {
+  '1.2.840.113549.1.1.1': 'rsa',
+  '1.2.840.113549.1.1.10': 'rsa', // id-RSASSA-PSS keys
+  '1.2.840.10045.2.1': 'ec',
+  '1.3.101.112': 'ed25519',
+  '1.3.101.113': 'ed448'
+}
+const CURVES: Record<string, string> = { '1.2.840.10045.3.1.7': 'P-256', '1.3.132.0.34': 'P-384', '1.3.132.0.35': 'P-521' }
+
+/** RFC 5280 §4.1.2.7 SubjectPublicKeyInfo: the key's type, and why it is refused if it is. */
+function readSpki (der: Uint8Array, spki: Tlv): { type: KeyType, problem: string | undefined } {
+  const [alg, bits, extra] = children(der, spki, 3)
+  if (alg?.tag !== TAG.SEQUENCE || bits === undefined || extra !== undefined) throw new CertificateError('bad SubjectPublicKeyInfo')
+  const [oidTlv, params] = children(der, alg, 2)
+  if (oidTlv === undefined) throw new CertificateError('empty key AlgorithmIdentifier')
+  const oid = oidString(der, oidTlv)
+  const type = KEY_ALGORITHMS[oid] ?? 'unknown'
+  const keyBytes = bitStringBytes(der, bits)
+  switch (type) {
+    case 'rsa': {
+      // RFC 8017 §A.1.1 RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }
+      const seq = readTlv(keyBytes, 0, keyBytes.length)
+      const [n, e] = seq.tag === TAG.SEQUENCE ? children(keyBytes, seq, 2) : []
+      if (n?.tag !== TAG.INTEGER || e?.tag !== TAG.INTEGER) throw new CertificateError('bad RSAPublicKey')
+      const modulus = value(keyBytes, n)
+      let lead = 0
+      while (lead < modulus.length && modulus[lead] === 0) lead++
+      const bitLength = modulus.length === lead ? 0 : (modulus.length - lead - 1) * 8 + Math.floor(Math.log2(modulus[lead] as number)) + 1
+      let exponent = 0n
+      for (const b of value(keyBytes, e)) exponent = exponent * 256n + BigInt(b)
+      if (bitLength < MIN_RSA_BITS) return { type, problem: `RSA key of ${bitLength} bits (minimum ${MIN_RSA_BITS})` }
       // Huge moduli or exponents make each verification cost milliseconds: a cheap way to burn CPU.
-      if (bits > MAX_RSA_BITS) return `RSA key of ${bits} bits (maximum ${MAX_RSA_BITS})`
-      if (exponent < 3n || exponent > MAX_RSA_EXPONENT || exponent % 2n === 0n) return `RSA public exponent ${exponent} is not an odd number from 3 to 2^32-1`
-      return undefined
+      if (bitLength > MAX_RSA_BITS) return { type, problem: `RSA key of ${bitLength} bits (maximum ${MAX_RSA_BITS})` }
+      if (exponent < 3n || exponent > MAX_RSA_EXPONENT || exponent % 2n === 0n) return { type, problem: `RSA public exponent ${exponent} is not an odd number from 3 to 2^32-1` }
+      return { type, problem: undefined }
     }
-    case 'ec':
-      return ALLOWED_CURVES.has(details?.namedCurve ?? '') ? undefined : `EC curve ${details?.namedCurve ?? 'unknown'} is not allowed`
+    case 'ec': {
+      const curve = params?.tag === TAG.OID ? CURVES[oidString(der, params)] : undefined
+      return { type, problem: curve === undefined ? 'the EC curve is not P-256, P-384 or P-521' : undefined }
+    }
     case 'ed25519':
     case 'ed448':
-      return undefined
-    default:
-      return `${key.asymmetricKeyType ?? 'unknown'} keys are not allowed`
+      return { type, problem: undefined }
+    case 'unknown':
+      return { type, problem: `keys of algorithm ${oid} are not allowed` }
   }
 }
 

@@ -3,7 +3,7 @@
 // Pure and synchronous: runs in the worker pool and behind the library's validateChain.
 // Bounded: at most MAX_SENT certificates are looked at, paths are at most MAX_DEPTH
 // intermediates deep, and path building stops after MAX_SIGNATURE_CHECKS / MAX_STEPS.
-import { constants, createHash, verify, type KeyObject } from 'node:crypto'
+import { constants, createHash, verify } from 'node:crypto'
 import { bytesEqual } from './der.js'
 import { KEY_USAGE, OID, parseCertificate, type Certificate } from './certificate.js'
 import { checkNameConstraints } from './name-constraints.js'
@@ -61,6 +61,7 @@ export function buildAnchorSet (ders: readonly Uint8Array[]): { set: AnchorSet, 
   ders.forEach((der, index) => {
     try {
       const anchor = { index, hash: sha256Hex(der), cert: parseCertificate(der) }
+      anchor.cert.publicKey() // decode now: an anchor whose key does not decode is unusable
       list.push(anchor)
       const same = bySubject.get(anchor.cert.subjectKey)
       if (same === undefined) bySubject.set(anchor.cert.subjectKey, [anchor])
@@ -219,7 +220,7 @@ class PathSearch {
     const cache = childIsLeaf ? undefined : this.opts.cache
     if (cache?.get(key) !== undefined) return true
     if (++this.signatures > LIMITS.MAX_SIGNATURE_CHECKS) throw new WorkLimit()
-    if (!verifySignature(child.cert, issuer.cert.publicKey)) {
+    if (!verifySignature(child.cert, issuer.cert)) {
       this.fail(refuse('bad_signature', `the signature on ${name(child.cert)} does not verify with the key of its issuer ${name(issuer.cert)}`), 1)
       return false
     }
@@ -233,17 +234,16 @@ function keyIdsAgree (child: Certificate, issuer: Certificate): boolean {
   return child.authorityKeyId === undefined || issuer.subjectKeyId === undefined || bytesEqual(child.authorityKeyId, issuer.subjectKeyId)
 }
 
-const KEY_TYPES: Record<string, readonly string[]> = { rsa: ['rsa', 'rsa-pss'], ec: ['ec'], ed25519: ['ed25519'], ed448: ['ed448'] }
-
-/** Is `cert`'s signature made by `key`? (Also used for proof-of-possession certificates.) */
-export function verifySignature (cert: Certificate, key: KeyObject): boolean {
+/** Is `cert`'s signature made by `issuer`'s key? (Also used for proof-of-possession certificates.) */
+export function verifySignature (cert: Certificate, issuer: Certificate): boolean {
   const check = cert.signatureCheck
-  if (!check.ok || KEY_TYPES[check.keyType]?.includes(key.asymmetricKeyType ?? '') !== true) return false
+  if (!check.ok || check.keyType !== issuer.keyType) return false
   try {
+    const key = issuer.publicKey()
     const k = check.pssSaltLength === undefined ? key : { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: check.pssSaltLength }
     return verify(check.hash, cert.tbs, k, cert.signature)
   } catch {
-    return false
+    return false // a key that does not decode verifies nothing
   }
 }
 

@@ -83,6 +83,7 @@ export function createCaService (registry: Registry, options: CaServiceOptions):
       if (cert.notAfter < now()) throw new CaError('ca_expired', `the CA certificate expired at ${new Date(cert.notAfter).toISOString()}`)
       if (cert.notBefore > now()) throw new CaError('ca_not_yet_valid', `the CA certificate is not valid before ${new Date(cert.notBefore).toISOString()}`)
       if (cert.keyProblem !== undefined) throw new CaError('weak_ca_key', `the CA key is refused: ${cert.keyProblem}`)
+      try { cert.publicKey() } catch (err) { throw new CaError('malformed_certificate', (err as Error).message) }
       return await registry.putCa({
         name, certificateDer: der, subject: new X509Certificate(der).subject.replace(/\n/g, ', '), thumbprint: sha256Hex(der), notAfter: new Date(cert.notAfter).toISOString()
       }, ifMatch)
@@ -106,7 +107,7 @@ export function createCaService (registry: Registry, options: CaServiceOptions):
       const t = now()
       if (t < cert.notBefore || t > cert.notAfter) throw new CaError('verification_cert_invalid_time', 'the verification certificate is not within its validity period')
       const caCert = parseCertificate(ca.certificateDer)
-      if (!verifySignature(cert, caCert.publicKey)) throw new CaError('verification_wrong_signer', 'the verification certificate is not signed by this CA\'s private key; sign it with the key of the uploaded CA certificate')
+      if (!verifySignature(cert, caCert)) throw new CaError('verification_wrong_signer', 'the verification certificate is not signed by this CA\'s private key; sign it with the key of the uploaded CA certificate')
       const result = await registry.consumeVerificationCode(name, code, ca.thumbprint, new Date(t).toISOString())
       switch (result) {
         case undefined: throw new CaError('ca_not_found', `no CA certificate named "${name}"`, 404)

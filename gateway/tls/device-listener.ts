@@ -47,7 +47,9 @@ export async function startDeviceListener (opts: DeviceListenerOptions, hooks: D
     minVersion: 'TLSv1.2',
     // No tickets: a resumed session carries only the leaf and a cached verdict (DESIGN.md §2).
     secureOptions: constants.SSL_OP_NO_TICKET,
-    handshakeTimeout: opts.handshakeTimeoutMs
+    handshakeTimeout: opts.handshakeTimeoutMs,
+    // MQTT and request/response traffic is small writes: Nagle plus delayed ACKs would add ~40 ms.
+    noDelay: true
   })
   server.on('connection', hooks.onAccepted)
   server.on('tlsClientError', (err: Error & { code?: string }, socket: TLSSocket) => {
