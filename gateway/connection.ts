@@ -54,7 +54,10 @@ export async function handleConnection (socket: TLSSocket, ctx: ConnectionContex
     logAuthenticated(ctx, identity, socket)
     const first = await pump(socket, opened.upstream)
     ctx.metrics.forwarded(ctx.listener, socket.bytesRead, socket.bytesWritten)
-    if (first === 'upstream') ctx.metrics.liveClosed(ctx.listener, 'upstream_closed')
+    if (first === 'upstream') {
+      ctx.metrics.liveClosed(ctx.listener, 'upstream_closed')
+      ctx.log.info({ event: 'closed', reason: 'upstream_closed', detail: 'the upstream closed the connection', deviceId: identity.deviceId, listener: ctx.listener }, 'live connection closed')
+    }
   } finally {
     untrack()
     ctx.metrics.setLive(ctx.listener, ctx.live.count(ctx.listener))

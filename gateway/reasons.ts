@@ -28,9 +28,8 @@ export const CLOSE_REASONS = [
   'device_changed',
   'ca_removed',
   'cert_expired',
-  'registry_unavailable',
+  'max_age',
   'upstream_closed',
-  'upstream_error',
   'shutdown'
 ] as const
 export type CloseReason = typeof CLOSE_REASONS[number]

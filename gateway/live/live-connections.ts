@@ -45,7 +45,7 @@ export function createLiveConnections (options: LiveConnectionsOptions = {}): Li
   const sweep = setInterval(() => {
     const t = now()
     closeWhere((e) => e.identity.notAfter < t, 'cert_expired', 'a certificate the connection was authenticated with has expired')
-    if (maxAge > 0) closeWhere((e) => t - e.openedAt > maxAge, 'device_changed', `the connection reached the maximum age of ${maxAge} ms`)
+    if (maxAge > 0) closeWhere((e) => t - e.openedAt > maxAge, 'max_age', `the connection reached the maximum age of ${maxAge} ms`)
   }, options.sweepIntervalMs ?? 500)
   sweep.unref()
 
