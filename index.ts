@@ -26,7 +26,8 @@ export async function validateChain (input: ValidateChainInput): Promise<Validat
 
 function validateChainSync (input: ValidateChainInput): ValidateChainResult {
   try {
-    const given = (typeof input === 'object' && input !== null ? input : {}) as { leaf?: unknown, intermediates?: unknown, anchors?: unknown, at?: unknown, requiredEku?: unknown }
+    const raw: unknown = input
+    const given = (typeof raw === 'object' && raw !== null ? raw : {}) as { leaf?: unknown, intermediates?: unknown, anchors?: unknown, at?: unknown, requiredEku?: unknown }
     if (given.at !== undefined && !(given.at instanceof Date)) return { ok: false, reason: 'invalid_input', detail: 'at must be a Date' }
     if (given.requiredEku !== undefined && typeof given.requiredEku !== 'string') return { ok: false, reason: 'invalid_input', detail: 'requiredEku must be a string' }
     if (!(given.leaf instanceof Uint8Array) || !Array.isArray(given.intermediates) || !Array.isArray(given.anchors)) {

@@ -34,7 +34,7 @@ export function createExpiringLru<V extends object> (options: ExpiringLruOptions
       return entry.value
     },
     set (key, value, expiresAt) {
-      if (expiresAt <= now()) return
+      if (expiresAt <= now()) { lru.delete(key); return }
       lru.set(key, { value, expiresAt })
     },
     clear () { lru.clear() },

@@ -45,7 +45,7 @@ export function parseHostPort (value: string, what: string): HostPort {
 function int (env: NodeJS.ProcessEnv, name: string, def: number, min: number, max: number): number {
   const raw = env[name]
   if (raw === undefined || raw === '') return def
-  const n = Number(raw)
+  const n = /^\d+$/.test(raw) ? Number(raw) : NaN
   if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`${name}="${raw}" must be an integer from ${min} to ${max}`)
   return n
 }
@@ -61,10 +61,10 @@ export function configFromEnv (env: NodeJS.ProcessEnv): Config {
   if (token !== undefined && token.length < 16) throw new ConfigError('CERTGATE_ADMIN_TOKEN must be at least 16 characters')
   return Object.freeze({
     dataDir: resolve(env.CERTGATE_DATA_DIR ?? './data'),
-    listen: parseHostPort(env.CERTGATE_LISTEN ?? '0.0.0.0:8883', 'CERTGATE_LISTEN'),
+    listen: Object.freeze(parseHostPort(env.CERTGATE_LISTEN ?? '0.0.0.0:8883', 'CERTGATE_LISTEN')),
     protocol: protocol as Protocol,
-    upstream: upstream === undefined || upstream === '' ? undefined : parseUpstream(upstream, protocol as Protocol),
-    adminListen: parseHostPort(env.CERTGATE_ADMIN_LISTEN ?? '127.0.0.1:8080', 'CERTGATE_ADMIN_LISTEN'),
+    upstream: upstream === undefined || upstream === '' ? undefined : Object.freeze(parseUpstream(upstream, protocol as Protocol)),
+    adminListen: Object.freeze(parseHostPort(env.CERTGATE_ADMIN_LISTEN ?? '127.0.0.1:8080', 'CERTGATE_ADMIN_LISTEN')),
     adminToken: token,
     tlsCertFile: cert === undefined ? undefined : resolve(cert),
     tlsKeyFile: key === undefined ? undefined : resolve(key),

@@ -7,12 +7,13 @@ const ALLOWED = /^[A-Za-z0-9\-:.+%_#*?!(),=@;$']$/
 export function deviceIdProblem (id: string): string | undefined {
   if (id.length === 0) return 'deviceId is empty'
   if (id.length > MAX_DEVICE_ID_LENGTH) return `deviceId is ${id.length} characters long; at most ${MAX_DEVICE_ID_LENGTH} are allowed`
-  for (let i = 0; i < id.length; i++) {
-    const ch = id[i] as string
+  let i = 0
+  for (const ch of id) { // by code point, so a character outside the BMP is named whole
+    i++
     if (!ALLOWED.test(ch)) {
       const code = ch.codePointAt(0) ?? 0
       const shown = code >= 0x21 && code <= 0x7e ? `'${ch}'` : `U+${code.toString(16).toUpperCase().padStart(4, '0')}`
-      return `deviceId has the character ${shown} at position ${i + 1}; allowed are ASCII letters, digits and - : . + % _ # * ? ! ( ) , = @ ; $ '`
+      return `deviceId has the character ${shown} at position ${i}; allowed are ASCII letters, digits and - : . + % _ # * ? ! ( ) , = @ ; $ '`
     }
   }
   return undefined

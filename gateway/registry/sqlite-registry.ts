@@ -76,9 +76,17 @@ export function openSqliteRegistry (file: string): Registry {
   db.pragma('synchronous = FULL')
   db.pragma('foreign_keys = ON')
   db.pragma('busy_timeout = 5000')
-  migrate(db)
+  try {
+    migrate(db)
+  } catch (err) {
+    db.close()
+    throw err
+  }
   const events = new EventEmitter()
-  const emit = (c: RegistryChange): void => { events.emit('change', c) }
+  // A listener's failure must not turn a committed write into a reported failure.
+  const emit = (c: RegistryChange): void => {
+    try { events.emit('change', c) } catch (err) { process.emitWarning(`registry change listener failed: ${(err as Error).message}`) }
+  }
 
   const q = {
     getDevice: db.prepare<[string], DeviceRow>('SELECT * FROM devices WHERE device_id = ?'),
@@ -122,10 +130,11 @@ export function openSqliteRegistry (file: string): Registry {
   const putCa = db.transaction((ca: { name: string, certificateDer: Uint8Array, subject: string, thumbprint: string, notAfter: string }, ifMatch: string | undefined) => {
     const existing = q.getCa.get(ca.name)
     checkMatch(existing, ifMatch)
+    if (existing?.thumbprint === ca.thumbprint) return { record: toCa(existing), created: false, changed: false }
     const params = { name: ca.name, certificate: Buffer.from(ca.certificateDer), subject: ca.subject, thumbprint: ca.thumbprint, not_after: ca.notAfter, etag: newEtag(), now: nowIso() }
     if (existing === undefined) q.insertCa.run(params)
     else q.replaceCa.run(params)
-    return { record: toCa(q.getCa.get(ca.name) as CaRow), created: existing === undefined }
+    return { record: toCa(q.getCa.get(ca.name) as CaRow), created: existing === undefined, changed: true }
   })
   const consume = db.transaction((name: string, code: string, thumbprint: string, now: string) => {
     const row = q.getCa.get(name)
@@ -161,7 +170,11 @@ export function openSqliteRegistry (file: string): Registry {
     },
     getCa: async (name) => { const r = q.getCa.get(name); return r === undefined ? undefined : toCa(r) },
     listCas: async () => q.listCas.all().map(toCa),
-    putCa: async (ca, ifMatch) => { const r = putCa(ca, ifMatch); emit({ kind: 'ca', name: ca.name }); return r },
+    putCa: async (ca, ifMatch) => {
+      const { record, created, changed } = putCa(ca, ifMatch)
+      if (changed) emit({ kind: 'ca', name: ca.name })
+      return { record, created }
+    },
     setVerificationCode: async (name, code, expiry) => {
       if (q.setCode.run({ name, code, expiry, etag: newEtag(), now: nowIso() }).changes === 0) return undefined
       return toCa(q.getCa.get(name) as CaRow)

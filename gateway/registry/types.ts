@@ -61,7 +61,11 @@ export interface Registry {
 
   getCa: (name: string) => Promise<CaRecord | undefined>
   listCas: () => Promise<readonly CaRecord[]>
-  /** Stores a (new or replacing) certificate, unverified, with no code. */
+  /**
+   * Stores a new or replacing certificate, unverified. Uploading the very certificate already
+   * stored changes nothing (idempotent provisioning must not unverify a CA). A code issued for a
+   * replaced certificate stays recorded only so verify can say why it no longer works.
+   */
   putCa: (ca: { name: string, certificateDer: Uint8Array, subject: string, thumbprint: string, notAfter: string }, ifMatch?: string) => Promise<{ record: CaRecord, created: boolean }>
   setVerificationCode: (name: string, code: string, expiry: string) => Promise<CaRecord | undefined>
   /**

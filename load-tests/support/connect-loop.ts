@@ -46,7 +46,7 @@ export async function runConnectLoop (opts: { port: number, contexts: readonly S
     }
   }
   await Promise.all(Array.from({ length: opts.concurrency }, loop))
-  return { completed: latenciesMs.length, failed, latenciesMs, perSecond: Array.from(perSecond, (v) => v ?? 0), elapsedMs: performance.now() - started }
+  return { completed: latenciesMs.length, failed, latenciesMs, perSecond: Array.from(perSecond, (v: number | undefined) => v ?? 0), elapsedMs: performance.now() - started }
 }
 
 export function percentile (values: readonly number[], p: number): number {

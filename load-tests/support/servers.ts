@@ -51,7 +51,7 @@ export async function startCertgate (env: Record<string, string>, nodeArgs: read
     stdio: ['ignore', 'pipe', 'pipe']
   })
   const m = await waitForLine(child, /certgate listening device=[^ ]+:(\d+) admin=/, 20_000)
-  child.stdout?.resume()
+  child.stdout.resume()
   return { pid: child.pid ?? 0, port: Number(m[1]), stop: stopper(child) }
 }
 

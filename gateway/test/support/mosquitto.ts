@@ -47,7 +47,7 @@ export async function startMosquitto (extraConfig: readonly string[] = [], files
   writeFileSync(conf, [`listener ${port} 127.0.0.1`, 'allow_anonymous true', 'persistence false', 'log_dest stderr', 'log_type all', ...extraConfig.map((l) => l.replaceAll('$DIR', dir))].join('\n') + '\n')
   const child = spawn(mosquittoBinary(), ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] })
   let log = ''
-  child.stderr?.on('data', (d: Buffer) => { log += d.toString() })
+  child.stderr.on('data', (d: Buffer) => { log += d.toString() })
   try {
     await waitForPort(port, child, 5000)
   } catch (err) {
