@@ -18,6 +18,9 @@ import { createMqttForwarder } from './upstream/mqtt-forwarder.js'
 import { startEmbeddedBroker, type EmbeddedBroker } from './upstream/embedded-broker.js'
 import { startAdminServer } from './admin/admin-server.js'
 import { createCaService, type CaService } from './control/ca-service.js'
+import { createCertificateRoutes } from './admin/certificate-routes.js'
+import { createDeviceRoutes } from './admin/device-routes.js'
+import { openAuditLog } from './admin/audit-log.js'
 
 export interface Gateway {
   readonly device: HostPort
@@ -86,10 +89,16 @@ export async function startGateway (config: Config, deps: { log?: Logger } = {})
   const poolGauges = setInterval(() => { metrics.setPool(validator.stats()) }, 1000)
   poolGauges.unref()
 
+  const caService = createCaService(registry, { verificationCodeTtlMs: config.verificationCodeTtlMs })
   let ready = true
   const admin = await startAdminServer(
     { listen: config.adminListen, token, maxBodyBytes: 256 * 1024 },
-    { ready: () => ready, metricsText: metrics.metricsText, routes: [] }
+    {
+      ready: () => ready,
+      metricsText: metrics.metricsText,
+      routes: [createCertificateRoutes({ registry, cas: caService }), createDeviceRoutes({ registry, liveCount: (id) => live.byDevice(id).length })],
+      audit: openAuditLog(join(config.dataDir, 'audit.log'))
+    }
   )
 
   return {
@@ -98,7 +107,7 @@ export async function startGateway (config: Config, deps: { log?: Logger } = {})
     upstream,
     adminToken: token,
     registry,
-    caService: createCaService(registry, { verificationCodeTtlMs: config.verificationCodeTtlMs }),
+    caService,
     log,
     close: async () => {
       ready = false

@@ -3,6 +3,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { HostPort } from '../config.js'
+import type { AuditLog } from './audit-log.js'
 
 export interface AdminRequest {
   readonly method: string
@@ -30,6 +31,8 @@ export interface AdminServerDeps {
   readonly metricsText: () => Promise<string>
   /** Authenticated API routes; the first that answers wins. */
   readonly routes: readonly AdminRoute[]
+  /** Where every non-GET request with a valid token is recorded. */
+  readonly audit?: AuditLog
 }
 
 export interface AdminServer { readonly address: HostPort, close: () => Promise<void> }
@@ -87,10 +90,19 @@ export async function startAdminServer (opts: AdminServerOptions, deps: AdminSer
     throw new ApiError(404, 'not_found', `no ${method} ${url.pathname} in the admin API`)
   }
 
+  // Who called: the token's fingerprint (never the token) and the address.
+  const caller = (req: IncomingMessage): string => `token:${expected.subarray(0, 4).toString('hex')}@${req.socket.remoteAddress ?? '?'}`
+  const audit = (req: IncomingMessage, res: ServerResponse, error: string | undefined): void => {
+    if (deps.audit === undefined || req.method === 'GET' || req.method === 'HEAD' || !authorized(req.headers.authorization)) return
+    const path = new URL(req.url ?? '/', 'http://admin').pathname
+    deps.audit.record({ caller: caller(req), action: `${req.method ?? ''} ${path.replace(/^\/(devices|certificates)\/[^/]+/, '/$1/{id}')}`, resource: path, status: res.statusCode, error })
+  }
+
   const server = createServer((req, res) => {
-    handle(req, res).catch((err: unknown) => {
-      if (err instanceof ApiError) sendError(res, err)
-      else sendError(res, new ApiError(500, 'internal_error', (err as Error).message))
+    handle(req, res).then(() => { audit(req, res, undefined) }, (err: unknown) => {
+      const e = err instanceof ApiError ? err : new ApiError(500, 'internal_error', (err as Error).message)
+      sendError(res, e)
+      audit(req, res, e.code)
       // Unread oversized bodies: close rather than drain them.
       if (!req.complete) res.once('finish', () => req.destroy())
     })
