@@ -75,7 +75,7 @@ export function configFromEnv (env: NodeJS.ProcessEnv): Config {
     handshakeTimeoutMs: int(env, 'CERTGATE_HANDSHAKE_TIMEOUT_MS', 10_000, 100, 600_000),
     upstreamConnectTimeoutMs: int(env, 'CERTGATE_UPSTREAM_CONNECT_TIMEOUT_MS', 5_000, 100, 600_000),
     mqttConnectTimeoutMs: int(env, 'CERTGATE_MQTT_CONNECT_TIMEOUT_MS', 10_000, 100, 600_000),
-    verificationCodeTtlMs: int(env, 'CERTGATE_VERIFICATION_CODE_TTL_S', 3600, 10, 30 * 86400) * 1000,
+    verificationCodeTtlMs: int(env, 'CERTGATE_VERIFICATION_CODE_TTL_S', 3600, 1, 30 * 86400) * 1000,
     drainTimeoutMs: int(env, 'CERTGATE_DRAIN_TIMEOUT_MS', 10_000, 0, 600_000),
     maxConnectionAgeMs: int(env, 'CERTGATE_MAX_CONNECTION_AGE_S', 0, 0, 365 * 86400) * 1000,
     logLevel: env.CERTGATE_LOG_LEVEL ?? 'info'

@@ -105,18 +105,25 @@ export function createCaService (registry: Registry, options: CaServiceOptions):
       if (ca.verificationCode === null) throw new CaError('no_verification_code', 'no verification code is outstanding for this CA; call generateVerificationCode first (codes are single use)')
       if (code !== ca.verificationCode) throw new CaError('verification_cn_mismatch', 'the verification certificate\'s CN is not the current verification code; issue it with CN = the code from generateVerificationCode')
       const t = now()
+      // A code issued for a certificate since replaced proves nothing about the current one.
+      if (ca.verificationCodeFor !== ca.thumbprint) await settle(registry.consumeVerificationCode(name, code, ca.thumbprint, new Date(t).toISOString()))
       if (t < cert.notBefore || t > cert.notAfter) throw new CaError('verification_cert_invalid_time', 'the verification certificate is not within its validity period')
       const caCert = parseCertificate(ca.certificateDer)
       if (!verifySignature(cert, caCert)) throw new CaError('verification_wrong_signer', 'the verification certificate is not signed by this CA\'s private key; sign it with the key of the uploaded CA certificate')
-      const result = await registry.consumeVerificationCode(name, code, ca.thumbprint, new Date(t).toISOString())
-      switch (result) {
-        case undefined: throw new CaError('ca_not_found', `no CA certificate named "${name}"`, 404)
-        case 'no_code': throw new CaError('no_verification_code', 'the verification code was already used; generate a new one')
-        case 'wrong_code': throw new CaError('wrong_verification_code', 'the verification code was replaced by a newer one; use the latest code')
-        case 'expired_code': throw new CaError('verification_code_expired', 'the verification code has expired; generate a new one')
-        case 'certificate_replaced': throw new CaError('certificate_replaced', 'the CA certificate was replaced after this code was issued; generate a new code for the current certificate')
-        default: return result
-      }
+      return await settle(registry.consumeVerificationCode(name, code, ca.thumbprint, new Date(t).toISOString()))
     }
+  }
+}
+
+/** Turns the registry's verdict on consuming a code into a verified CA or a specific refusal. */
+async function settle (consumed: ReturnType<Registry['consumeVerificationCode']>): Promise<CaRecord> {
+  const result = await consumed
+  switch (result) {
+    case undefined: throw new CaError('ca_not_found', 'the CA certificate was deleted meanwhile', 404)
+    case 'no_code': throw new CaError('no_verification_code', 'the verification code was already used; generate a new one')
+    case 'wrong_code': throw new CaError('wrong_verification_code', 'the verification code was replaced by a newer one; use the latest code')
+    case 'expired_code': throw new CaError('verification_code_expired', 'the verification code has expired; generate a new one')
+    case 'certificate_replaced': throw new CaError('certificate_replaced', 'the CA certificate was replaced after this code was issued; generate a new code for the current certificate')
+    default: return result
   }
 }

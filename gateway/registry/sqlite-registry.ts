@@ -61,7 +61,7 @@ function toCa (r: CaRow): CaRecord {
   return {
     name: r.name, certificateDer: new Uint8Array(r.certificate), subject: r.subject, thumbprint: r.thumbprint, notAfter: r.not_after,
     isVerified: r.is_verified === 1, verificationCode: r.verification_code, verificationCodeExpiry: r.verification_code_expiry,
-    etag: r.etag, createdAt: r.created_at, updatedAt: r.updated_at
+    verificationCodeFor: r.verification_code_thumbprint, etag: r.etag, createdAt: r.created_at, updatedAt: r.updated_at
   }
 }
 

@@ -32,6 +32,8 @@ export interface CaRecord {
   readonly isVerified: boolean
   readonly verificationCode: string | null
   readonly verificationCodeExpiry: string | null
+  /** Thumbprint of the certificate the outstanding code was issued for. */
+  readonly verificationCodeFor: string | null
   readonly etag: string
   readonly createdAt: string
   readonly updatedAt: string

@@ -104,7 +104,7 @@ test('integer knobs: bad or out-of-range values are refused with the variable na
     ['CERTGATE_HANDSHAKE_TIMEOUT_MS', '99', /from 100 to 600000/],
     ['CERTGATE_UPSTREAM_CONNECT_TIMEOUT_MS', 'NaN', /from 100/],
     ['CERTGATE_MQTT_CONNECT_TIMEOUT_MS', '600001', /to 600000/],
-    ['CERTGATE_VERIFICATION_CODE_TTL_S', '9', /from 10/],
+    ['CERTGATE_VERIFICATION_CODE_TTL_S', '0', /from 1 /],
     ['CERTGATE_DRAIN_TIMEOUT_MS', 'Infinity', /from 0/],
     ['CERTGATE_MAX_CONNECTION_AGE_S', '-5', /from 0/]
   ]
