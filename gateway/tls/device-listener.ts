@@ -30,8 +30,9 @@ export function handshakeBucket (err: Error & { code?: string }): HandshakeFailu
   const code = err.code ?? ''
   if (code === 'ERR_TLS_HANDSHAKE_TIMEOUT') return 'timeout'
   // A CertificateVerify that does not match the presented certificate: ECDSA reports a bad
-  // signature, RSA-PSS an invalid first/last octet.
-  if (code === 'ERR_SSL_BAD_SIGNATURE' || /OCTET_INVALID|BAD_SIGNATURE|DIGEST_CHECK_FAILED/.test(code)) return 'bad_certificate_proof'
+  // signature (OpenSSL 3.0) or a provider signature failure (OpenSSL 3.5, Node 22+), RSA-PSS an
+  // invalid first/last octet.
+  if (/OCTET_INVALID|BAD_SIGNATURE|SIGNATURE_FAILURE|DIGEST_CHECK_FAILED/.test(code)) return 'bad_certificate_proof'
   if (code === 'ERR_SSL_NO_SHARED_CIPHER' || code === 'ERR_SSL_UNSUPPORTED_PROTOCOL' || code === 'ERR_SSL_NO_PROTOCOLS_AVAILABLE') return 'no_shared_cipher'
   if (code === 'ERR_SSL_HTTP_REQUEST' || code === 'ERR_SSL_WRONG_VERSION_NUMBER' || code === 'ERR_SSL_PACKET_LENGTH_TOO_LONG' || code === 'ERR_SSL_UNKNOWN_PROTOCOL') return 'not_tls'
   if (code.startsWith('ERR_SSL') || code === 'ECONNRESET') return 'protocol'

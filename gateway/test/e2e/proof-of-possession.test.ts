@@ -56,7 +56,7 @@ for (const version of ['-tls1_3', '-tls1_2'] as const) {
     const before = h.logs.length
     const out = await sClient(leaf, stranger.keyPem, version)
     const failed = await h.waitForLog((l) => h.logs.indexOf(l) >= before && l.event === 'handshake_failed')
-    assert.equal((failed as unknown as { bucket: string }).bucket, 'bad_certificate_proof', out)
+    assert.equal((failed as unknown as { bucket: string }).bucket, 'bad_certificate_proof', `${JSON.stringify(failed)}\n${out}`)
     assert.ok(!h.logs.some((l) => l.event === 'authenticated' && l.deviceId === id), 'the device must not be authenticated')
 
     // Control: the same certificate with its own key is authenticated, so the shim did not break s_client.
