@@ -33,6 +33,12 @@ export async function handleConnection (socket: TLSSocket, ctx: ConnectionContex
   if (!decision.ok) { refuse(socket, ctx, started, decision); return }
 
   const { identity } = decision
+  let counted = { read: 0, written: 0 }
+  const flushBytes = (): void => {
+    const now = { read: socket.bytesRead, written: socket.bytesWritten }
+    ctx.metrics.forwarded(ctx.listener, now.read - counted.read, now.written - counted.written)
+    counted = now
+  }
   const untrack = ctx.live.track({
     identity,
     listener: ctx.listener,
@@ -41,19 +47,25 @@ export async function handleConnection (socket: TLSSocket, ctx: ConnectionContex
       ctx.log.info({ event: 'closed', reason, detail, deviceId: identity.deviceId, listener: ctx.listener }, 'live connection closed')
       ctx.metrics.liveClosed(ctx.listener, reason)
       socket.destroy()
-    }
+    },
+    flushBytes
   })
   try {
     const upstreamStarted = performance.now()
     const opened = await ctx.forwarder.open(socket, identity)
-    if (!opened.ok) { refuse(socket, ctx, started, { ...opened, deviceId: identity.deviceId }); return }
+    if (!opened.ok) {
+      if (opened.reason === 'upstream_unavailable') ctx.metrics.upstreamFailed(ctx.listener)
+      refuse(socket, ctx, started, { ...opened, deviceId: identity.deviceId })
+      return
+    }
     if (gone(socket)) { opened.upstream.destroy(); return }
     ctx.metrics.upstreamConnected(ctx.listener, (performance.now() - upstreamStarted) / 1000)
     ctx.metrics.authenticated(ctx.listener, (upstreamStarted - started) / 1000)
+    ctx.metrics.certificateLifetime((identity.leafNotAfter - Date.now()) / 1000)
     ctx.metrics.setLive(ctx.listener, ctx.live.count(ctx.listener))
     logAuthenticated(ctx, identity, socket)
     const first = await pump(socket, opened.upstream)
-    ctx.metrics.forwarded(ctx.listener, socket.bytesRead, socket.bytesWritten)
+    flushBytes()
     if (first === 'upstream') {
       ctx.metrics.liveClosed(ctx.listener, 'upstream_closed')
       ctx.log.info({ event: 'closed', reason: 'upstream_closed', detail: 'the upstream closed the connection', deviceId: identity.deviceId, listener: ctx.listener }, 'live connection closed')

@@ -45,7 +45,7 @@ export async function startGateway (config: Config, deps: { log?: Logger } = {})
   if (tls.generated) log.warn({ dataDir: config.dataDir }, 'using a generated development server certificate; set CERTGATE_TLS_CERT and CERTGATE_TLS_KEY in production')
 
   const registry = openSqliteRegistry(join(config.dataDir, 'registry.sqlite'))
-  const metrics = createMetrics([LISTENER])
+  const metrics = createMetrics([LISTENER], async () => ({ cas: await registry.listCas(), devices: await registry.countDevices() }))
   const validator = createValidator({ threads: config.workers, maxQueue: config.maxValidationQueue, cacheEntries: config.intermediateCacheEntries }, { onValidated: metrics.validated })
   const live = createLiveConnections({ maxConnectionAgeMs: config.maxConnectionAgeMs })
   const stopRevocation = await startRevocation({
@@ -86,7 +86,10 @@ export async function startGateway (config: Config, deps: { log?: Logger } = {})
       }
     }
   )
-  const poolGauges = setInterval(() => { metrics.setPool(validator.stats()) }, 1000)
+  const poolGauges = setInterval(() => {
+    metrics.setPool(validator.stats())
+    for (const e of live.all()) e.flushBytes()
+  }, 1000)
   poolGauges.unref()
 
   const caService = createCaService(registry, { verificationCodeTtlMs: config.verificationCodeTtlMs })

@@ -8,6 +8,12 @@ import { CLOSE_REASONS, REFUSAL_REASONS, type CloseReason, type RefusalReason } 
 export const HANDSHAKE_FAILURES = ['timeout', 'bad_certificate_proof', 'no_shared_cipher', 'protocol', 'not_tls', 'other'] as const
 export type HandshakeFailure = typeof HANDSHAKE_FAILURES[number]
 
+/** What the registry holds, read at scrape time. */
+export interface FleetSnapshot {
+  readonly cas: ReadonlyArray<{ readonly name: string, readonly isVerified: boolean, readonly notAfter: string }>
+  readonly devices: Readonly<Record<'enabled' | 'disabled', number>>
+}
+
 export interface Metrics {
   readonly registry: Registry
   connectionAccepted: (listener: string) => void
@@ -17,6 +23,9 @@ export interface Metrics {
   validated: (r: { micros: number, cacheHits: number, cacheMisses: number, cacheSize: number }) => void
   liveClosed: (listener: string, reason: CloseReason) => void
   upstreamConnected: (listener: string, seconds: number) => void
+  upstreamFailed: (listener: string) => void
+  /** Remaining lifetime of a device certificate seen at connect. */
+  certificateLifetime: (seconds: number) => void
   forwarded: (listener: string, fromDevice: number, toDevice: number) => void
   setLive: (listener: string, n: number) => void
   setPool: (s: { queueSize: number, utilization: number, running: number }) => void
@@ -26,7 +35,10 @@ export interface Metrics {
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]
 
-export function createMetrics (listeners: readonly string[]): Metrics {
+const DAY = 86_400
+const LIFETIME_BUCKETS = [1, 7, 30, 90, 180, 365, 730, 1825].map((d) => d * DAY)
+
+export function createMetrics (listeners: readonly string[], fleet: () => Promise<FleetSnapshot>): Metrics {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry, prefix: 'certgate_process_' })
   const r = { registers: [registry] }
@@ -46,6 +58,47 @@ export function createMetrics (listeners: readonly string[]): Metrics {
   const poolUtil = new Gauge({ name: 'certgate_pool_utilization_ratio', help: 'Worker pool utilization (0-1)', ...r })
   const poolRunning = new Gauge({ name: 'certgate_pool_running_validations', help: 'Validations submitted and not yet finished', ...r })
   const trustedCas = new Gauge({ name: 'certgate_trusted_cas', help: 'Verified, unexpired CAs devices may chain to', ...r })
+  const upstreamFailures = new Counter({ name: 'certgate_upstream_connect_failures_total', help: 'Upstream connections that could not be opened', labelNames: ['listener'], ...r })
+  const lifetime = new Histogram({ name: 'certgate_device_certificate_remaining_seconds', help: 'Remaining lifetime of device certificates seen at connect (fleet-wide)', buckets: LIFETIME_BUCKETS, ...r })
+  // Registry-derived gauges are read when Prometheus scrapes, so they are never stale.
+  let lastFleet: Promise<FleetSnapshot> | undefined
+  const snapshot = async (): Promise<FleetSnapshot> => {
+    lastFleet ??= fleet().finally(() => { lastFleet = undefined })
+    return await lastFleet
+  }
+  new Gauge({
+    name: 'certgate_registered_cas',
+    help: 'Registered CA certificates by verification state',
+    labelNames: ['state'],
+    registers: [registry],
+    async collect () {
+      const { cas } = await snapshot()
+      this.set({ state: 'verified' }, cas.filter((c) => c.isVerified).length)
+      this.set({ state: 'unverified' }, cas.filter((c) => !c.isVerified).length)
+    }
+  })
+  new Gauge({
+    name: 'certgate_devices',
+    help: 'Registered devices by status',
+    labelNames: ['status'],
+    registers: [registry],
+    async collect () {
+      const { devices } = await snapshot()
+      this.set({ status: 'enabled' }, devices.enabled)
+      this.set({ status: 'disabled' }, devices.disabled)
+    }
+  })
+  new Gauge({
+    name: 'certgate_ca_expiry_seconds',
+    help: 'Seconds until each registered CA certificate expires (negative: expired)',
+    labelNames: ['ca'],
+    registers: [registry],
+    async collect () {
+      const { cas } = await snapshot()
+      this.reset()
+      for (const c of cas) this.set({ ca: c.name }, Math.round((Date.parse(c.notAfter) - Date.now()) / 1000))
+    }
+  })
 
   for (const listener of listeners) {
     accepted.inc({ listener }, 0)
@@ -55,6 +108,7 @@ export function createMetrics (listeners: readonly string[]): Metrics {
     for (const reason of REFUSAL_REASONS) auth.inc({ listener, result: 'refused', reason }, 0)
     for (const reason of CLOSE_REASONS) liveClosed.inc({ listener, reason }, 0)
     for (const direction of ['from_device', 'to_device']) bytes.inc({ listener, direction }, 0)
+    upstreamFailures.inc({ listener }, 0)
   }
 
   return {
@@ -77,6 +131,8 @@ export function createMetrics (listeners: readonly string[]): Metrics {
     },
     liveClosed: (listener, reason) => { liveClosed.inc({ listener, reason }) },
     upstreamConnected: (listener, seconds) => { upstreamSeconds.observe({ listener }, seconds) },
+    upstreamFailed: (listener) => { upstreamFailures.inc({ listener }) },
+    certificateLifetime: (seconds) => { lifetime.observe(seconds) },
     forwarded: (listener, fromDevice, toDevice) => {
       bytes.inc({ listener, direction: 'from_device' }, fromDevice)
       bytes.inc({ listener, direction: 'to_device' }, toDevice)

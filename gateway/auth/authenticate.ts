@@ -13,6 +13,8 @@ export interface Identity {
   readonly thumbprint: string
   /** When the first certificate the authentication relied on expires (ms since epoch). */
   readonly notAfter: number
+  /** When the device certificate itself expires (ms since epoch). */
+  readonly leafNotAfter: number
 }
 
 export type Decision =
@@ -56,8 +58,8 @@ export async function authenticate (verdict: PoolVerdict, registry: Registry): P
     if (leaf.ownProblem !== undefined) return { ok: false, reason: leaf.ownProblem.reason, detail: leaf.ownProblem.detail, deviceId }
     const thumbprintRefusal = deviceRefusal(device, deviceId, 'selfSigned', leaf.thumbprint)
     if (thumbprintRefusal !== undefined) return thumbprintRefusal
-    return { ok: true, identity: { deviceId, authType: 'selfSigned', caName: undefined, thumbprint: leaf.thumbprint, notAfter: leaf.notAfter } }
+    return { ok: true, identity: { deviceId, authType: 'selfSigned', caName: undefined, thumbprint: leaf.thumbprint, notAfter: leaf.notAfter, leafNotAfter: leaf.notAfter } }
   }
   if (!chain.ok) return { ok: false, reason: chain.reason, detail: chain.detail, deviceId }
-  return { ok: true, identity: { deviceId, authType: 'certificateAuthority', caName: verdict.anchorName, thumbprint: leaf.thumbprint, notAfter: chain.pathNotAfter } }
+  return { ok: true, identity: { deviceId, authType: 'certificateAuthority', caName: verdict.anchorName, thumbprint: leaf.thumbprint, notAfter: chain.pathNotAfter, leafNotAfter: leaf.notAfter } }
 }

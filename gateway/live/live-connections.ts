@@ -9,6 +9,8 @@ export interface LiveEntry {
   readonly listener: string
   readonly openedAt: number
   close: (reason: CloseReason, detail: string) => void
+  /** Counts the bytes forwarded since the last call (long-lived connections report while open). */
+  flushBytes: () => void
 }
 
 export interface LiveConnections {

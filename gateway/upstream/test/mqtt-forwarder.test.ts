@@ -15,7 +15,7 @@ import { createMqttForwarder, type MqttForwarderOptions } from '../mqtt-forwarde
 import { pump, type HostPort } from '../forwarder.js'
 import type { Identity } from '../../auth/authenticate.js'
 
-const identity: Identity = { deviceId: 'dev-1', authType: 'certificateAuthority', caName: 'root', thumbprint: 'x', notAfter: Date.now() + 1e6 }
+const identity: Identity = { deviceId: 'dev-1', authType: 'certificateAuthority', caName: 'root', thumbprint: 'x', notAfter: Date.now() + 1e6, leafNotAfter: Date.now() + 1e6 }
 
 const connectV4 = (clientId = 'dev-1'): Buffer => mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId, clean: true, keepalive: 30 })
 const connectV5 = (clientId = 'dev-1'): Buffer => mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clientId, clean: true, keepalive: 30, properties: { sessionExpiryInterval: 60 } })
