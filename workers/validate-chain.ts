@@ -125,7 +125,7 @@ class WorkLimit extends Error {}
 /** Path building by depth-first search with backtracking; the best failure is reported. */
 function chainVerdict (leaf: Certificate, leafHash: string, sent: readonly Uint8Array[], anchors: AnchorSet, opts: ValidateOptions): ChainVerdict {
   if (leaf.basicConstraints?.ca === true) return refuse('leaf_is_ca', 'the device certificate is a CA certificate (basicConstraints cA=TRUE); devices must use end-entity certificates')
-  if (sent.length > LIMITS.MAX_SENT) return refuse('chain_too_long', `the device sent ${sent.length + 1} certificates; at most ${LIMITS.MAX_SENT + 1} are accepted`)
+  if (sent.length > LIMITS.MAX_SENT) return refuse('chain_too_long', `the device sent at least ${sent.length + 1} certificates; at most ${LIMITS.MAX_SENT + 1} are accepted`)
 
   const bag = new Map<string, Node[]>()
   const seen = new Set<string>([leafHash])
