@@ -27,12 +27,39 @@ interface Refusal { readonly reason: RefusalReason, readonly detail: string, rea
 export async function handleConnection (socket: TLSSocket, ctx: ConnectionContext): Promise<void> {
   const started = performance.now()
   const sent = readPeerChain(socket)
-  if (sent === undefined) { refuse(socket, ctx, started, { reason: 'no_client_cert', detail: 'the device presented no client certificate' }); return }
+  if (sent === undefined) return refuse(socket, ctx, started, { reason: 'no_client_cert', detail: 'the device presented no client certificate' })
   const decision = await authenticate(await ctx.validator.validate(sent.leaf, sent.intermediates), ctx.registry)
   if (gone(socket)) return // the device left while we decided
-  if (!decision.ok) { refuse(socket, ctx, started, decision); return }
+  if (!decision.ok) return refuse(socket, ctx, started, decision)
+  const live = trackLive(socket, decision.identity, ctx)
+  try {
+    await forward(socket, decision.identity, ctx, started)
+  } finally {
+    live.untrack()
+  }
+}
 
-  const { identity } = decision
+/** Opens the upstream (the forwarder may still refuse), then pumps until either side closes. */
+async function forward (socket: TLSSocket, identity: Identity, ctx: ConnectionContext, started: number): Promise<void> {
+  const upstreamStarted = performance.now()
+  const opened = await ctx.forwarder.open(socket, identity)
+  if (!opened.ok) {
+    if (opened.reason === 'upstream_unavailable') ctx.metrics.upstreamFailed(ctx.listener)
+    return refuse(socket, ctx, started, { ...opened, deviceId: identity.deviceId })
+  }
+  if (gone(socket)) { opened.upstream.destroy(); return }
+  ctx.metrics.upstreamConnected(ctx.listener, (performance.now() - upstreamStarted) / 1000)
+  ctx.metrics.authenticated(ctx.listener, (upstreamStarted - started) / 1000)
+  ctx.metrics.certificateLifetime((identity.leafNotAfter - Date.now()) / 1000)
+  ctx.log.info({ event: 'authenticated', deviceId: identity.deviceId, authType: identity.authType, ca: identity.caName, remote: socket.remoteAddress, listener: ctx.listener }, 'device authenticated')
+  if (await pump(socket, opened.upstream) === 'upstream') {
+    ctx.metrics.liveClosed(ctx.listener, 'upstream_closed')
+    ctx.log.info({ event: 'closed', reason: 'upstream_closed', detail: 'the upstream closed the connection', deviceId: identity.deviceId, listener: ctx.listener }, 'live connection closed')
+  }
+}
+
+/** Tracks the connection by deviceId so revocation can close it, and counts its bytes. */
+function trackLive (socket: TLSSocket, identity: Identity, ctx: ConnectionContext): { untrack: () => void } {
   let counted = { read: 0, written: 0 }
   const flushBytes = (): void => {
     const now = { read: socket.bytesRead, written: socket.bytesWritten }
@@ -50,38 +77,18 @@ export async function handleConnection (socket: TLSSocket, ctx: ConnectionContex
     },
     flushBytes
   })
-  try {
-    const upstreamStarted = performance.now()
-    const opened = await ctx.forwarder.open(socket, identity)
-    if (!opened.ok) {
-      if (opened.reason === 'upstream_unavailable') ctx.metrics.upstreamFailed(ctx.listener)
-      refuse(socket, ctx, started, { ...opened, deviceId: identity.deviceId })
-      return
+  ctx.metrics.setLive(ctx.listener, ctx.live.count(ctx.listener))
+  return {
+    untrack: () => {
+      flushBytes()
+      untrack()
+      ctx.metrics.setLive(ctx.listener, ctx.live.count(ctx.listener))
     }
-    if (gone(socket)) { opened.upstream.destroy(); return }
-    ctx.metrics.upstreamConnected(ctx.listener, (performance.now() - upstreamStarted) / 1000)
-    ctx.metrics.authenticated(ctx.listener, (upstreamStarted - started) / 1000)
-    ctx.metrics.certificateLifetime((identity.leafNotAfter - Date.now()) / 1000)
-    ctx.metrics.setLive(ctx.listener, ctx.live.count(ctx.listener))
-    logAuthenticated(ctx, identity, socket)
-    const first = await pump(socket, opened.upstream)
-    flushBytes()
-    if (first === 'upstream') {
-      ctx.metrics.liveClosed(ctx.listener, 'upstream_closed')
-      ctx.log.info({ event: 'closed', reason: 'upstream_closed', detail: 'the upstream closed the connection', deviceId: identity.deviceId, listener: ctx.listener }, 'live connection closed')
-    }
-  } finally {
-    untrack()
-    ctx.metrics.setLive(ctx.listener, ctx.live.count(ctx.listener))
   }
 }
 
 /** A function, not a property read, so the check is not narrowed away across awaits. */
 const gone = (socket: TLSSocket): boolean => socket.destroyed
-
-function logAuthenticated (ctx: ConnectionContext, identity: Identity, socket: TLSSocket): void {
-  ctx.log.info({ event: 'authenticated', deviceId: identity.deviceId, authType: identity.authType, ca: identity.caName, remote: socket.remoteAddress, listener: ctx.listener }, 'device authenticated')
-}
 
 function refuse (socket: TLSSocket, ctx: ConnectionContext, started: number, r: Refusal): void {
   ctx.metrics.refused(ctx.listener, r.reason, (performance.now() - started) / 1000)

@@ -34,7 +34,9 @@ export interface LiveConnectionsOptions {
 export function createLiveConnections (options: LiveConnectionsOptions = {}): LiveConnections {
   const now = options.now ?? Date.now
   const devices = new Map<string, Set<LiveEntry>>()
+  const perListener = new Map<string, number>()
   let size = 0
+  const bump = (listener: string, by: number): void => { perListener.set(listener, (perListener.get(listener) ?? 0) + by) }
 
   const all = (): LiveEntry[] => { const out: LiveEntry[] = []; for (const set of devices.values()) out.push(...set); return out }
   const closeWhere = (predicate: (e: LiveEntry) => boolean, reason: CloseReason, detail: string): number => {
@@ -57,11 +59,13 @@ export function createLiveConnections (options: LiveConnectionsOptions = {}): Li
       if (set === undefined) { set = new Set(); devices.set(entry.identity.deviceId, set) }
       set.add(entry)
       size++
+      bump(entry.listener, 1)
       let tracked = true
       return () => {
         if (!tracked) return
         tracked = false
         size--
+        bump(entry.listener, -1)
         set.delete(entry)
         if (set.size === 0) devices.delete(entry.identity.deviceId)
       }
@@ -69,7 +73,7 @@ export function createLiveConnections (options: LiveConnectionsOptions = {}): Li
     byDevice: (id) => [...(devices.get(id) ?? [])],
     all,
     closeWhere,
-    count: (listener) => listener === undefined ? size : all().filter((e) => e.listener === listener).length,
+    count: (listener) => listener === undefined ? size : perListener.get(listener) ?? 0,
     stop: () => { clearInterval(sweep) }
   }
 }
