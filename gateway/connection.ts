@@ -41,15 +41,15 @@ export async function handleConnection (socket: TLSSocket, ctx: ConnectionContex
 
 /** Opens the upstream (the forwarder may still refuse), then pumps until either side closes. */
 async function forward (socket: TLSSocket, identity: Identity, ctx: ConnectionContext, started: number): Promise<void> {
-  const upstreamStarted = performance.now()
+  const decided = performance.now()
   const opened = await ctx.forwarder.open(socket, identity)
   if (!opened.ok) {
     if (opened.reason === 'upstream_unavailable') ctx.metrics.upstreamFailed(ctx.listener)
     return refuse(socket, ctx, started, { ...opened, deviceId: identity.deviceId })
   }
   if (gone(socket)) { opened.upstream.destroy(); return }
-  ctx.metrics.upstreamConnected(ctx.listener, (performance.now() - upstreamStarted) / 1000)
-  ctx.metrics.authenticated(ctx.listener, (upstreamStarted - started) / 1000)
+  ctx.metrics.upstreamConnected(ctx.listener, opened.connectSeconds)
+  ctx.metrics.authenticated(ctx.listener, (decided - started) / 1000)
   ctx.metrics.certificateLifetime((identity.leafNotAfter - Date.now()) / 1000)
   ctx.log.info({ event: 'authenticated', deviceId: identity.deviceId, authType: identity.authType, ca: identity.caName, remote: socket.remoteAddress, listener: ctx.listener }, 'device authenticated')
   if (await pump(socket, opened.upstream) === 'upstream') {

@@ -29,7 +29,6 @@ export interface Metrics {
   forwarded: (listener: string, fromDevice: number, toDevice: number) => void
   setLive: (listener: string, n: number) => void
   setPool: (s: { queueSize: number, utilization: number, running: number }) => void
-  setTrustedCas: (n: number) => void
   metricsText: () => Promise<string>
 }
 
@@ -52,12 +51,11 @@ export function createMetrics (listeners: readonly string[], fleet: () => Promis
   const cacheSize = new Gauge({ name: 'certgate_intermediate_cache_entries', help: 'Entries in the verified-intermediate cache of the last worker that reported', ...r })
   const live = new Gauge({ name: 'certgate_live_connections', help: 'Authenticated connections open now', labelNames: ['listener'], ...r })
   const liveClosed = new Counter({ name: 'certgate_live_connections_closed_total', help: 'Authenticated connections certgate closed, by reason', labelNames: ['listener', 'reason'], ...r })
-  const upstreamSeconds = new Histogram({ name: 'certgate_upstream_connect_duration_seconds', help: 'Time to open the upstream connection', labelNames: ['listener'], buckets: LATENCY_BUCKETS, ...r })
+  const upstreamSeconds = new Histogram({ name: 'certgate_upstream_connect_duration_seconds', help: 'Time to open the upstream TCP connection (from connect() to connected)', labelNames: ['listener'], buckets: LATENCY_BUCKETS, ...r })
   const bytes = new Counter({ name: 'certgate_forwarded_bytes_total', help: 'Bytes forwarded, by direction', labelNames: ['listener', 'direction'], ...r })
   const poolQueue = new Gauge({ name: 'certgate_pool_queue_depth', help: 'Validations waiting for a worker', ...r })
   const poolUtil = new Gauge({ name: 'certgate_pool_utilization_ratio', help: 'Worker pool utilization (0-1)', ...r })
   const poolRunning = new Gauge({ name: 'certgate_pool_running_validations', help: 'Validations submitted and not yet finished', ...r })
-  const trustedCas = new Gauge({ name: 'certgate_trusted_cas', help: 'Verified, unexpired CAs devices may chain to', ...r })
   const upstreamFailures = new Counter({ name: 'certgate_upstream_connect_failures_total', help: 'Upstream connections that could not be opened', labelNames: ['listener'], ...r })
   const lifetime = new Histogram({ name: 'certgate_device_certificate_remaining_seconds', help: 'Remaining lifetime of device certificates seen at connect (fleet-wide)', buckets: LIFETIME_BUCKETS, ...r })
   // Registry-derived gauges are read when Prometheus scrapes, so they are never stale.
@@ -75,6 +73,15 @@ export function createMetrics (listeners: readonly string[], fleet: () => Promis
       const { cas } = await snapshot()
       this.set({ state: 'verified' }, cas.filter((c) => c.isVerified).length)
       this.set({ state: 'unverified' }, cas.filter((c) => !c.isVerified).length)
+    }
+  })
+  new Gauge({
+    name: 'certgate_trusted_cas',
+    help: 'Verified, unexpired CAs devices may chain to',
+    registers: [registry],
+    async collect () {
+      const { cas } = await snapshot()
+      this.set(cas.filter((c) => c.isVerified && Date.parse(c.notAfter) > Date.now()).length)
     }
   })
   new Gauge({
@@ -107,6 +114,8 @@ export function createMetrics (listeners: readonly string[], fleet: () => Promis
     auth.inc({ listener, result: 'authenticated', reason: 'none' }, 0)
     for (const reason of REFUSAL_REASONS) auth.inc({ listener, result: 'refused', reason }, 0)
     for (const reason of CLOSE_REASONS) liveClosed.inc({ listener, reason }, 0)
+    for (const result of ['authenticated', 'refused']) authSeconds.zero({ listener, result })
+    upstreamSeconds.zero({ listener })
     for (const direction of ['from_device', 'to_device']) bytes.inc({ listener, direction }, 0)
     upstreamFailures.inc({ listener }, 0)
   }
@@ -139,7 +148,6 @@ export function createMetrics (listeners: readonly string[], fleet: () => Promis
     },
     setLive: (listener, n) => { live.set({ listener }, n) },
     setPool: (s) => { poolQueue.set(s.queueSize); poolUtil.set(s.utilization); poolRunning.set(s.running) },
-    setTrustedCas: (n) => { trustedCas.set(n) },
     metricsText: async () => await registry.metrics()
   }
 }

@@ -8,7 +8,7 @@ import type { RefusalReason } from '../reasons.js'
 export interface HostPort { readonly host: string, readonly port: number }
 
 export type Opened =
-  | { readonly ok: true, readonly upstream: Socket }
+  | { readonly ok: true, readonly upstream: Socket, /** connect() to connected */ readonly connectSeconds: number }
   | { readonly ok: false, readonly reason: RefusalReason, readonly detail: string }
 
 export interface Forwarder {
@@ -18,10 +18,11 @@ export interface Forwarder {
 /** Connects to the upstream, giving up after `timeoutMs`. */
 export async function connectUpstream (target: HostPort, timeoutMs: number): Promise<Opened> {
   return await new Promise((resolve) => {
+    const started = performance.now()
     const s = connect({ host: target.host, port: target.port, noDelay: true })
     const fail = (detail: string): void => { s.destroy(); resolve({ ok: false, reason: 'upstream_unavailable', detail }) }
     const timer = setTimeout(() => { fail(`upstream ${target.host}:${target.port} did not accept the connection within ${timeoutMs} ms`) }, timeoutMs)
-    s.once('connect', () => { clearTimeout(timer); s.removeAllListeners('error'); resolve({ ok: true, upstream: s }) })
+    s.once('connect', () => { clearTimeout(timer); s.removeAllListeners('error'); resolve({ ok: true, upstream: s, connectSeconds: (performance.now() - started) / 1000 }) })
     s.once('error', (err) => { clearTimeout(timer); fail(`upstream ${target.host}:${target.port}: ${err.message}`) })
   })
 }
