@@ -51,7 +51,7 @@ export async function startGateway (config: Config, deps: { log?: Logger } = {})
   const stopRevocation = await startRevocation({
     registry,
     live,
-    setTrusted: (cas) => { validator.setTrusted(cas); metrics.setTrustedCas(cas.length) },
+    setTrusted: (cas) => { validator.setTrusted(cas) },
     onError: (err) => { log.error({ err }, 'applying a registry change failed') }
   })
 
