@@ -29,7 +29,7 @@ export async function handleConnection (socket: TLSSocket, ctx: ConnectionContex
   const sent = readPeerChain(socket)
   if (sent === undefined) return refuse(socket, ctx, started, { reason: 'no_client_cert', detail: 'the device presented no client certificate' })
   const decision = await authenticate(await ctx.validator.validate(sent.leaf, sent.intermediates), ctx.registry)
-  if (gone(socket)) return // the device left while we decided
+  if (gone(socket)) return ctx.metrics.abandoned(ctx.listener) // the device left while we decided
   if (!decision.ok) return refuse(socket, ctx, started, decision)
   const live = trackLive(socket, decision.identity, ctx)
   try {

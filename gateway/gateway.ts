@@ -52,7 +52,7 @@ export async function startGateway (config: Config, deps: { log?: Logger } = {})
     registry,
     live,
     setTrusted: (cas) => { validator.setTrusted(cas) },
-    onError: (err) => { log.error({ err }, 'applying a registry change failed') }
+    onError: (err) => { metrics.revocationFailed(); log.error({ err }, 'applying a registry change failed: revoked devices may still be connected') }
   })
 
   let broker: EmbeddedBroker | undefined

@@ -24,6 +24,10 @@ export interface Metrics {
   liveClosed: (listener: string, reason: CloseReason) => void
   upstreamConnected: (listener: string, seconds: number) => void
   upstreamFailed: (listener: string) => void
+  /** The device left before certgate decided (no verdict to count). */
+  abandoned: (listener: string) => void
+  /** Applying a registry change to live connections failed: revoked devices may still be connected. */
+  revocationFailed: () => void
   /** Remaining lifetime of a device certificate seen at connect. */
   certificateLifetime: (seconds: number) => void
   forwarded: (listener: string, fromDevice: number, toDevice: number) => void
@@ -56,6 +60,8 @@ export function createMetrics (listeners: readonly string[], fleet: () => Promis
   const poolQueue = new Gauge({ name: 'certgate_pool_queue_depth', help: 'Validations waiting for a worker', ...r })
   const poolUtil = new Gauge({ name: 'certgate_pool_utilization_ratio', help: 'Worker pool utilization (0-1)', ...r })
   const poolRunning = new Gauge({ name: 'certgate_pool_running_validations', help: 'Validations submitted and not yet finished', ...r })
+  const abandoned = new Counter({ name: 'certgate_connections_abandoned_total', help: 'Devices that left after the TLS handshake, before the authentication decision', labelNames: ['listener'], ...r })
+  const revocationErrors = new Counter({ name: 'certgate_revocation_errors_total', help: 'Registry changes that could not be applied to live connections (revoked devices may still be connected)', ...r })
   const upstreamFailures = new Counter({ name: 'certgate_upstream_connect_failures_total', help: 'Upstream connections that could not be opened', labelNames: ['listener'], ...r })
   const lifetime = new Histogram({ name: 'certgate_device_certificate_remaining_seconds', help: 'Remaining lifetime of device certificates seen at connect (fleet-wide)', buckets: LIFETIME_BUCKETS, ...r })
   // Registry-derived gauges are read when Prometheus scrapes, so they are never stale.
@@ -118,6 +124,7 @@ export function createMetrics (listeners: readonly string[], fleet: () => Promis
     upstreamSeconds.zero({ listener })
     for (const direction of ['from_device', 'to_device']) bytes.inc({ listener, direction }, 0)
     upstreamFailures.inc({ listener }, 0)
+    abandoned.inc({ listener }, 0)
   }
 
   return {
@@ -141,6 +148,8 @@ export function createMetrics (listeners: readonly string[], fleet: () => Promis
     liveClosed: (listener, reason) => { liveClosed.inc({ listener, reason }) },
     upstreamConnected: (listener, seconds) => { upstreamSeconds.observe({ listener }, seconds) },
     upstreamFailed: (listener) => { upstreamFailures.inc({ listener }) },
+    abandoned: (listener) => { abandoned.inc({ listener }) },
+    revocationFailed: () => { revocationErrors.inc() },
     certificateLifetime: (seconds) => { lifetime.observe(seconds) },
     forwarded: (listener, fromDevice, toDevice) => {
       bytes.inc({ listener, direction: 'from_device' }, fromDevice)
