@@ -1,54 +1,66 @@
 #!/usr/bin/env node
-// `certgate <command>`: the only module that reads process.env and process.argv.
-import { configFromEnv, ConfigError } from './config.js'
-import { startGateway } from './gateway.js'
+// `certgate <command>`: the only module that reads process.env and process.argv. Commands get
+// the values they use through a CliContext. Exit codes scripts can rely on: 0 success, 1 the
+// operation failed (the API refused, the gateway could not be reached, a file was unusable),
+// 2 usage error (unknown command or flag, missing argument): nothing was attempted.
+import { ConfigError } from './config.js'
+import type { CliContext } from './cli/context.js'
+import { CommandFailed, UsageError } from './cli/errors.js'
 
-const USAGE = `usage: certgate <command>
+const USAGE = `usage: certgate <command> [flags]
 
 commands:
   start      run the gateway (configured by CERTGATE_* environment variables; see README)
+  pki        create a root CA, intermediates, device certificates, verification certificates
+             and PKCS#12 bundles (PEM files, on this machine)
+  ca         register CA certificates with proof of possession; list, show, remove them
+  device     add, get, list, enable, disable, remove devices; import many from a file
   help       this text
+
+Run "certgate <command> --help" for a command's subcommands and flags. Commands that talk to
+a running gateway find it with --admin/CERTGATE_ADMIN_URL (default http://127.0.0.1:8080) and
+authenticate with --token/CERTGATE_ADMIN_TOKEN, else <CERTGATE_DATA_DIR or ./data>/admin-token.
 `
 
-async function start (): Promise<void> {
-  const config = configFromEnv(process.env)
-  const gw = await startGateway(config)
-  const fmt = (a: { host: string, port: number }): string => a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`
-  process.stdout.write(`certgate listening device=${fmt(gw.device)} admin=${fmt(gw.admin)}\n`)
-  let stopping = false
-  const stop = (signal: string): void => {
-    if (stopping) return
-    stopping = true
-    gw.log.info({ signal }, 'draining and shutting down')
-    gw.close().then(() => process.exit(0), (err: unknown) => {
-      gw.log.error({ err }, 'shutdown failed')
-      process.exit(1)
-    })
-  }
-  process.on('SIGTERM', () => { stop('SIGTERM') })
-  process.on('SIGINT', () => { stop('SIGINT') })
+const ctx: CliContext = {
+  out: (text) => { process.stdout.write(text) },
+  err: (text) => { process.stderr.write(text) },
+  env: { adminUrl: process.env.CERTGATE_ADMIN_URL, adminToken: process.env.CERTGATE_ADMIN_TOKEN, dataDir: process.env.CERTGATE_DATA_DIR },
+  cwd: process.cwd()
 }
 
 async function main (argv: readonly string[]): Promise<number> {
-  const [command] = argv
+  const [command, ...rest] = argv
+  // Each command's modules load only when it runs: `device list` need not load the gateway.
   switch (command) {
     case 'start':
-      await start()
-      return -1 // keep running
-    case undefined:
+      return await (await import('./cli/start-command.js')).startCommand(rest, ctx, process.env)
+    case 'pki':
+      return await (await import('./cli/pki-command.js')).pkiCommand(rest, ctx)
+    case 'ca':
+      return await (await import('./cli/ca-command.js')).caCommand(rest, ctx)
+    case 'device':
+      return await (await import('./cli/device-command.js')).deviceCommand(rest, ctx)
     case 'help':
     case '--help':
     case '-h':
-      process.stdout.write(USAGE)
-      return command === undefined ? 2 : 0
+      ctx.out(USAGE)
+      return 0
+    case undefined:
+      throw new UsageError('missing command', USAGE)
     default:
-      process.stderr.write(`certgate: unknown command "${command}"\n\n${USAGE}`)
-      return 2
+      throw new UsageError(`unknown command "${command}"`, USAGE)
   }
 }
 
 main(process.argv.slice(2)).then((code) => { if (code >= 0) process.exitCode = code }, (err: unknown) => {
-  if (err instanceof ConfigError) process.stderr.write(`certgate: configuration error: ${err.message}\n`)
+  if (err instanceof UsageError) {
+    process.stderr.write(`certgate: ${err.message}\n${err.usage === undefined ? '' : `\n${err.usage}`}`)
+    process.exitCode = 2
+    return
+  }
+  if (err instanceof CommandFailed) process.stderr.write(`certgate: ${err.message}\n`)
+  else if (err instanceof ConfigError) process.stderr.write(`certgate: configuration error: ${err.message}\n`)
   else process.stderr.write(`certgate: ${(err as Error).stack ?? String(err)}\n`)
   process.exit(1)
 })

@@ -19,7 +19,8 @@ export function adminToken (dir: string, fromEnv: string | undefined): string {
   if (fromEnv !== undefined) return fromEnv
   const file = join(dir, 'admin-token')
   if (existsSync(file)) return readFileSync(file, 'utf8').trim()
-  const token = randomBytes(32).toString('base64url')
+  // Hex: never starts with '-', so it is safe as a command-line argument value.
+  const token = randomBytes(32).toString('hex')
   writeSecret(file, token + '\n')
   return token
 }

@@ -20,6 +20,7 @@ import { startAdminServer } from './admin/admin-server.js'
 import { createCaService, type CaService } from './control/ca-service.js'
 import { createCertificateRoutes } from './admin/certificate-routes.js'
 import { createDeviceRoutes } from './admin/device-routes.js'
+import { createImportRoute } from './admin/import-route.js'
 import { openAuditLog } from './admin/audit-log.js'
 
 export interface Gateway {
@@ -99,7 +100,7 @@ export async function startGateway (config: Config, deps: { log?: Logger } = {})
     {
       ready: () => ready,
       metricsText: metrics.metricsText,
-      routes: [createCertificateRoutes({ registry, cas: caService }), createDeviceRoutes({ registry, liveCount: (id) => live.byDevice(id).length })],
+      routes: [createCertificateRoutes({ registry, cas: caService }), createDeviceRoutes({ registry, liveCount: (id) => live.byDevice(id).length }), createImportRoute({ registry })],
       audit: openAuditLog(join(config.dataDir, 'audit.log'))
     }
   )

@@ -6,6 +6,8 @@ const ALLOWED = /^[A-Za-z0-9\-:.+%_#*?!(),=@;$']$/
 /** Undefined if valid, else a sentence naming what is wrong. */
 export function deviceIdProblem (id: string): string | undefined {
   if (id.length === 0) return 'deviceId is empty'
+  // URLs resolve these as dot segments, so such a device could never be addressed by the admin API.
+  if (id === '.' || id === '..') return `deviceId "${id}" is not allowed (it is a path segment in URLs)`
   if (id.length > MAX_DEVICE_ID_LENGTH) return `deviceId is ${id.length} characters long; at most ${MAX_DEVICE_ID_LENGTH} are allowed`
   let i = 0
   for (const ch of id) { // by code point, so a character outside the BMP is named whole

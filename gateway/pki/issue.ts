@@ -9,7 +9,7 @@ x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoPro
 
 type CryptoKeyPair = webcrypto.CryptoKeyPair
 
-export type KeyAlgorithm = 'P-256' | 'P-384' | 'RSA-2048' | 'RSA-1024' | 'Ed25519'
+export type KeyAlgorithm = 'P-256' | 'P-384' | 'RSA-2048' | 'RSA-3072' | 'RSA-4096' | 'RSA-1024' | 'Ed25519'
 
 export interface Issued {
   readonly der: Uint8Array
@@ -52,8 +52,10 @@ export async function generateKeys (alg: KeyAlgorithm): Promise<CryptoKeyPair> {
     case 'P-384':
       return await subtle.generateKey({ name: 'ECDSA', namedCurve: alg }, true, ['sign', 'verify'])
     case 'RSA-2048':
+    case 'RSA-3072':
+    case 'RSA-4096':
     case 'RSA-1024':
-      return await subtle.generateKey({ name: 'RSASSA-PKCS1-v1_5', modulusLength: alg === 'RSA-2048' ? 2048 : 1024, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' }, true, ['sign', 'verify'])
+      return await subtle.generateKey({ name: 'RSASSA-PKCS1-v1_5', modulusLength: Number(alg.slice(4)), publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' }, true, ['sign', 'verify'])
     case 'Ed25519':
       return await subtle.generateKey({ name: 'Ed25519' }, true, ['sign', 'verify']) as CryptoKeyPair
   }
@@ -81,7 +83,8 @@ export async function issue (opts: IssueOptions): Promise<Issued> {
   const eku = opts.eku ?? (ca ? [] : ['1.3.6.1.5.5.7.3.2'])
   if (eku.length > 0) extensions.push(new x509.ExtendedKeyUsageExtension([...eku], false))
   extensions.push(await x509.SubjectKeyIdentifierExtension.create(keys.publicKey))
-  if (opts.issuer !== undefined) extensions.push(await x509.AuthorityKeyIdentifierExtension.create(opts.issuer.keys.publicKey))
+  const issuerCert = opts.issuer === undefined ? undefined : new x509.X509Certificate(opts.issuer.der)
+  if (opts.issuer !== undefined && issuerCert !== undefined) extensions.push(await authorityKeyId(issuerCert, opts.issuer.keys.publicKey))
   if (opts.sanDns !== undefined) extensions.push(new x509.SubjectAlternativeNameExtension(opts.sanDns.map((d) => ({ type: 'dns' as const, value: d }))))
   if (opts.extraExtensions !== undefined) extensions.push(...opts.extraExtensions)
 
@@ -91,7 +94,7 @@ export async function issue (opts: IssueOptions): Promise<Issued> {
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: serial.toString('hex'),
     subject,
-    issuer: opts.issuer === undefined ? subject : new x509.X509Certificate(opts.issuer.der).subjectName,
+    issuer: issuerCert === undefined ? subject : issuerCert.subjectName,
     notBefore: opts.notBefore ?? new Date(now - DAY),
     notAfter: opts.notAfter ?? new Date(now + 365 * DAY),
     publicKey: keys.publicKey,
@@ -108,6 +111,16 @@ export async function issue (opts: IssueOptions): Promise<Issued> {
     keyAlgorithm,
     subjectCn: cns[0] ?? ''
   }
+}
+
+/**
+ * RFC 5280 §4.2.1.1: the AKI is the issuer's own SKI. Issuers made here have SKI = SHA-1 of the
+ * key, which is what `create` derives; an operator's CA made elsewhere may use another method,
+ * and the validator refuses a link whose AKI and SKI disagree, so its SKI is copied as is.
+ */
+async function authorityKeyId (issuerCert: x509.X509Certificate, issuerKey: webcrypto.CryptoKey): Promise<x509.Extension> {
+  const ski = issuerCert.getExtension(x509.SubjectKeyIdentifierExtension)
+  return ski === null ? await x509.AuthorityKeyIdentifierExtension.create(issuerKey) : new x509.AuthorityKeyIdentifierExtension(ski.keyId)
 }
 
 export function toPem (der: Uint8Array, label: string): string {

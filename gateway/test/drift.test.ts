@@ -9,13 +9,15 @@ import { CLOSE_REASONS, REFUSAL_REASONS } from '../reasons.js'
 const readme = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8')
 
 test('every refusal reason has a row in the README table, and every row is a reason', () => {
-  const section = readme.slice(readme.indexOf('### Refusal reasons'))
+  const start = readme.indexOf('### Refusal reasons')
+  const section = readme.slice(start, readme.indexOf('\n## ', start))
   const rows = [...section.matchAll(/^\| `([a-z_]+)` \|/gm)].map((m) => m[1])
   assert.deepEqual([...rows].sort(), [...REFUSAL_REASONS].sort())
 })
 
 test('every close reason is listed in the README', () => {
-  const para = readme.slice(readme.indexOf('Live connections closed by certgate'), readme.indexOf('## Library'))
+  const start = readme.indexOf('Live connections closed by certgate')
+  const para = readme.slice(start, readme.indexOf('\n## ', start))
   const listed = [...para.matchAll(/`([a-z_]+)`/g)].map((m) => m[1]).filter((r) => r !== 'closed')
   assert.deepEqual([...new Set(listed)].sort(), [...CLOSE_REASONS].sort())
 })

@@ -28,10 +28,13 @@ export async function connectDevice (opts: DeviceOptions): Promise<MqttClient> {
     connectTimeout: 5000
   })
   return await new Promise((resolve, reject) => {
-    const fail = (err: Error): void => { client.end(true); reject(err) }
-    client.once('connect', () => { client.removeAllListeners('error'); client.removeAllListeners('close'); resolve(client) })
-    client.once('error', fail)
-    client.once('close', () => { fail(new Error('connection closed before CONNACK')) })
+    const onError = (err: Error): void => { done(); client.end(true); reject(err) }
+    const onClose = (): void => { onError(new Error('connection closed before CONNACK')) }
+    // Remove only our own listeners: mqtt.js keeps its own 'close' handling.
+    const done = (): void => { client.off('error', onError); client.off('close', onClose) }
+    client.once('connect', () => { done(); resolve(client) })
+    client.once('error', onError)
+    client.once('close', onClose)
   })
 }
 

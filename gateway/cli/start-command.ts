@@ -1,0 +1,40 @@
+// `certgate start`: the gateway process (what `npm start` runs), configured by the CERTGATE_*
+// environment variables. Prints one "certgate listening ..." line once both listeners are up;
+// SIGTERM or SIGINT drains and exits 0.
+import { configFromEnv } from '../config.js'
+import { parseFlags } from './args.js'
+import type { CliContext } from './context.js'
+
+const USAGE = `usage: certgate start
+
+Runs the gateway, configured by the CERTGATE_* environment variables (see README.md):
+CERTGATE_DATA_DIR, CERTGATE_LISTEN, CERTGATE_PROTOCOL, CERTGATE_UPSTREAM, CERTGATE_ADMIN_LISTEN,
+CERTGATE_ADMIN_TOKEN, CERTGATE_TLS_CERT, CERTGATE_TLS_KEY and more. Once listening it prints
+  certgate listening device=<host>:<port> admin=<host>:<port>
+SIGTERM (or SIGINT) stops accepting, drains and exits 0.
+`
+
+/** Resolves with -1 once running: the process lives on until a signal. */
+export async function startCommand (args: readonly string[], ctx: CliContext, env: NodeJS.ProcessEnv): Promise<number> {
+  const v = parseFlags(args, {}, USAGE)
+  if (v.help === true) { ctx.out(USAGE); return 0 }
+  const config = configFromEnv(env)
+  // Loaded here so the other commands do not pay for the gateway's modules.
+  const { startGateway } = await import('../gateway.js')
+  const gw = await startGateway(config)
+  const fmt = (a: { host: string, port: number }): string => a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`
+  ctx.out(`certgate listening device=${fmt(gw.device)} admin=${fmt(gw.admin)}\n`)
+  let stopping = false
+  const stop = (signal: string): void => {
+    if (stopping) return
+    stopping = true
+    gw.log.info({ signal }, 'draining and shutting down')
+    gw.close().then(() => process.exit(0), (err: unknown) => {
+      gw.log.error({ err }, 'shutdown failed')
+      process.exit(1)
+    })
+  }
+  process.on('SIGTERM', () => { stop('SIGTERM') })
+  process.on('SIGINT', () => { stop('SIGINT') })
+  return -1
+}
