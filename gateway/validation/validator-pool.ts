@@ -29,6 +29,8 @@ export interface ValidatorPoolOptions {
   readonly maxQueue: number
   /** Verified-intermediate cache entries per worker; 0 turns the cache off. */
   readonly cacheEntries: number
+  /** The worker module (default: workers/validate-worker.js). */
+  readonly workerFile?: URL
   readonly now?: () => number
 }
 
@@ -69,10 +71,10 @@ function createInlineValidator (options: ValidatorPoolOptions, hooks: ValidatorP
   }
 }
 
-function createValidatorPool (options: ValidatorPoolOptions, hooks: ValidatorPoolHooks = {}): ValidatorPool {
+export function createValidatorPool (options: ValidatorPoolOptions, hooks: ValidatorPoolHooks = {}): ValidatorPool {
   const now = options.now ?? Date.now
   const pool = new Piscina<ValidationTask, ValidationReply>({
-    filename: new URL('../../workers/validate-worker.js', import.meta.url).href,
+    filename: (options.workerFile ?? new URL('../../workers/validate-worker.js', import.meta.url)).href,
     minThreads: options.threads,
     maxThreads: options.threads,
     maxQueue: options.maxQueue,
