@@ -23,6 +23,10 @@ export interface Config {
   readonly maxValidationQueue: number
   readonly intermediateCacheEntries: number
   readonly handshakeTimeoutMs: number
+  readonly maxHandshakes: number
+  readonly handshakeRatePerAddress: number
+  readonly idleTimeoutMs: number
+  readonly refusalMemoryMs: number
   readonly upstreamConnectTimeoutMs: number
   readonly mqttConnectTimeoutMs: number
   readonly verificationCodeTtlMs: number
@@ -73,6 +77,10 @@ export function configFromEnv (env: NodeJS.ProcessEnv): Config {
     maxValidationQueue: int(env, 'CERTGATE_MAX_VALIDATION_QUEUE', 1024, 1, 1_000_000),
     intermediateCacheEntries: int(env, 'CERTGATE_INTERMEDIATE_CACHE_ENTRIES', 10_000, 0, 10_000_000),
     handshakeTimeoutMs: int(env, 'CERTGATE_HANDSHAKE_TIMEOUT_MS', 10_000, 100, 600_000),
+    maxHandshakes: int(env, 'CERTGATE_MAX_HANDSHAKES', 4096, 0, 1_000_000),
+    handshakeRatePerAddress: int(env, 'CERTGATE_HANDSHAKE_RATE_PER_ADDRESS', 200, 0, 1_000_000),
+    idleTimeoutMs: int(env, 'CERTGATE_IDLE_TIMEOUT_S', 900, 0, 30 * 86400) * 1000,
+    refusalMemoryMs: int(env, 'CERTGATE_REFUSAL_MEMORY_S', 10, 0, 3600) * 1000,
     upstreamConnectTimeoutMs: int(env, 'CERTGATE_UPSTREAM_CONNECT_TIMEOUT_MS', 5_000, 100, 600_000),
     mqttConnectTimeoutMs: int(env, 'CERTGATE_MQTT_CONNECT_TIMEOUT_MS', 10_000, 100, 600_000),
     verificationCodeTtlMs: int(env, 'CERTGATE_VERIFICATION_CODE_TTL_S', 3600, 1, 30 * 86400) * 1000,

@@ -6,11 +6,12 @@ import type { Logger } from 'pino'
 import { authenticate, type Identity } from './auth/authenticate.js'
 import { readPeerChain } from './tls/peer-chain.js'
 import { pump, type Forwarder } from './upstream/forwarder.js'
-import type { LiveConnections } from './live/live-connections.js'
+import type { LiveConnections, LiveEntry } from './live/live-connections.js'
 import type { Metrics } from './metrics.js'
 import type { RefusalReason } from './reasons.js'
 import type { Registry } from './registry/types.js'
 import type { ValidatorPool } from './validation/validator-pool.js'
+import type { RefusalMemory } from './auth/refusal-memory.js'
 
 export interface ConnectionContext {
   readonly listener: string
@@ -20,6 +21,10 @@ export interface ConnectionContext {
   readonly live: LiveConnections
   readonly metrics: Metrics
   readonly log: Logger
+  /** Certificates refused moments ago are refused again without validation. */
+  readonly refusals: RefusalMemory
+  /** Close authenticated connections with no traffic either way for this long (0 = never). */
+  readonly idleTimeoutMs: number
 }
 
 interface Refusal { readonly reason: RefusalReason, readonly detail: string, readonly deviceId?: string | undefined }
@@ -28,9 +33,14 @@ export async function handleConnection (socket: TLSSocket, ctx: ConnectionContex
   const started = performance.now()
   const sent = readPeerChain(socket)
   if (sent === undefined) return refuse(socket, ctx, started, { reason: 'no_client_cert', detail: 'the device presented no client certificate' })
+  const recent = ctx.refusals.recall(sent)
+  if (recent !== undefined) return refuse(socket, ctx, started, recent)
   const decision = await authenticate(await ctx.validator.validate(sent.leaf, sent.intermediates), ctx.registry)
   if (gone(socket)) return ctx.metrics.abandoned(ctx.listener) // the device left while we decided
-  if (!decision.ok) return refuse(socket, ctx, started, decision)
+  if (!decision.ok) {
+    ctx.refusals.remember(sent, decision)
+    return refuse(socket, ctx, started, decision)
+  }
   const live = trackLive(socket, decision.identity, ctx)
   try {
     await forward(socket, decision.identity, ctx, started)
@@ -66,7 +76,7 @@ function trackLive (socket: TLSSocket, identity: Identity, ctx: ConnectionContex
     ctx.metrics.forwarded(ctx.listener, now.read - counted.read, now.written - counted.written)
     counted = now
   }
-  const untrack = ctx.live.track({
+  const entry: LiveEntry = {
     identity,
     listener: ctx.listener,
     openedAt: Date.now(),
@@ -76,7 +86,12 @@ function trackLive (socket: TLSSocket, identity: Identity, ctx: ConnectionContex
       socket.destroy()
     },
     flushBytes
-  })
+  }
+  const untrack = ctx.live.track(entry)
+  if (ctx.idleTimeoutMs > 0) {
+    // Any read or write resets it: MQTT keepalives count as traffic.
+    socket.setTimeout(ctx.idleTimeoutMs, () => { entry.close('idle', `no traffic for ${ctx.idleTimeoutMs / 1000} s`) })
+  }
   ctx.metrics.setLive(ctx.listener, ctx.live.count(ctx.listener))
   return {
     untrack: () => {

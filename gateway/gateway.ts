@@ -18,6 +18,7 @@ import { createMqttForwarder } from './upstream/mqtt-forwarder.js'
 import { startEmbeddedBroker, type EmbeddedBroker } from './upstream/embedded-broker.js'
 import { startAdminServer } from './admin/admin-server.js'
 import { createCaService, type CaService } from './control/ca-service.js'
+import { createRefusalMemory } from './auth/refusal-memory.js'
 import { createCertificateRoutes } from './admin/certificate-routes.js'
 import { createDeviceRoutes } from './admin/device-routes.js'
 import { createImportRoute } from './admin/import-route.js'
@@ -67,10 +68,21 @@ export async function startGateway (config: Config, deps: { log?: Logger } = {})
     ? createMqttForwarder({ upstream, connectTimeoutMs: config.upstreamConnectTimeoutMs, firstPacketTimeoutMs: config.mqttConnectTimeoutMs, maxConnectBytes: 256 * 1024 })
     : createTcpForwarder(upstream, config.upstreamConnectTimeoutMs)
 
-  const ctx: ConnectionContext = { listener: LISTENER, validator, registry, forwarder, live, metrics, log }
+  const refusals = createRefusalMemory({ ttlMs: config.refusalMemoryMs, maxEntries: 10_000 })
+  // Any registry change may be the fix for a remembered refusal: forget them all.
+  const stopForgetting = registry.onChange(() => { refusals.forget() })
+  const ctx: ConnectionContext = { listener: LISTENER, validator, registry, forwarder, live, metrics, log, refusals, idleTimeoutMs: config.idleTimeoutMs }
   const pending = new Set<Promise<void>>()
   const listener = await startDeviceListener(
-    { host: config.listen.host, port: config.listen.port, certPem: tls.certPem, keyPem: tls.keyPem, handshakeTimeoutMs: config.handshakeTimeoutMs },
+    {
+      host: config.listen.host,
+      port: config.listen.port,
+      certPem: tls.certPem,
+      keyPem: tls.keyPem,
+      handshakeTimeoutMs: config.handshakeTimeoutMs,
+      maxHandshakes: config.maxHandshakes,
+      handshakeRatePerAddress: config.handshakeRatePerAddress
+    },
     {
       onAccepted: () => { metrics.connectionAccepted(LISTENER) },
       onHandshakeFailed: (bucket, err) => {
@@ -125,6 +137,7 @@ export async function startGateway (config: Config, deps: { log?: Logger } = {})
       clearInterval(poolGauges)
       live.stop()
       stopRevocation()
+      stopForgetting()
       await admin.close()
       await broker?.close()
       await validator.close()

@@ -5,7 +5,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { CLOSE_REASONS, REFUSAL_REASONS, type CloseReason, type RefusalReason } from './reasons.js'
 
 /** TLS handshake failures, bucketed: the OpenSSL code varies with key type and version. */
-export const HANDSHAKE_FAILURES = ['timeout', 'bad_certificate_proof', 'no_shared_cipher', 'protocol', 'not_tls', 'other'] as const
+export const HANDSHAKE_FAILURES = ['timeout', 'bad_certificate_proof', 'no_shared_cipher', 'protocol', 'not_tls', 'other', 'over_capacity', 'rate_limited'] as const
 export type HandshakeFailure = typeof HANDSHAKE_FAILURES[number]
 
 /** What the registry holds, read at scrape time. */

@@ -29,6 +29,7 @@ export const CLOSE_REASONS = [
   'ca_removed',
   'cert_expired',
   'max_age',
+  'idle',
   'upstream_closed',
   'shutdown'
 ] as const

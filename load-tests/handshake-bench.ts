@@ -47,7 +47,9 @@ async function main (): Promise<void> {
 
   const certgateEnv = (cacheEntries: number, workers = values.workers): Record<string, string> => ({
     CERTGATE_DATA_DIR: fleet.dataDir, CERTGATE_PROTOCOL: 'tcp', CERTGATE_UPSTREAM: `127.0.0.1:${upstream.port}`,
-    CERTGATE_WORKERS: workers, CERTGATE_INTERMEDIATE_CACHE_ENTRIES: String(cacheEntries)
+    CERTGATE_WORKERS: workers, CERTGATE_INTERMEDIATE_CACHE_ENTRIES: String(cacheEntries),
+    // Every benchmark connection comes from 127.0.0.1: per-address limits would measure themselves.
+    CERTGATE_HANDSHAKE_RATE_PER_ADDRESS: '0', CERTGATE_REFUSAL_MEMORY_S: '0'
   })
   // Start certgate once first so the dev server certificate exists for the bare server too.
   await (await startCertgate(certgateEnv(0))).stop()

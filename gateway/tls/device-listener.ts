@@ -4,7 +4,9 @@
 // OpenSSL still proves possession of the leaf key (CertificateVerify) before 'secureConnection'.
 import { constants } from 'node:crypto'
 import { createServer, type TLSSocket } from 'node:tls'
+import type { Socket } from 'node:net'
 import type { HandshakeFailure } from '../metrics.js'
+import { createAdmission } from './admission.js'
 
 export interface DeviceListenerOptions {
   readonly host: string
@@ -12,6 +14,8 @@ export interface DeviceListenerOptions {
   readonly certPem: string
   readonly keyPem: string
   readonly handshakeTimeoutMs: number
+  readonly maxHandshakes: number
+  readonly handshakeRatePerAddress: number
 }
 
 export interface DeviceListenerHooks {
@@ -52,12 +56,33 @@ export async function startDeviceListener (opts: DeviceListenerOptions, hooks: D
     // MQTT and request/response traffic is small writes: Nagle plus delayed ACKs would add ~40 ms.
     noDelay: true
   })
-  server.on('connection', hooks.onAccepted)
+  const admission = createAdmission({ maxHandshakes: opts.maxHandshakes, ratePerAddress: opts.handshakeRatePerAddress })
+  server.on('connection', (raw: Socket) => {
+    hooks.onAccepted()
+    const refusal = admission.admit(raw.remoteAddress ?? '')
+    if (refusal !== undefined) {
+      hooks.onHandshakeFailed(refusal, Object.assign(new Error(`connection from ${raw.remoteAddress ?? '?'} refused before TLS: ${refusal}`), { code: refusal }))
+      raw.destroy()
+      return
+    }
+    // The handshake ends in 'secureConnection', 'tlsClientError' or the socket closing: count it once.
+    let finished = false
+    const finish = (): void => { if (!finished) { finished = true; admission.finished() } }
+    handshakes.set(raw, finish)
+    raw.once('close', finish)
+  })
+  const handshakes = new WeakMap<Socket, () => void>()
+  // A server TLSSocket keeps the TCP socket it wraps as `_parent` (Node's _tls_wrap).
+  const handshakeDone = (tls: TLSSocket): void => { handshakes.get((tls as TLSSocket & { _parent?: Socket | null })._parent ?? tls)?.() }
   server.on('tlsClientError', (err: Error & { code?: string }, socket: TLSSocket) => {
+    handshakeDone(socket)
     hooks.onHandshakeFailed(handshakeBucket(err), err)
     socket.destroy()
   })
-  server.on('secureConnection', hooks.onSecure)
+  server.on('secureConnection', (socket: TLSSocket) => {
+    handshakeDone(socket)
+    hooks.onSecure(socket)
+  })
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     server.listen(opts.port, opts.host, () => { server.off('error', reject); resolve() })
