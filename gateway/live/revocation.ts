@@ -35,7 +35,9 @@ export async function startRevocation (deps: RevocationDeps): Promise<() => void
 
   async function recheck (entries: readonly LiveEntry[]): Promise<void> {
     const ids = [...new Set(entries.map((e) => e.identity.deviceId))]
-    for (const id of ids) {
+    for (const [i, id] of ids.entries()) {
+      // A bulk change rechecks every live device: yield now and then so the loop keeps serving.
+      if (i % 256 === 255) await new Promise((resolve) => setImmediate(resolve))
       const device = await deps.registry.getDevice(id)
       for (const e of deps.live.byDevice(id)) {
         const refusal = deviceRefusal(device, id, e.identity.authType, e.identity.authType === 'selfSigned' ? e.identity.thumbprint : undefined)
