@@ -61,7 +61,6 @@ export function buildAnchorSet (ders: readonly Uint8Array[]): { set: AnchorSet, 
   ders.forEach((der, index) => {
     try {
       const anchor = { index, hash: sha256Hex(der), cert: parseCertificate(der) }
-      anchor.cert.publicKey() // decode now: an anchor whose key does not decode is unusable
       list.push(anchor)
       const same = bySubject.get(anchor.cert.subjectKey)
       if (same === undefined) bySubject.set(anchor.cert.subjectKey, [anchor])
