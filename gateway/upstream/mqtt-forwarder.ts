@@ -89,7 +89,8 @@ export function createMqttForwarder (opts: MqttForwarderOptions): Forwarder {
         return { ok: false, reason: 'mqtt_client_id_mismatch', detail: `CONNECT clientId "${connect.clientId.slice(0, 128)}" is not the deviceId "${identity.deviceId}"` }
       }
       const opened = await connectUpstream(opts.upstream, opts.connectTimeoutMs)
-      if (opened.ok) opened.upstream.write(first.bytes)
+      // Revoked (closed) while the upstream was opening: the broker must never see its CONNECT.
+      if (opened.ok && !device.destroyed) opened.upstream.write(first.bytes)
       return opened
     }
   }
