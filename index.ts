@@ -20,7 +20,6 @@ export type ValidateChainResult =
 
 /** Validates a device chain. Never throws for bad input; bounded in time whatever the input. */
 export async function validateChain (input: ValidateChainInput): Promise<ValidateChainResult> {
-  await Promise.resolve()
   return validateChainSync(input)
 }
 

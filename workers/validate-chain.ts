@@ -151,11 +151,9 @@ function chainVerdict (leaf: Certificate, leafHash: string, sent: readonly Uint8
     if (!(err instanceof WorkLimit)) throw err
     return refuse('work_limit_exceeded', 'path building gave up: the certificates sent offer too many candidate paths')
   }
-  return search.best ?? refuse('chain_untrusted', `no path from the device certificate (issuer ${issuerName(leaf, bag)}) to a registered, verified CA through the certificates it sent`)
-}
-
-function issuerName (leaf: Certificate, bag: Map<string, Node[]>): string {
-  return bag.has(leaf.issuerKey) ? 'sent' : 'not sent and not registered'
+  return search.best ?? refuse('chain_untrusted', bag.has(leaf.issuerKey)
+    ? 'the intermediates the device sent do not lead to a registered, verified CA (register and verify the CA at the top of the chain)'
+    : 'the device certificate\'s issuer was not sent by the device and is not a registered, verified CA (send the intermediates, or register and verify the issuing CA)')
 }
 
 function intermediate (der: Uint8Array, hash: string, cache: IntermediateCache | undefined): Certificate {

@@ -21,15 +21,21 @@ export type Decision =
   | { readonly ok: true, readonly identity: Identity }
   | { readonly ok: false, readonly reason: RefusalReason, readonly detail: string, readonly deviceId?: string | undefined }
 
-/** Is a device, as the registry has it now, still allowed with this identity? */
-export function deviceRefusal (device: DeviceRecord | undefined, deviceId: string, authType?: DeviceRecord['authType'], thumbprint?: string): Decision | undefined {
+type Refused = Extract<Decision, { ok: false }>
+
+/**
+ * Is this device, as the registry has it now, allowed? For a selfSigned device, `held` is the
+ * thumbprint of the certificate it connects (or is connected) with; for a live connection,
+ * `authType` is the type it was authenticated as.
+ */
+export function checkDevice (device: DeviceRecord | undefined, deviceId: string, held: { thumbprint: string, authType?: DeviceRecord['authType'] }): Refused | { ok: true, device: DeviceRecord } {
   if (device === undefined) return { ok: false, reason: 'device_unknown', detail: `no device "${deviceId}" is registered`, deviceId }
   if (device.status !== 'enabled') return { ok: false, reason: 'device_disabled', detail: `device "${deviceId}" is disabled${device.statusReason === null ? '' : `: ${device.statusReason}`}`, deviceId }
-  if (authType !== undefined && device.authType !== authType) return { ok: false, reason: 'thumbprint_mismatch', detail: `device "${deviceId}" changed authentication type`, deviceId }
-  if (device.authType === 'selfSigned' && thumbprint !== undefined && thumbprint !== device.primaryThumbprint && thumbprint !== device.secondaryThumbprint) {
-    return { ok: false, reason: 'thumbprint_mismatch', detail: `the certificate's SHA-256 thumbprint ${thumbprint} is neither the primary nor the secondary thumbprint of device "${deviceId}"`, deviceId }
+  if (held.authType !== undefined && device.authType !== held.authType) return { ok: false, reason: 'thumbprint_mismatch', detail: `device "${deviceId}" changed authentication type`, deviceId }
+  if (device.authType === 'selfSigned' && held.thumbprint !== device.primaryThumbprint && held.thumbprint !== device.secondaryThumbprint) {
+    return { ok: false, reason: 'thumbprint_mismatch', detail: `the certificate's SHA-256 thumbprint ${held.thumbprint} is neither the primary nor the secondary thumbprint of device "${deviceId}"`, deviceId }
   }
-  return undefined
+  return { ok: true, device }
 }
 
 export async function authenticate (verdict: PoolVerdict, registry: Registry): Promise<Decision> {
@@ -51,13 +57,11 @@ export async function authenticate (verdict: PoolVerdict, registry: Registry): P
   } catch (err) {
     return { ok: false, reason: 'registry_unavailable', detail: `the registry could not be read: ${(err as Error).message}`, deviceId }
   }
-  const refusal = deviceRefusal(device, deviceId)
-  if (refusal !== undefined || device === undefined) return refusal ?? { ok: false, reason: 'device_unknown', detail: '', deviceId }
+  const checked = checkDevice(device, deviceId, { thumbprint: leaf.thumbprint })
+  if (!checked.ok) return checked
 
-  if (device.authType === 'selfSigned') {
+  if (checked.device.authType === 'selfSigned') {
     if (leaf.ownProblem !== undefined) return { ok: false, reason: leaf.ownProblem.reason, detail: leaf.ownProblem.detail, deviceId }
-    const thumbprintRefusal = deviceRefusal(device, deviceId, 'selfSigned', leaf.thumbprint)
-    if (thumbprintRefusal !== undefined) return thumbprintRefusal
     return { ok: true, identity: { deviceId, authType: 'selfSigned', caName: undefined, thumbprint: leaf.thumbprint, notAfter: leaf.notAfter, leafNotAfter: leaf.notAfter } }
   }
   if (!chain.ok) return { ok: false, reason: chain.reason, detail: chain.detail, deviceId }

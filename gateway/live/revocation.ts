@@ -1,7 +1,7 @@
 // Applies registry changes to what is running: a new trust snapshot for the validator pool when
 // CAs change, and closing the live connections a change revokes (device disabled, deleted or
 // re-keyed; CA removed or replaced). Runs on every change event, so revocation takes effect at once.
-import { deviceRefusal } from '../auth/authenticate.js'
+import { checkDevice } from '../auth/authenticate.js'
 import type { LiveConnections, LiveEntry } from './live-connections.js'
 import type { Registry, RegistryChange } from '../registry/types.js'
 import type { TrustedCa } from '../validation/validator-pool.js'
@@ -40,8 +40,8 @@ export async function startRevocation (deps: RevocationDeps): Promise<() => void
       if (i % 256 === 255) await new Promise((resolve) => setImmediate(resolve))
       const device = await deps.registry.getDevice(id)
       for (const e of deps.live.byDevice(id)) {
-        const refusal = deviceRefusal(device, id, e.identity.authType, e.identity.authType === 'selfSigned' ? e.identity.thumbprint : undefined)
-        if (refusal === undefined || refusal.ok) continue
+        const refusal = checkDevice(device, id, { thumbprint: e.identity.thumbprint, authType: e.identity.authType })
+        if (refusal.ok) continue
         const reason: CloseReason = refusal.reason === 'device_unknown' ? 'device_deleted' : refusal.reason === 'device_disabled' ? 'device_disabled' : 'device_changed'
         e.close(reason, refusal.detail)
       }

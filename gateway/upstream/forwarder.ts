@@ -4,8 +4,10 @@ import { connect, type Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { Identity } from '../auth/authenticate.js'
 import type { RefusalReason } from '../reasons.js'
+import type { HostPort } from '../config.js'
 
-export interface HostPort { readonly host: string, readonly port: number }
+export type { HostPort }
+
 
 export type Opened =
   | { readonly ok: true, readonly upstream: Socket, /** connect() to connected */ readonly connectSeconds: number }
