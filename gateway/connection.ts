@@ -4,8 +4,8 @@
 import type { TLSSocket } from 'node:tls'
 import type { Logger } from 'pino'
 import { authenticate, type Identity } from './auth/authenticate.js'
-import { readPeerChain } from './tls/peer-chain.js'
-import { pump, type Forwarder } from './upstream/forwarder.js'
+import { readPeerChain, type SentChain } from './tls/peer-chain.js'
+import type { DeviceConnection, Forwarder } from './upstream/forwarder.js'
 import type { LiveConnections, LiveEntry } from './live/live-connections.js'
 import type { Metrics } from './metrics.js'
 import type { RefusalReason } from './reasons.js'
@@ -43,28 +43,37 @@ export async function handleConnection (socket: TLSSocket, ctx: ConnectionContex
   }
   const live = trackLive(socket, decision.identity, ctx)
   try {
-    await forward(socket, decision.identity, ctx, started)
+    await forward(deviceConnection(socket, decision.identity, sent), ctx, started)
   } finally {
     live.untrack()
   }
 }
 
-/** Opens the upstream (the forwarder may still refuse), then pumps until either side closes. */
-async function forward (socket: TLSSocket, identity: Identity, ctx: ConnectionContext, started: number): Promise<void> {
+/** Opens the way upstream (the forwarder may still refuse), then serves until either side closes. */
+async function forward (device: DeviceConnection, ctx: ConnectionContext, started: number): Promise<void> {
+  const { socket, identity } = device
   const decided = performance.now()
-  const opened = await ctx.forwarder.open(socket, identity)
-  if (!opened.ok) {
-    if (opened.reason === 'upstream_unavailable') ctx.metrics.upstreamFailed(ctx.listener)
-    return refuse(socket, ctx, started, { ...opened, deviceId: identity.deviceId })
-  }
-  if (gone(socket)) { opened.upstream.destroy(); return }
-  ctx.metrics.upstreamConnected(ctx.listener, opened.connectSeconds)
+  const opened = await ctx.forwarder.open(device)
+  if (!opened.ok) return refuse(socket, ctx, started, { ...opened, deviceId: identity.deviceId })
+  if (gone(socket)) { opened.abandon(); return }
+  if (opened.connectSeconds !== undefined) ctx.metrics.upstreamConnected(ctx.listener, opened.connectSeconds)
   ctx.metrics.authenticated(ctx.listener, (decided - started) / 1000)
   ctx.metrics.certificateLifetime((identity.leafNotAfter - Date.now()) / 1000)
-  ctx.log.info({ event: 'authenticated', deviceId: identity.deviceId, authType: identity.authType, ca: identity.caName, remote: socket.remoteAddress, listener: ctx.listener }, 'device authenticated')
-  if (await pump(socket, opened.upstream) === 'upstream') {
-    ctx.metrics.liveClosed(ctx.listener, 'upstream_closed')
-    ctx.log.info({ event: 'closed', reason: 'upstream_closed', detail: 'the upstream closed the connection', deviceId: identity.deviceId, listener: ctx.listener }, 'live connection closed')
+  ctx.log.info({ event: 'authenticated', deviceId: identity.deviceId, authType: identity.authType, ca: identity.caName, remote: device.source.address, listener: ctx.listener }, 'device authenticated')
+  const ended = await opened.serve()
+  if (ended.by === 'device') return
+  const reason = ended.by === 'upstream' ? 'upstream_closed' : 'mqtt_protocol_error'
+  ctx.metrics.liveClosed(ctx.listener, reason)
+  ctx.log.info({ event: 'closed', reason, detail: ended.detail, deviceId: identity.deviceId, listener: ctx.listener }, 'live connection closed')
+}
+
+function deviceConnection (socket: TLSSocket, identity: Identity, sent: SentChain): DeviceConnection {
+  return {
+    socket,
+    identity,
+    sent,
+    source: { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 },
+    destination: { address: socket.localAddress ?? '', port: socket.localPort ?? 0 }
   }
 }
 

@@ -3,7 +3,7 @@
 // shutdown (stop accepting, drain, close); knows nothing of X.509 rules or TLS details.
 import { join } from 'node:path'
 import { pino, type Logger } from 'pino'
-import type { Config, HostPort } from './config.js'
+import type { Config, HostPort, ListenerConfig, Protocol } from './config.js'
 import { adminToken, ensureDataDir, serverCertificate } from './data-dir.js'
 import { openSqliteRegistry } from './registry/sqlite-registry.js'
 import type { Registry } from './registry/types.js'
@@ -13,8 +13,12 @@ import { createLiveConnections } from './live/live-connections.js'
 import { startRevocation } from './live/revocation.js'
 import { startDeviceListener } from './tls/device-listener.js'
 import { handleConnection, type ConnectionContext } from './connection.js'
-import { createTcpForwarder, type Forwarder } from './upstream/forwarder.js'
+import { createTcpForwarder, type DeviceConnection, type Forwarder } from './upstream/forwarder.js'
 import { createMqttForwarder } from './upstream/mqtt-forwarder.js'
+import { createHttpForwarder } from './upstream/http-forwarder.js'
+import { createUpstreamHealth } from './upstream/upstream-health.js'
+import { encodeV2 } from './proxy-protocol/v2-header.js'
+import type { Metrics } from './metrics.js'
 import { startEmbeddedBroker, type EmbeddedBroker } from './upstream/embedded-broker.js'
 import { startAdminServer } from './admin/admin-server.js'
 import { createCaService, type CaService } from './control/ca-service.js'
@@ -24,10 +28,18 @@ import { createDeviceRoutes } from './admin/device-routes.js'
 import { createImportRoute } from './admin/import-route.js'
 import { openAuditLog } from './admin/audit-log.js'
 
-export interface Gateway {
-  readonly device: HostPort
-  readonly admin: HostPort
+export interface StartedListener {
+  readonly name: string
+  readonly protocol: Protocol
+  readonly address: HostPort
   readonly upstream: HostPort
+}
+
+export interface Gateway {
+  /** The first device listener's address. */
+  readonly device: HostPort
+  readonly listeners: readonly StartedListener[]
+  readonly admin: HostPort
   readonly adminToken: string
   readonly registry: Registry
   readonly caService: CaService
@@ -36,18 +48,15 @@ export interface Gateway {
   close: () => Promise<void>
 }
 
-const LISTENER = 'device'
-
 export async function startGateway (config: Config, deps: { log?: Logger } = {}): Promise<Gateway> {
   const log = deps.log ?? pino({ level: config.logLevel, base: { service: 'certgate' } })
-  if (config.protocol === 'http') throw new Error('CERTGATE_PROTOCOL=http is not implemented in this version; use tcp or mqtt')
   ensureDataDir(config.dataDir)
   const token = adminToken(config.dataDir, config.adminToken)
   const tls = await serverCertificate(config.dataDir, config.tlsCertFile, config.tlsKeyFile)
   if (tls.generated) log.warn({ dataDir: config.dataDir }, 'using a generated development server certificate; set CERTGATE_TLS_CERT and CERTGATE_TLS_KEY in production')
 
   const registry = openSqliteRegistry(join(config.dataDir, 'registry.sqlite'))
-  const metrics = createMetrics([LISTENER], async () => ({ cas: await registry.listCas(), devices: await registry.countDevices() }))
+  const metrics = createMetrics(config.listeners.map((l) => l.name), async () => ({ cas: await registry.listCas(), devices: await registry.countDevices() }))
   const validator = createValidator({ threads: config.workers, maxQueue: config.maxValidationQueue, cacheEntries: config.intermediateCacheEntries }, { onValidated: metrics.validated })
   const live = createLiveConnections({ maxConnectionAgeMs: config.maxConnectionAgeMs })
   const stopRevocation = await startRevocation({
@@ -58,47 +67,52 @@ export async function startGateway (config: Config, deps: { log?: Logger } = {})
   })
 
   let broker: EmbeddedBroker | undefined
-  let upstream = config.upstream
-  if (upstream === undefined) {
+  if (config.listeners.some((l) => l.upstream === undefined)) {
     broker = await startEmbeddedBroker()
-    upstream = broker
-    log.info({ upstream: `${broker.host}:${broker.port}` }, 'no CERTGATE_UPSTREAM: forwarding to the embedded MQTT broker')
+    log.info({ upstream: `${broker.host}:${broker.port}` }, 'no upstream configured: forwarding to the embedded MQTT broker')
   }
-  const forwarder: Forwarder = config.protocol === 'mqtt'
-    ? createMqttForwarder({ upstream, connectTimeoutMs: config.upstreamConnectTimeoutMs, firstPacketTimeoutMs: config.mqttConnectTimeoutMs, maxConnectBytes: 256 * 1024 })
-    : createTcpForwarder(upstream, config.upstreamConnectTimeoutMs)
 
   const refusals = createRefusalMemory({ ttlMs: config.refusalMemoryMs, maxEntries: 10_000 })
   // Any registry change may be the fix for a remembered refusal: forget them all.
   const stopForgetting = registry.onChange(() => { refusals.forget() })
-  const ctx: ConnectionContext = { listener: LISTENER, validator, registry, forwarder, live, metrics, log, refusals, idleTimeoutMs: config.idleTimeoutMs }
   const pending = new Set<Promise<void>>()
-  const listener = await startDeviceListener(
-    {
-      host: config.listen.host,
-      port: config.listen.port,
-      certPem: tls.certPem,
-      keyPem: tls.keyPem,
-      handshakeTimeoutMs: config.handshakeTimeoutMs,
-      maxHandshakes: config.maxHandshakes,
-      handshakeRatePerAddress: config.handshakeRatePerAddress
-    },
-    {
-      onAccepted: () => { metrics.connectionAccepted(LISTENER) },
-      onHandshakeFailed: (bucket, err) => {
-        metrics.handshakeFailed(LISTENER, bucket)
-        log.debug({ event: 'handshake_failed', bucket, code: err.code, message: err.message, listener: LISTENER }, 'TLS handshake failed')
+  const forwarders: Forwarder[] = []
+  const started: Array<StartedListener & { stopAccepting: () => void }> = []
+  for (const l of config.listeners) {
+    const upstream = l.upstream ?? broker
+    if (upstream === undefined) throw new Error(`listener ${l.name} has no upstream`)
+    const forwarder = forwarderFor(l, upstream, config, metrics, log)
+    forwarders.push(forwarder)
+    const ctx: ConnectionContext = { listener: l.name, validator, registry, forwarder, live, metrics, log, refusals, idleTimeoutMs: config.idleTimeoutMs }
+    const own = l.tlsCertFile === undefined ? tls : await serverCertificate(config.dataDir, l.tlsCertFile, l.tlsKeyFile)
+    const listener = await startDeviceListener(
+      {
+        host: l.listen.host,
+        port: l.listen.port,
+        certPem: own.certPem,
+        keyPem: own.keyPem,
+        handshakeTimeoutMs: config.handshakeTimeoutMs,
+        maxHandshakes: config.maxHandshakes,
+        handshakeRatePerAddress: config.handshakeRatePerAddress
       },
-      onSecure: (socket) => {
-        const p = handleConnection(socket, ctx).catch((err: unknown) => {
-          log.error({ err }, 'connection handler failed')
-          socket.destroy()
-        })
-        pending.add(p)
-        void p.finally(() => pending.delete(p))
+      {
+        onAccepted: () => { metrics.connectionAccepted(l.name) },
+        onHandshakeFailed: (bucket, err) => {
+          metrics.handshakeFailed(l.name, bucket)
+          log.debug({ event: 'handshake_failed', bucket, code: err.code, message: err.message, listener: l.name }, 'TLS handshake failed')
+        },
+        onSecure: (socket) => {
+          const p = handleConnection(socket, ctx).catch((err: unknown) => {
+            log.error({ err }, 'connection handler failed')
+            socket.destroy()
+          })
+          pending.add(p)
+          void p.finally(() => pending.delete(p))
+        }
       }
-    }
-  )
+    )
+    started.push({ name: l.name, protocol: l.protocol, address: listener.address, upstream, stopAccepting: listener.stopAccepting })
+  }
   const poolGauges = setInterval(() => {
     metrics.setPool(validator.stats())
     for (const e of live.all()) e.flushBytes()
@@ -118,16 +132,16 @@ export async function startGateway (config: Config, deps: { log?: Logger } = {})
   )
 
   return {
-    device: listener.address,
+    device: (started[0] as StartedListener).address,
+    listeners: started.map(({ name, protocol, address, upstream }) => ({ name, protocol, address, upstream })),
     admin: admin.address,
-    upstream,
     adminToken: token,
     registry,
     caService,
     log,
     close: async () => {
       ready = false
-      listener.stopAccepting()
+      for (const l of started) l.stopAccepting()
       const drained = await Promise.race([
         Promise.allSettled([...pending]).then(() => true),
         new Promise<false>((resolve) => setTimeout(() => { resolve(false) }, config.drainTimeoutMs).unref())
@@ -139,9 +153,53 @@ export async function startGateway (config: Config, deps: { log?: Logger } = {})
       stopRevocation()
       stopForgetting()
       await admin.close()
+      await Promise.allSettled(forwarders.map(async (f) => { await f.close() }))
       await broker?.close()
       await validator.close()
       await registry.close()
     }
+  }
+}
+
+/** The forwarding mode a listener is configured for, with its own fail-fast view of its upstream. */
+function forwarderFor (l: ListenerConfig, upstream: HostPort, config: Config, metrics: Metrics, log: Logger): Forwarder {
+  const target = `${upstream.host}:${upstream.port}`
+  const health = createUpstreamHealth({
+    target,
+    onAttemptFailed: () => { metrics.upstreamFailed(l.name) },
+    onChange: (up, detail) => {
+      metrics.setUpstreamUp(l.name, up)
+      if (up) log.info({ event: 'upstream_up', upstream: target, listener: l.name }, detail)
+      else log.error({ event: 'upstream_down', upstream: target, listener: l.name }, `${detail}; new devices are refused at once until a probe connects`)
+    }
+  })
+  const preamble = l.upstreamProxyProtocol
+    ? (d: DeviceConnection): Buffer => encodeV2({
+        source: d.source,
+        destination: d.destination,
+        deviceId: d.identity.deviceId,
+        caName: d.identity.caName,
+        thumbprint: d.identity.thumbprint,
+        tlsVersion: d.socket.getProtocol() ?? undefined,
+        cipher: d.socket.getCipher().standardName
+      })
+    : undefined
+  const connectTimeoutMs = config.upstreamConnectTimeoutMs
+  switch (l.protocol) {
+    case 'mqtt':
+      return createMqttForwarder({ upstream, health, connectTimeoutMs, firstPacketTimeoutMs: config.mqttConnectTimeoutMs, maxConnectBytes: 256 * 1024, usernameIsDeviceId: l.mqttUsernameIsDeviceId, preamble })
+    case 'tcp':
+      return createTcpForwarder({ target: upstream, connectTimeoutMs, health, preamble })
+    case 'http':
+      return createHttpForwarder({
+        upstream,
+        health,
+        connectTimeoutMs,
+        upstreamTimeoutMs: l.httpUpstreamTimeoutMs,
+        forwardChain: l.httpForwardChain,
+        maxUpstreamConnections: 256,
+        onRequest: (outcome) => { metrics.httpRequest(l.name, outcome) },
+        onFailure: (f) => { log.warn({ event: 'http_failed', listener: l.name, ...f }, 'request not forwarded') }
+      })
   }
 }

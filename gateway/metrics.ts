@@ -3,6 +3,7 @@
 // lines rather than gaps. Only importer of prom-client.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import { CLOSE_REASONS, REFUSAL_REASONS, type CloseReason, type RefusalReason } from './reasons.js'
+import { HTTP_OUTCOMES, type HttpOutcome } from './upstream/http-forwarder.js'
 
 /** TLS handshake failures, bucketed: the OpenSSL code varies with key type and version. */
 export const HANDSHAKE_FAILURES = ['timeout', 'bad_certificate_proof', 'no_shared_cipher', 'protocol', 'not_tls', 'other', 'over_capacity', 'rate_limited'] as const
@@ -23,7 +24,10 @@ export interface Metrics {
   validated: (r: { micros: number, cacheHits: number, cacheMisses: number, cacheSize: number }) => void
   liveClosed: (listener: string, reason: CloseReason) => void
   upstreamConnected: (listener: string, seconds: number) => void
+  /** A connection attempt to the upstream failed. */
   upstreamFailed: (listener: string) => void
+  /** The upstream is reachable (1) or known to be down, devices refused without trying (0). */
+  setUpstreamUp: (listener: string, up: boolean) => void
   /** The device left before certgate decided (no verdict to count). */
   abandoned: (listener: string) => void
   /** Applying a registry change to live connections failed: revoked devices may still be connected. */
@@ -31,6 +35,8 @@ export interface Metrics {
   /** Remaining lifetime of a device certificate seen at connect. */
   certificateLifetime: (seconds: number) => void
   forwarded: (listener: string, fromDevice: number, toDevice: number) => void
+  /** An HTTP request (or WebSocket upgrade) from a device in http mode, by outcome. */
+  httpRequest: (listener: string, outcome: HttpOutcome) => void
   setLive: (listener: string, n: number) => void
   setPool: (s: { queueSize: number, utilization: number, running: number }) => void
   metricsText: () => Promise<string>
@@ -62,7 +68,9 @@ export function createMetrics (listeners: readonly string[], fleet: () => Promis
   const poolRunning = new Gauge({ name: 'certgate_pool_running_validations', help: 'Validations submitted and not yet finished', ...r })
   const abandoned = new Counter({ name: 'certgate_connections_abandoned_total', help: 'Devices that left after the TLS handshake, before the authentication decision', labelNames: ['listener'], ...r })
   const revocationErrors = new Counter({ name: 'certgate_revocation_errors_total', help: 'Registry changes that could not be applied to live connections (revoked devices may still be connected)', ...r })
-  const upstreamFailures = new Counter({ name: 'certgate_upstream_connect_failures_total', help: 'Upstream connections that could not be opened', labelNames: ['listener'], ...r })
+  const upstreamFailures = new Counter({ name: 'certgate_upstream_connect_failures_total', help: 'Upstream connection attempts that failed (devices refused while the upstream is known down make none)', labelNames: ['listener'], ...r })
+  const upstreamUp = new Gauge({ name: 'certgate_upstream_up', help: '1 while the upstream is reachable; 0 while it is known down and new devices are refused at once', labelNames: ['listener'], ...r })
+  const httpRequests = new Counter({ name: 'certgate_http_requests_total', help: 'Requests from devices in http mode, by outcome: the upstream status class, or why certgate answered itself', labelNames: ['listener', 'outcome'], ...r })
   const lifetime = new Histogram({ name: 'certgate_device_certificate_remaining_seconds', help: 'Remaining lifetime of device certificates seen at connect (fleet-wide)', buckets: LIFETIME_BUCKETS, ...r })
   // Registry-derived gauges are read when Prometheus scrapes, so they are never stale.
   let lastFleet: Promise<FleetSnapshot> | undefined
@@ -124,6 +132,8 @@ export function createMetrics (listeners: readonly string[], fleet: () => Promis
     upstreamSeconds.zero({ listener })
     for (const direction of ['from_device', 'to_device']) bytes.inc({ listener, direction }, 0)
     upstreamFailures.inc({ listener }, 0)
+    upstreamUp.set({ listener }, 1)
+    for (const outcome of HTTP_OUTCOMES) httpRequests.inc({ listener, outcome }, 0)
     abandoned.inc({ listener }, 0)
   }
 
@@ -148,6 +158,7 @@ export function createMetrics (listeners: readonly string[], fleet: () => Promis
     liveClosed: (listener, reason) => { liveClosed.inc({ listener, reason }) },
     upstreamConnected: (listener, seconds) => { upstreamSeconds.observe({ listener }, seconds) },
     upstreamFailed: (listener) => { upstreamFailures.inc({ listener }) },
+    setUpstreamUp: (listener, up) => { upstreamUp.set({ listener }, up ? 1 : 0) },
     abandoned: (listener) => { abandoned.inc({ listener }) },
     revocationFailed: () => { revocationErrors.inc() },
     certificateLifetime: (seconds) => { lifetime.observe(seconds) },
@@ -155,6 +166,7 @@ export function createMetrics (listeners: readonly string[], fleet: () => Promis
       bytes.inc({ listener, direction: 'from_device' }, fromDevice)
       bytes.inc({ listener, direction: 'to_device' }, toDevice)
     },
+    httpRequest: (listener, outcome) => { httpRequests.inc({ listener, outcome }) },
     setLive: (listener, n) => { live.set({ listener }, n) },
     setPool: (s) => { poolQueue.set(s.queueSize); poolUtil.set(s.utilization); poolRunning.set(s.running) },
     metricsText: async () => await registry.metrics()

@@ -31,6 +31,7 @@ export const CLOSE_REASONS = [
   'max_age',
   'idle',
   'upstream_closed',
+  'mqtt_protocol_error',
   'shutdown'
 ] as const
 export type CloseReason = typeof CLOSE_REASONS[number]

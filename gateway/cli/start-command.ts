@@ -9,8 +9,10 @@ const USAGE = `usage: certgate start
 
 Runs the gateway, configured by the CERTGATE_* environment variables (see README.md):
 CERTGATE_DATA_DIR, CERTGATE_LISTEN, CERTGATE_PROTOCOL, CERTGATE_UPSTREAM, CERTGATE_ADMIN_LISTEN,
-CERTGATE_ADMIN_TOKEN, CERTGATE_TLS_CERT, CERTGATE_TLS_KEY and more. Once listening it prints
+CERTGATE_ADMIN_TOKEN, CERTGATE_TLS_CERT, CERTGATE_TLS_KEY and more; several device listeners
+come from the JSON file named by CERTGATE_CONFIG. Once listening it prints, per device listener,
   certgate listening device=<host>:<port> admin=<host>:<port>
+(followed by " listener=<name> protocol=<protocol>" when there are several).
 SIGTERM (or SIGINT) stops accepting, drains and exits 0.
 `
 
@@ -23,7 +25,10 @@ export async function startCommand (args: readonly string[], ctx: CliContext, en
   const { startGateway } = await import('../gateway.js')
   const gw = await startGateway(config)
   const fmt = (a: { host: string, port: number }): string => a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`
-  ctx.out(`certgate listening device=${fmt(gw.device)} admin=${fmt(gw.admin)}\n`)
+  // One line per device listener; the listener's name and protocol follow when there are several.
+  for (const l of gw.listeners) {
+    ctx.out(`certgate listening device=${fmt(l.address)} admin=${fmt(gw.admin)}${gw.listeners.length > 1 ? ` listener=${l.name} protocol=${l.protocol}` : ''}\n`)
+  }
   let stopping = false
   const stop = (signal: string): void => {
     if (stopping) return

@@ -8,7 +8,17 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { availableParallelism } from 'node:os'
 import { resolve } from 'node:path'
-import { ConfigError, configFromEnv, parseHostPort } from '../config.js'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { ConfigError, configFromEnv, parseHostPort, type Config, type ListenerConfig } from '../config.js'
+
+/** The single listener the environment describes. */
+function only (c: Config): ListenerConfig {
+  assert.equal(c.listeners.length, 1)
+  return c.listeners[0]!
+}
+const fromEnv = (env: NodeJS.ProcessEnv): ListenerConfig => only(configFromEnv(env))
 
 function refused (env: NodeJS.ProcessEnv, ...patterns: RegExp[]): void {
   assert.throws(() => configFromEnv(env), (err: unknown) => {
@@ -20,10 +30,19 @@ function refused (env: NodeJS.ProcessEnv, ...patterns: RegExp[]): void {
 
 test('an empty environment gives the defaults', () => {
   const c = configFromEnv({})
-  assert.deepEqual(c.listen, { host: '0.0.0.0', port: 8883 })
+  assert.deepEqual(only(c), {
+    name: 'device',
+    listen: { host: '0.0.0.0', port: 8883 },
+    protocol: 'mqtt',
+    upstream: undefined,
+    upstreamProxyProtocol: false,
+    mqttUsernameIsDeviceId: false,
+    httpForwardChain: false,
+    httpUpstreamTimeoutMs: 30_000,
+    tlsCertFile: undefined,
+    tlsKeyFile: undefined
+  })
   assert.deepEqual(c.adminListen, { host: '127.0.0.1', port: 8080 })
-  assert.equal(c.protocol, 'mqtt')
-  assert.equal(c.upstream, undefined)
   assert.equal(c.adminToken, undefined)
   assert.equal(c.tlsCertFile, undefined)
   assert.equal(c.tlsKeyFile, undefined)
@@ -43,18 +62,19 @@ test('an empty environment gives the defaults', () => {
 test('the returned config is frozen', () => {
   const c = configFromEnv({})
   assert.ok(Object.isFrozen(c))
-  assert.throws(() => { (c as { protocol: string }).protocol = 'tcp' }, TypeError)
-  assert.equal(c.protocol, 'mqtt')
+  assert.ok(Object.isFrozen(c.listeners) && Object.isFrozen(only(c)) && Object.isFrozen(only(c).listen))
+  assert.throws(() => { (only(c) as { protocol: string }).protocol = 'tcp' }, TypeError)
+  assert.equal(only(c).protocol, 'mqtt')
 })
 
 test('addresses: IPv4, bracketed IPv6, names and port 0', () => {
   const c = configFromEnv({ CERTGATE_LISTEN: '[::1]:8883', CERTGATE_ADMIN_LISTEN: 'localhost:0', CERTGATE_UPSTREAM: '10.0.0.5:1883' })
-  assert.deepEqual(c.listen, { host: '::1', port: 8883 })
+  assert.deepEqual(only(c).listen, { host: '::1', port: 8883 })
   assert.deepEqual(c.adminListen, { host: 'localhost', port: 0 })
-  assert.deepEqual(c.upstream, { host: '10.0.0.5', port: 1883 })
-  assert.deepEqual(configFromEnv({ CERTGATE_LISTEN: '[::]:65535' }).listen, { host: '::', port: 65535 })
+  assert.deepEqual(only(c).upstream, { host: '10.0.0.5', port: 1883 })
+  assert.deepEqual(fromEnv({ CERTGATE_LISTEN: '[::]:65535' }).listen, { host: '::', port: 65535 })
   assert.deepEqual(parseHostPort('[fe80::1:2]:1', 'X'), { host: 'fe80::1:2', port: 1 })
-  assert.equal(configFromEnv({ CERTGATE_UPSTREAM: '' }).upstream, undefined, 'empty upstream means the embedded broker')
+  assert.equal(fromEnv({ CERTGATE_UPSTREAM: '' }).upstream, undefined, 'empty upstream means the embedded broker')
 })
 
 test('bad host:port values are ConfigErrors naming the variable', () => {
@@ -74,8 +94,8 @@ test('a port over 65535 is refused', () => {
 
 test('an unknown protocol is refused', () => {
   for (const bad of ['MQTT', 'https', 'udp', '']) refused({ CERTGATE_PROTOCOL: bad }, /CERTGATE_PROTOCOL/, /tcp, mqtt, http/)
-  assert.equal(configFromEnv({ CERTGATE_PROTOCOL: 'tcp' }).protocol, 'tcp')
-  assert.equal(configFromEnv({ CERTGATE_PROTOCOL: 'http' }).protocol, 'http')
+  assert.equal(fromEnv({ CERTGATE_PROTOCOL: 'tcp' }).protocol, 'tcp')
+  assert.equal(fromEnv({ CERTGATE_PROTOCOL: 'http', CERTGATE_UPSTREAM: 'http://127.0.0.1:80' }).protocol, 'http')
 })
 
 test('the TLS certificate and key come together or not at all', () => {
@@ -141,7 +161,7 @@ test('integer knobs: valid values are used, seconds are converted to millisecond
 })
 
 test('http mode: the upstream is an http:// URL', () => {
-  const http = (u: string): ReturnType<typeof configFromEnv>['upstream'] => configFromEnv({ CERTGATE_PROTOCOL: 'http', CERTGATE_UPSTREAM: u }).upstream
+  const http = (u: string): ListenerConfig['upstream'] => fromEnv({ CERTGATE_PROTOCOL: 'http', CERTGATE_UPSTREAM: u }).upstream
   assert.deepEqual(http('http://127.0.0.1:9000'), { host: '127.0.0.1', port: 9000 })
   assert.deepEqual(http('http://backend.internal'), { host: 'backend.internal', port: 80 })
   assert.deepEqual(http('http://[::1]:8081/'), { host: '::1', port: 8081 })
@@ -149,4 +169,72 @@ test('http mode: the upstream is an http:// URL', () => {
   for (const bad of ['https://backend:443', 'backend:8080', 'not a url', 'mqtt://broker:1883']) {
     refused({ CERTGATE_PROTOCOL: 'http', CERTGATE_UPSTREAM: bad }, /CERTGATE_UPSTREAM/, /http:\/\/host:port/)
   }
+})
+
+test('http mode needs an upstream: the embedded broker speaks MQTT', () => {
+  refused({ CERTGATE_PROTOCOL: 'http' }, /CERTGATE_UPSTREAM must be set to http:\/\/host:port in http mode/)
+  refused({ CERTGATE_PROTOCOL: 'http', CERTGATE_UPSTREAM: 'http://a:1', CERTGATE_UPSTREAM_PROXY_PROTOCOL: 'v2' }, /PROXY protocol is for tcp and mqtt/)
+})
+
+test('per-listener options from the environment', () => {
+  const l = fromEnv({ CERTGATE_UPSTREAM_PROXY_PROTOCOL: 'v2', CERTGATE_MQTT_USERNAME: 'device-id', CERTGATE_HTTP_FORWARD_CHAIN: 'true', CERTGATE_HTTP_UPSTREAM_TIMEOUT_MS: '1500' })
+  assert.equal(l.upstreamProxyProtocol, true)
+  assert.equal(l.mqttUsernameIsDeviceId, true)
+  assert.equal(l.httpForwardChain, true)
+  assert.equal(l.httpUpstreamTimeoutMs, 1500)
+  assert.equal(fromEnv({ CERTGATE_HTTP_FORWARD_CHAIN: '0' }).httpForwardChain, false)
+  refused({ CERTGATE_UPSTREAM_PROXY_PROTOCOL: 'v1' }, /CERTGATE_UPSTREAM_PROXY_PROTOCOL="v1" must be one of off, v2/)
+  refused({ CERTGATE_MQTT_USERNAME: 'deviceId' }, /CERTGATE_MQTT_USERNAME="deviceId" must be one of keep, device-id/)
+  refused({ CERTGATE_HTTP_FORWARD_CHAIN: 'yes' }, /CERTGATE_HTTP_FORWARD_CHAIN="yes" must be true or false/)
+  refused({ CERTGATE_HTTP_UPSTREAM_TIMEOUT_MS: '50' }, /CERTGATE_HTTP_UPSTREAM_TIMEOUT_MS="50" must be an integer from 100/)
+})
+
+function configFile (content: unknown): string {
+  const file = join(mkdtempSync(join(tmpdir(), 'certgate-config-')), 'certgate.json')
+  writeFileSync(file, typeof content === 'string' ? content : JSON.stringify(content))
+  return file
+}
+
+test('CERTGATE_CONFIG: several listeners, each with its own protocol, upstream and options; env options are their defaults', () => {
+  const file = configFile({
+    listeners: [
+      { name: 'mqtt', listen: '0.0.0.0:8883', protocol: 'mqtt', upstream: '127.0.0.1:1883', mqttUsername: 'device-id' },
+      { name: 'https', listen: '[::]:443', protocol: 'http', upstream: 'http://127.0.0.1:8080', httpForwardChain: true, tlsCert: 'web.pem', tlsKey: 'web.key' },
+      { name: 'raw', listen: '127.0.0.1:0', protocol: 'tcp', upstreamProxyProtocol: 'off' }
+    ]
+  })
+  const c = configFromEnv({ CERTGATE_CONFIG: file, CERTGATE_UPSTREAM_PROXY_PROTOCOL: 'v2', CERTGATE_HTTP_UPSTREAM_TIMEOUT_MS: '2000' })
+  assert.deepEqual(c.listeners.map((l) => [l.name, l.protocol, l.listen, l.upstream]), [
+    ['mqtt', 'mqtt', { host: '0.0.0.0', port: 8883 }, { host: '127.0.0.1', port: 1883 }],
+    ['https', 'http', { host: '::', port: 443 }, { host: '127.0.0.1', port: 8080 }],
+    ['raw', 'tcp', { host: '127.0.0.1', port: 0 }, undefined]
+  ])
+  const [mqtt, https, raw] = c.listeners
+  assert.equal(mqtt?.mqttUsernameIsDeviceId, true)
+  assert.equal(mqtt?.upstreamProxyProtocol, true, 'the environment gives the default')
+  assert.equal(raw?.upstreamProxyProtocol, false, 'the file overrides it')
+  assert.equal(https?.httpForwardChain, true)
+  assert.equal(https?.httpUpstreamTimeoutMs, 2000)
+  assert.equal(https?.tlsCertFile, resolve('web.pem'))
+})
+
+test('CERTGATE_CONFIG: every mistake is a ConfigError naming the file and the listener', () => {
+  const bad: Array<[unknown, RegExp]> = [
+    ['{ not json', /could not be read as JSON/],
+    [[], /must be a JSON object/],
+    [{ listeners: [] }, /non-empty array/],
+    [{ listeners: [{ name: 'a', listen: '0.0.0.0:1', protocol: 'mqtt' }], admin: '1' }, /unknown key "admin"/],
+    [{ listeners: [{ name: 'a', listen: '0.0.0.0:1', protocol: 'mqtt', upstreem: 'x:1' }] }, /listeners\[0\]: unknown key "upstreem"/],
+    [{ listeners: [{ name: 'A B', listen: '0.0.0.0:1', protocol: 'mqtt' }] }, /listeners\[0\]\.name="A B" must be/],
+    [{ listeners: [{ name: 'a', listen: 'nowhere', protocol: 'mqtt' }] }, /listeners\[0\]\.listen="nowhere" is not host:port/],
+    [{ listeners: [{ name: 'a', listen: '0.0.0.0:1', protocol: 'amqp' }] }, /listeners\[0\]\.protocol="amqp" must be one of tcp, mqtt, http/],
+    [{ listeners: [{ name: 'a', listen: '0.0.0.0:1', protocol: 'http' }] }, /listeners\[0\]\.upstream must be set/],
+    [{ listeners: [{ name: 'a', listen: '0.0.0.0:1', protocol: 'mqtt', httpForwardChain: 'yes' }] }, /httpForwardChain must be true or false/],
+    [{ listeners: [{ name: 'a', listen: '0.0.0.0:1', protocol: 'mqtt', tlsCert: 'c.pem' }] }, /both tlsCert and tlsKey/],
+    [{ listeners: [{ name: 'a', listen: '0.0.0.0:1', protocol: 'mqtt' }, { name: 'a', listen: '0.0.0.0:2', protocol: 'tcp' }] }, /two listeners are named "a"/],
+    [{ listeners: [{ name: 'a', listen: '0.0.0.0:1', protocol: 'mqtt' }, { name: 'b', listen: '0.0.0.0:1', protocol: 'tcp' }] }, /two listeners listen on 0\.0\.0\.0:1/]
+  ]
+  for (const [content, pattern] of bad) refused({ CERTGATE_CONFIG: configFile(content) }, /CERTGATE_CONFIG/, pattern)
+  refused({ CERTGATE_CONFIG: '/nonexistent/certgate.json' }, /could not be read/)
+  refused({ CERTGATE_CONFIG: configFile({ listeners: [{ name: 'a', listen: '0.0.0.0:1', protocol: 'mqtt' }] }), CERTGATE_LISTEN: '0.0.0.0:1' }, /CERTGATE_LISTEN is set and so is CERTGATE_CONFIG/)
 })

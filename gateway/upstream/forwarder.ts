@@ -1,58 +1,141 @@
-// What every forwarding mode provides: open the upstream for an authenticated device (or refuse
-// it with a reason), then pump bytes both ways until either side closes.
+// What every forwarding mode provides: given an authenticated device connection, open its way to
+// the upstream (or refuse it with a reason), then serve it until either side closes. Also the
+// pieces the modes share: connecting to an upstream with a timeout and the fail-fast gate, and the
+// two-way pump.
 import { connect, type Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
+import type { TLSSocket } from 'node:tls'
 import type { Identity } from '../auth/authenticate.js'
 import type { RefusalReason } from '../reasons.js'
 import type { HostPort } from '../config.js'
+import type { SentChain } from '../tls/peer-chain.js'
+import type { UpstreamHealth } from './upstream-health.js'
+import type { Endpoint } from '../proxy-protocol/v2-header.js'
 
 export type { HostPort }
 
+/** An authenticated device, as a forwarder needs it. */
+export interface DeviceConnection {
+  readonly socket: TLSSocket
+  readonly identity: Identity
+  /** What the device sent (DER), for modes that pass the certificate on. */
+  readonly sent: SentChain
+  /** The device's address (from a trusted balancer's PROXY header when there is one). */
+  readonly source: Endpoint
+  /** The address the device connected to. */
+  readonly destination: Endpoint
+}
+
+/** How a served connection ended. */
+export type Ended =
+  | { readonly by: 'device' }
+  | { readonly by: 'upstream', readonly detail: string }
+  | { readonly by: 'protocol', readonly detail: string }
 
 export type Opened =
-  | { readonly ok: true, readonly upstream: Socket, /** connect() to connected */ readonly connectSeconds: number }
+  | {
+    readonly ok: true
+    /** connect() to connected, for modes that open an upstream connection per device. */
+    readonly connectSeconds: number | undefined
+    /** Forwards until either side closes. */
+    serve: () => Promise<Ended>
+    /** The device left before serving began: release what open() took. */
+    abandon: () => void
+  }
   | { readonly ok: false, readonly reason: RefusalReason, readonly detail: string }
 
 export interface Forwarder {
-  open: (device: Duplex, identity: Identity) => Promise<Opened>
+  open: (device: DeviceConnection) => Promise<Opened>
+  close: () => Promise<void>
 }
 
-/** Connects to the upstream, giving up after `timeoutMs`. */
-export async function connectUpstream (target: HostPort, timeoutMs: number): Promise<Opened> {
+export type Connected =
+  | { readonly ok: true, readonly upstream: Socket, readonly connectSeconds: number }
+  | { readonly ok: false, readonly reason: 'upstream_unavailable', readonly detail: string }
+
+/** Connects to the upstream, unless it is known to be down; gives up after `timeoutMs`. */
+export async function connectUpstream (target: HostPort, timeoutMs: number, health: UpstreamHealth): Promise<Connected> {
+  const admitted = health.admit()
+  if (admitted !== 'try') return { ok: false, reason: 'upstream_unavailable', detail: admitted }
   return await new Promise((resolve) => {
     const started = performance.now()
     const s = connect({ host: target.host, port: target.port, noDelay: true })
-    const fail = (detail: string): void => { s.destroy(); resolve({ ok: false, reason: 'upstream_unavailable', detail }) }
-    const timer = setTimeout(() => { fail(`upstream ${target.host}:${target.port} did not accept the connection within ${timeoutMs} ms`) }, timeoutMs)
-    s.once('connect', () => { clearTimeout(timer); s.removeAllListeners('error'); resolve({ ok: true, upstream: s, connectSeconds: (performance.now() - started) / 1000 }) })
-    s.once('error', (err) => { clearTimeout(timer); fail(`upstream ${target.host}:${target.port}: ${err.message}`) })
+    const fail = (detail: string): void => {
+      s.destroy()
+      health.failed(detail)
+      resolve({ ok: false, reason: 'upstream_unavailable', detail: `upstream ${target.host}:${target.port}: ${detail}` })
+    }
+    const timer = setTimeout(() => { fail(`did not accept the connection within ${timeoutMs} ms`) }, timeoutMs)
+    s.once('connect', () => {
+      clearTimeout(timer)
+      s.removeAllListeners('error')
+      health.succeeded()
+      resolve({ ok: true, upstream: s, connectSeconds: (performance.now() - started) / 1000 })
+    })
+    s.once('error', (err: Error & { code?: string }) => { clearTimeout(timer); fail(err.code ?? err.message) })
   })
 }
 
 /**
- * Pumps both ways with backpressure (pipe) until either side closes; then closes the other.
- * Resolves with which side went first, once both are closed.
+ * Checks each chunk from the device before it is forwarded: undefined lets it through; otherwise
+ * the connection ends, the device first getting `farewell` (a protocol's error packet) if given.
  */
-export async function pump (device: Duplex, upstream: Socket): Promise<'device' | 'upstream'> {
+export type StreamGuard = (chunk: Buffer) => { readonly detail: string, readonly farewell?: Buffer } | undefined
+
+/**
+ * Pumps both ways with backpressure until either side closes; then closes the other. Resolves
+ * with how it ended, once both are closed.
+ */
+export async function pump (device: Duplex, upstream: Socket, guard?: StreamGuard): Promise<Ended> {
   return await new Promise((resolve) => {
-    let first: 'device' | 'upstream' | undefined
+    let ended: Ended | undefined
+    let upstreamError: string | undefined
     let closed = 0
     const onClose = (side: 'device' | 'upstream') => (): void => {
-      first ??= side
+      ended ??= side === 'device'
+        ? { by: 'device' }
+        : { by: 'upstream', detail: upstreamError === undefined ? 'the upstream closed the connection' : `the upstream connection failed (${upstreamError})` }
       if (side === 'device') upstream.destroy()
       else device.destroy()
-      if (++closed === 2) resolve(first)
+      if (++closed === 2) resolve(ended)
     }
     // Errors end up as 'close'; listening keeps them from being unhandled.
     device.on('error', () => undefined)
-    upstream.on('error', () => undefined)
+    upstream.on('error', (err: Error & { code?: string }) => { upstreamError ??= err.code ?? err.message })
     device.once('close', onClose('device'))
     upstream.once('close', onClose('upstream'))
-    device.pipe(upstream)
     upstream.pipe(device)
+    if (guard === undefined) { device.pipe(upstream); return }
+    device.on('data', (chunk: Buffer) => {
+      if (ended !== undefined) return
+      const bad = guard(chunk)
+      if (bad === undefined) {
+        if (!upstream.write(chunk)) device.pause()
+        return
+      }
+      ended = { by: 'protocol', detail: bad.detail }
+      upstream.destroy()
+      if (bad.farewell === undefined) device.destroy()
+      else {
+        device.end(bad.farewell)
+        setTimeout(() => device.destroy(), 1000).unref()
+      }
+    })
+    upstream.on('drain', () => { device.resume() })
+    device.once('end', () => { upstream.end() })
+    device.resume()
   })
 }
 
-export function createTcpForwarder (target: HostPort, timeoutMs: number): Forwarder {
-  return { open: async () => await connectUpstream(target, timeoutMs) }
+/** `tcp` mode: the device's bytes, unchanged, after an optional PROXY header. */
+export function createTcpForwarder (opts: { target: HostPort, connectTimeoutMs: number, health: UpstreamHealth, preamble?: ((device: DeviceConnection) => Buffer) | undefined }): Forwarder {
+  return {
+    open: async (device) => {
+      const c = await connectUpstream(opts.target, opts.connectTimeoutMs, opts.health)
+      if (!c.ok) return c
+      if (opts.preamble !== undefined && !device.socket.destroyed) c.upstream.write(opts.preamble(device))
+      return { ok: true, connectSeconds: c.connectSeconds, serve: async () => await pump(device.socket, c.upstream), abandon: () => { c.upstream.destroy() } }
+    },
+    close: async () => undefined
+  }
 }

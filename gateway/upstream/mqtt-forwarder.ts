@@ -1,13 +1,22 @@
 // `mqtt` mode: the device's first packet must be an MQTT CONNECT whose clientId is its deviceId;
-// only then is the upstream broker connected and handed the CONNECT (and anything pipelined
-// after it), unchanged. Otherwise the device gets the protocol's "identifier rejected" CONNACK.
+// only then is the upstream broker connected and handed the CONNECT (its username set to the
+// deviceId if so configured, so broker ACLs keyed on username isolate devices) and what follows,
+// framed so that no second CONNECT gets through. Otherwise the device gets the protocol's
+// CONNACK: "identifier rejected", or "server unavailable" while the broker is down.
 import mqttPacket from 'mqtt-packet'
 import type { Duplex } from 'node:stream'
-import { connectUpstream, type Forwarder, type HostPort, type Opened } from './forwarder.js'
+import { connectUpstream, pump, type DeviceConnection, type Forwarder, type HostPort, type Opened } from './forwarder.js'
+import { mqttStreamGuard } from './mqtt-stream-guard.js'
+import type { UpstreamHealth } from './upstream-health.js'
 
 export interface MqttForwarderOptions {
   readonly upstream: HostPort
+  readonly health: UpstreamHealth
   readonly connectTimeoutMs: number
+  /** Overwrite the CONNECT username with the deviceId. */
+  readonly usernameIsDeviceId: boolean
+  /** Written to the broker before the CONNECT (a PROXY protocol header). */
+  readonly preamble?: ((device: DeviceConnection) => Buffer) | undefined
   /** How long a device may take to send its CONNECT. */
   readonly firstPacketTimeoutMs: number
   /** Largest CONNECT accepted (will message included). */
@@ -77,21 +86,51 @@ function identifierRejected (protocolVersion: number): Buffer {
   return protocolVersion === 5 ? Buffer.from([0x20, 0x03, 0x00, 0x85, 0x00]) : Buffer.from([0x20, 0x02, 0x00, 0x02])
 }
 
+/** CONNACK "server unavailable": v3.1.1 return code 3; v5 reason 0x88. */
+function serverUnavailable (protocolVersion: number): Buffer {
+  return protocolVersion === 5 ? Buffer.from([0x20, 0x03, 0x00, 0x88, 0x00]) : Buffer.from([0x20, 0x02, 0x00, 0x03])
+}
+
 export function createMqttForwarder (opts: MqttForwarderOptions): Forwarder {
   return {
-    async open (device, identity): Promise<Opened> {
-      const first = await readFirstPacket(device, opts)
+    async open (device): Promise<Opened> {
+      const { socket, identity } = device
+      const first = await readFirstPacket(socket, opts)
       if (!first.ok) return { ok: false, reason: 'mqtt_protocol_error', detail: first.detail }
       const connect = parseConnect(first.bytes.subarray(0, first.connectLength))
       if (typeof connect === 'string') return { ok: false, reason: 'mqtt_protocol_error', detail: connect }
+      const version = connect.protocolVersion ?? 4
       if (connect.clientId !== identity.deviceId) {
-        device.end(identifierRejected(connect.protocolVersion ?? 4))
+        socket.end(identifierRejected(version))
         return { ok: false, reason: 'mqtt_client_id_mismatch', detail: `CONNECT clientId "${connect.clientId.slice(0, 128)}" is not the deviceId "${identity.deviceId}"` }
       }
-      const opened = await connectUpstream(opts.upstream, opts.connectTimeoutMs)
+      const guard = mqttStreamGuard(version)
+      // Whatever the device pipelined after its CONNECT is checked like everything after it.
+      const rest = first.bytes.subarray(first.connectLength)
+      const bad = rest.length === 0 ? undefined : guard(rest)
+      if (bad !== undefined) {
+        if (bad.farewell === undefined) socket.destroy()
+        else socket.end(bad.farewell)
+        return { ok: false, reason: 'mqtt_protocol_error', detail: bad.detail }
+      }
+      const c = await connectUpstream(opts.upstream, opts.connectTimeoutMs, opts.health)
+      if (!c.ok) {
+        if (!socket.destroyed) socket.end(serverUnavailable(version))
+        return c
+      }
       // Revoked (closed) while the upstream was opening: the broker must never see its CONNECT.
-      if (opened.ok && !device.destroyed) opened.upstream.write(first.bytes)
-      return opened
-    }
+      if (!socket.destroyed) {
+        if (opts.preamble !== undefined) c.upstream.write(opts.preamble(device))
+        c.upstream.write(opts.usernameIsDeviceId ? withUsername(connect, identity.deviceId) : first.bytes.subarray(0, first.connectLength))
+        if (rest.length > 0) c.upstream.write(rest)
+      }
+      return { ok: true, connectSeconds: c.connectSeconds, serve: async () => await pump(socket, c.upstream, guard), abandon: () => { c.upstream.destroy() } }
+    },
+    close: async () => undefined
   }
+}
+
+/** The same CONNECT with its username replaced (a password, if any, is kept). */
+export function withUsername (connect: mqttPacket.IConnectPacket, username: string): Buffer {
+  return mqttPacket.generate({ ...connect, username })
 }

@@ -38,7 +38,7 @@ export async function startHarness (env: Record<string, string> = {}): Promise<H
   const log = pino({ level: 'debug' }, sink)
   const config = configFromEnv({
     CERTGATE_DATA_DIR: dataDir,
-    CERTGATE_LISTEN: '127.0.0.1:0',
+    ...(env.CERTGATE_CONFIG === undefined ? { CERTGATE_LISTEN: '127.0.0.1:0' } : {}),
     CERTGATE_ADMIN_LISTEN: '127.0.0.1:0',
     CERTGATE_DRAIN_TIMEOUT_MS: '200',
     CERTGATE_WORKERS: '1',

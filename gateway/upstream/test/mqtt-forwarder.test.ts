@@ -12,8 +12,10 @@ import { createServer, connect, type Server, type Socket } from 'node:net'
 import { once } from 'node:events'
 import mqttPacket from 'mqtt-packet'
 import { createMqttForwarder, type MqttForwarderOptions } from '../mqtt-forwarder.js'
-import { pump, type HostPort } from '../forwarder.js'
+import type { DeviceConnection, HostPort } from '../forwarder.js'
+import { createUpstreamHealth } from '../upstream-health.js'
 import type { Identity } from '../../auth/authenticate.js'
+import type { TLSSocket } from 'node:tls'
 
 const identity: Identity = { deviceId: 'dev-1', authType: 'certificateAuthority', caName: 'root', thumbprint: 'x', notAfter: Date.now() + 1e6, leafNotAfter: Date.now() + 1e6 }
 
@@ -94,14 +96,23 @@ async function waitFor (what: string, cond: () => boolean, timeoutMs = 3000): Pr
 }
 
 const options = (upstream: HostPort, more: Partial<MqttForwarderOptions> = {}): MqttForwarderOptions =>
-  ({ upstream, connectTimeoutMs: 2000, firstPacketTimeoutMs: 3000, maxConnectBytes: 64 * 1024, ...more })
+  ({ upstream, health: createUpstreamHealth({ target: 'test' }), connectTimeoutMs: 2000, firstPacketTimeoutMs: 3000, maxConnectBytes: 64 * 1024, usernameIsDeviceId: false, ...more })
 
-/** The upstream side of an accepted connection, after the forwarder's socket was ended. */
-async function everythingUpstreamGot (up: Upstream, upstreamSocket: Socket): Promise<Buffer> {
+/** The forwarder only reads, writes and closes the device stream, so a TCP socket stands in for TLS. */
+const dc = (device: Socket): DeviceConnection => ({
+  socket: device as unknown as TLSSocket,
+  identity,
+  sent: { leaf: new Uint8Array(), intermediates: [] },
+  source: { address: '127.0.0.9', port: 40000 },
+  destination: { address: '127.0.0.1', port: 8883 }
+})
+
+/** What the one upstream connection received, once it has `length` bytes. */
+async function upstreamGot (up: Upstream, length: number): Promise<Buffer> {
   await waitFor('the upstream connection', () => up.connections.length === 1)
-  upstreamSocket.end()
   const conn = up.connections[0]!
-  await conn.ended
+  await waitFor(`${length} bytes upstream`, () => Buffer.concat(conn.data).length >= length)
+  await new Promise((resolve) => setTimeout(resolve, 20)) // and nothing more
   return Buffer.concat(conn.data)
 }
 
@@ -110,17 +121,17 @@ test('a valid 3.1.1 CONNECT with clientId = deviceId opens the upstream, which g
   const { device, client } = await socketPair(t)
   const bytes = Buffer.concat([connectV4(), pingreq()])
   client.write(bytes)
-  const opened = await createMqttForwarder(options(up.target)).open(device, identity)
+  const opened = await createMqttForwarder(options(up.target)).open(dc(device))
   assert.equal(opened.ok, true, JSON.stringify(opened))
   assert.ok(opened.ok)
-  assert.deepEqual(await everythingUpstreamGot(up, opened.upstream), bytes)
+  assert.deepEqual(await upstreamGot(up, bytes.length), bytes)
 })
 
 test('a CONNECT split across several small writes is reassembled', { timeout: 10_000 }, async (t) => {
   const up = await startUpstream(t)
   const { device, client } = await socketPair(t)
   const bytes = connectV4()
-  const opening = createMqttForwarder(options(up.target)).open(device, identity)
+  const opening = createMqttForwarder(options(up.target)).open(dc(device))
   // One byte, then the rest of the header, then the body in small pieces, the last byte alone, with pauses between.
   const pieces = [bytes.subarray(0, 1), bytes.subarray(1, 2), bytes.subarray(2, 7), bytes.subarray(7, 12), bytes.subarray(12, -1), bytes.subarray(-1)]
   assert.deepEqual(Buffer.concat(pieces), bytes)
@@ -130,7 +141,7 @@ test('a CONNECT split across several small writes is reassembled', { timeout: 10
   }
   const opened = await opening
   assert.ok(opened.ok, JSON.stringify(opened))
-  assert.deepEqual(await everythingUpstreamGot(up, opened.upstream), bytes)
+  assert.deepEqual(await upstreamGot(up, bytes.length), bytes)
 })
 
 test('an MQTT 5 CONNECT with clientId = deviceId opens the upstream', { timeout: 10_000 }, async (t) => {
@@ -138,9 +149,9 @@ test('an MQTT 5 CONNECT with clientId = deviceId opens the upstream', { timeout:
   const { device, client } = await socketPair(t)
   const bytes = connectV5()
   client.write(bytes)
-  const opened = await createMqttForwarder(options(up.target)).open(device, identity)
+  const opened = await createMqttForwarder(options(up.target)).open(dc(device))
   assert.ok(opened.ok, JSON.stringify(opened))
-  assert.deepEqual(await everythingUpstreamGot(up, opened.upstream), bytes)
+  assert.deepEqual(await upstreamGot(up, bytes.length), bytes)
 })
 
 test('bytes sent after the CONNECT, while the upstream is being opened, are kept and pumped through', { timeout: 10_000 }, async (t) => {
@@ -148,14 +159,14 @@ test('bytes sent after the CONNECT, while the upstream is being opened, are kept
   const { device, client } = await socketPair(t)
   const connectBytes = connectV4()
   client.write(connectBytes)
-  const opening = createMqttForwarder(options(up.target)).open(device, identity)
+  const opening = createMqttForwarder(options(up.target)).open(dc(device))
   await new Promise((resolve) => setTimeout(resolve, 30))
   client.write(publish())
   const opened = await opening
   assert.ok(opened.ok, JSON.stringify(opened))
   await new Promise((resolve) => setTimeout(resolve, 30))
   client.write(pingreq())
-  const pumping = pump(device, opened.upstream)
+  const pumping = opened.serve()
   const expected = Buffer.concat([connectBytes, publish(), pingreq()])
   await waitFor('the upstream connection', () => up.connections.length === 1)
   const conn = up.connections[0]!
@@ -169,7 +180,7 @@ test('bytes sent after the CONNECT, while the upstream is being opened, are kept
   await waitFor('the CONNACK at the device', () => Buffer.concat(received).length >= 4)
   assert.deepEqual(Buffer.concat(received), Buffer.from([0x20, 0x02, 0x00, 0x00]))
   client.end()
-  assert.equal(await pumping, 'device')
+  assert.deepEqual(await pumping, { by: 'device' })
 })
 
 test('a clientId that is not the deviceId gets "identifier rejected" (v3.1.1: 20 02 00 02) and no upstream', { timeout: 10_000 }, async (t) => {
@@ -177,7 +188,7 @@ test('a clientId that is not the deviceId gets "identifier rejected" (v3.1.1: 20
   const { device, client } = await socketPair(t)
   const reply = readUntilEnd(client)
   client.write(connectV4('dev-2'))
-  const opened = await createMqttForwarder(options(up.target)).open(device, identity)
+  const opened = await createMqttForwarder(options(up.target)).open(dc(device))
   assert.equal(opened.ok, false)
   assert.ok(!opened.ok)
   assert.equal(opened.reason, 'mqtt_client_id_mismatch')
@@ -191,7 +202,7 @@ test('a clientId that is not the deviceId gets "identifier rejected" (v5: 20 03 
   const { device, client } = await socketPair(t)
   const reply = readUntilEnd(client)
   client.write(connectV5('DEV-1'))
-  const opened = await createMqttForwarder(options(up.target)).open(device, identity)
+  const opened = await createMqttForwarder(options(up.target)).open(dc(device))
   assert.ok(!opened.ok)
   assert.equal(opened.reason, 'mqtt_client_id_mismatch')
   assert.deepEqual(await reply, Buffer.from([0x20, 0x03, 0x00, 0x85, 0x00]))
@@ -210,7 +221,7 @@ test('a first packet that is not CONNECT is mqtt_protocol_error', { timeout: 10_
   for (const [what, bytes] of cases) {
     const { device, client } = await socketPair(t)
     client.write(bytes)
-    const opened = await createMqttForwarder(options(up.target)).open(device, identity)
+    const opened = await createMqttForwarder(options(up.target)).open(dc(device))
     assert.ok(!opened.ok, what)
     assert.equal(opened.reason, 'mqtt_protocol_error', what)
     assert.match(opened.detail, /not CONNECT/, what)
@@ -222,7 +233,7 @@ test('a remaining length longer than 4 bytes is mqtt_protocol_error', { timeout:
   const up = await startUpstream(t)
   const { device, client } = await socketPair(t)
   client.write(Buffer.from([0x10, 0x80, 0x80, 0x80, 0x80, 0x01, 0x00]))
-  const opened = await createMqttForwarder(options(up.target)).open(device, identity)
+  const opened = await createMqttForwarder(options(up.target)).open(dc(device))
   assert.ok(!opened.ok)
   assert.equal(opened.reason, 'mqtt_protocol_error')
   assert.match(opened.detail, /malformed remaining length/)
@@ -233,7 +244,7 @@ test('a CONNECT that is well framed but not parseable is mqtt_protocol_error', {
   const up = await startUpstream(t)
   const { device, client } = await socketPair(t)
   client.write(Buffer.from([0x10, 0x04, 0x00, 0x02, 0x58, 0x58]))
-  const opened = await createMqttForwarder(options(up.target)).open(device, identity)
+  const opened = await createMqttForwarder(options(up.target)).open(dc(device))
   assert.ok(!opened.ok)
   assert.equal(opened.reason, 'mqtt_protocol_error')
   assert.equal(up.connections.length, 0)
@@ -247,7 +258,7 @@ test('a CONNECT larger than maxConnectBytes is refused as soon as its header say
     // Only the fixed header: the size is known, no need to wait for the body (or the 3 s timeout).
     client.write(big.subarray(0, 3))
     const started = Date.now()
-    const opened = await createMqttForwarder(options(up.target, { maxConnectBytes: 256 })).open(device, identity)
+    const opened = await createMqttForwarder(options(up.target, { maxConnectBytes: 256 })).open(dc(device))
     assert.ok(!opened.ok)
     assert.equal(opened.reason, 'mqtt_protocol_error')
     assert.match(opened.detail, new RegExp(`CONNECT of ${big.length} bytes exceeds the 256-byte limit`))
@@ -256,7 +267,7 @@ test('a CONNECT larger than maxConnectBytes is refused as soon as its header say
   {
     const { device, client } = await socketPair(t)
     client.write(big)
-    const opened = await createMqttForwarder(options(up.target, { maxConnectBytes: big.length - 1 })).open(device, identity)
+    const opened = await createMqttForwarder(options(up.target, { maxConnectBytes: big.length - 1 })).open(dc(device))
     assert.ok(!opened.ok)
     assert.equal(opened.reason, 'mqtt_protocol_error')
   }
@@ -265,9 +276,9 @@ test('a CONNECT larger than maxConnectBytes is refused as soon as its header say
     // Exactly at the limit is allowed.
     const { device, client } = await socketPair(t)
     client.write(big)
-    const opened = await createMqttForwarder(options(up.target, { maxConnectBytes: big.length })).open(device, identity)
+    const opened = await createMqttForwarder(options(up.target, { maxConnectBytes: big.length })).open(dc(device))
     assert.ok(opened.ok, JSON.stringify(opened))
-    assert.deepEqual(await everythingUpstreamGot(up, opened.upstream), big)
+    assert.deepEqual(await upstreamGot(up, big.length), big)
   }
 })
 
@@ -277,7 +288,7 @@ test('nothing sent within firstPacketTimeoutMs is mqtt_protocol_error', { timeou
   // Half a CONNECT does not count.
   client.write(connectV4().subarray(0, 5))
   const started = Date.now()
-  const opened = await createMqttForwarder(options(up.target, { firstPacketTimeoutMs: 200 })).open(device, identity)
+  const opened = await createMqttForwarder(options(up.target, { firstPacketTimeoutMs: 200 })).open(dc(device))
   const elapsed = Date.now() - started
   assert.ok(!opened.ok)
   assert.equal(opened.reason, 'mqtt_protocol_error')
@@ -289,7 +300,7 @@ test('nothing sent within firstPacketTimeoutMs is mqtt_protocol_error', { timeou
 test('a device that hangs up before its CONNECT is mqtt_protocol_error without waiting for the timeout', { timeout: 10_000 }, async (t) => {
   const up = await startUpstream(t)
   const { device, client } = await socketPair(t)
-  const opening = createMqttForwarder(options(up.target, { firstPacketTimeoutMs: 5000 })).open(device, identity)
+  const opening = createMqttForwarder(options(up.target, { firstPacketTimeoutMs: 5000 })).open(dc(device))
   const started = Date.now()
   client.end(connectV4().subarray(0, 4))
   const opened = await opening
@@ -306,7 +317,7 @@ test('an upstream that refuses the connection is upstream_unavailable', { timeou
   await closeServer(closed)
   const { device, client } = await socketPair(t)
   client.write(connectV4())
-  const opened = await createMqttForwarder(options({ host: '127.0.0.1', port })).open(device, identity)
+  const opened = await createMqttForwarder(options({ host: '127.0.0.1', port })).open(dc(device))
   assert.ok(!opened.ok)
   assert.equal(opened.reason, 'upstream_unavailable')
   assert.match(opened.detail, new RegExp(`127\\.0\\.0\\.1:${port}`))

@@ -1,0 +1,180 @@
+// `http` mode: certgate speaks HTTP/1.1 to the authenticated device and forwards each request to
+// the upstream through a pooled keep-alive undici client, streaming bodies both ways. The upstream
+// learns who is asking from x-certgate-device-id and x-forwarded-client-cert (Envoy's format);
+// copies a device sends of these, or of any x-certgate-* header, are dropped first. Failures are
+// answered 502 (unreachable, reset) or 504 (too slow), 503 at once while the upstream is known
+// down, each with a JSON reason. A WebSocket upgrade (MQTT over WebSockets, say) is passed through
+// to the upstream with the same identity headers, then pumped.
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
+import type { Duplex } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import { Pool } from 'undici'
+import { connectUpstream, pump, type DeviceConnection, type Ended, type Forwarder, type HostPort } from './forwarder.js'
+import type { UpstreamHealth } from './upstream-health.js'
+import { xfccValue } from './xfcc.js'
+import { sanitize } from '../proxy-protocol/v2-header.js'
+
+export const HTTP_OUTCOMES = ['1xx', '2xx', '3xx', '4xx', '5xx', 'upstream_unavailable', 'upstream_timeout', 'upstream_failed_midway', 'device_aborted', 'upgraded', 'upgrade_refused'] as const
+export type HttpOutcome = typeof HTTP_OUTCOMES[number]
+
+export interface HttpForwarderOptions {
+  readonly upstream: HostPort
+  readonly health: UpstreamHealth
+  readonly connectTimeoutMs: number
+  /** How long the upstream may take to send its response headers, and between body chunks. */
+  readonly upstreamTimeoutMs: number
+  /** Put the certificate and chain (URL-encoded PEM) in x-forwarded-client-cert. */
+  readonly forwardChain: boolean
+  /** Most keep-alive connections to the upstream. */
+  readonly maxUpstreamConnections: number
+  readonly onRequest: (outcome: HttpOutcome) => void
+  readonly onFailure: (f: { deviceId: string, outcome: HttpOutcome, detail: string }) => void
+}
+
+/** Headers that describe one hop, never forwarded (RFC 9110 §7.6.1), and `expect` (answered here). */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authenticate', 'proxy-authorization', 'expect', 'http2-settings'])
+/** Identity headers only certgate may set: a device's copies are dropped. */
+const forged = (name: string): boolean => name === 'x-forwarded-client-cert' || name.startsWith('x-certgate-')
+
+interface DeviceHttp {
+  readonly deviceId: string
+  readonly xfcc: string
+  readonly forwardedFor: string
+  /** How the connection ended, when an upgraded stream's upstream ended it. */
+  ended: Ended | undefined
+}
+
+/** The device's headers minus hop-by-hop and forged ones, plus certgate's identity headers. */
+function upstreamHeaders (raw: readonly string[], device: DeviceHttp, keep: (name: string) => boolean): string[] {
+  const connectionTokens = new Set<string>()
+  for (let i = 0; i < raw.length; i += 2) {
+    if ((raw[i] as string).toLowerCase() === 'connection') for (const t of (raw[i + 1] as string).split(',')) connectionTokens.add(t.trim().toLowerCase())
+  }
+  const out: string[] = []
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = (raw[i] as string).toLowerCase()
+    if (forged(name) || name === 'x-forwarded-for' || name === 'x-forwarded-proto' || !keep(name) || connectionTokens.has(name)) continue
+    out.push(raw[i] as string, raw[i + 1] as string)
+  }
+  out.push('x-certgate-device-id', device.deviceId, 'x-forwarded-client-cert', device.xfcc, 'x-forwarded-for', device.forwardedFor, 'x-forwarded-proto', 'https')
+  return out
+}
+
+function errorBody (code: string, message: string): string {
+  return JSON.stringify({ error: { code, message } })
+}
+
+export function createHttpForwarder (opts: HttpForwarderOptions): Forwarder {
+  const target = `${opts.upstream.host.includes(':') ? `[${opts.upstream.host}]` : opts.upstream.host}:${opts.upstream.port}`
+  const pool = new Pool(`http://${target}`, {
+    connections: opts.maxUpstreamConnections,
+    headersTimeout: opts.upstreamTimeoutMs,
+    bodyTimeout: opts.upstreamTimeoutMs,
+    connect: { timeout: opts.connectTimeoutMs }
+  })
+  const devices = new WeakMap<Socket, DeviceHttp>()
+
+  const answer = (res: ServerResponse, device: DeviceHttp, status: number, outcome: HttpOutcome, detail: string, extra: Record<string, string> = {}): void => {
+    opts.onRequest(outcome)
+    opts.onFailure({ deviceId: device.deviceId, outcome, detail })
+    const body = errorBody(outcome, detail)
+    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'x-certgate-error': outcome, ...extra }).end(body)
+  }
+
+  const onRequest = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const device = devices.get(req.socket)
+    if (device === undefined) { req.socket.destroy(); return } // never: only authenticated sockets are handed over
+    const admitted = opts.health.admit()
+    if (admitted !== 'try') { answer(res, device, 503, 'upstream_unavailable', admitted, { 'retry-after': '1' }); return }
+    const aborted = new AbortController()
+    res.once('close', () => { if (!res.writableFinished) aborted.abort() })
+    const hasBody = req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] ?? '0') !== '0'
+    let answered: Awaited<ReturnType<Pool['request']>> | undefined
+    try {
+      answered = await pool.request({
+        method: req.method as 'GET',
+        path: req.url ?? '/',
+        headers: upstreamHeaders(req.rawHeaders, device, (n) => !HOP_BY_HOP.has(n)),
+        body: hasBody ? req : null,
+        signal: aborted.signal
+      })
+    } catch (err) {
+      const code = (err as { code?: string }).code ?? ''
+      if (aborted.signal.aborted) { opts.onRequest('device_aborted'); return }
+      if (code === 'UND_ERR_HEADERS_TIMEOUT') { answer(res, device, 504, 'upstream_timeout', `upstream ${target} sent no response headers within ${opts.upstreamTimeoutMs} ms`); return }
+      const unreachable = ['UND_ERR_CONNECT_TIMEOUT', 'ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN'].includes(code)
+      if (unreachable) opts.health.failed(code)
+      answer(res, device, 502, 'upstream_unavailable', `upstream ${target}: ${unreachable ? 'unreachable' : 'failed before answering'} (${code === '' ? (err as Error).message : code})`)
+      return
+    }
+    opts.health.succeeded()
+    const { statusCode, headers, body } = answered
+    const out: Record<string, string | string[]> = {}
+    for (const [name, value] of Object.entries(headers)) if (value !== undefined && !HOP_BY_HOP.has(name)) out[name] = value
+    res.writeHead(statusCode, out)
+    try {
+      await pipeline(body, res)
+      opts.onRequest(`${Math.min(5, Math.max(1, Math.floor(statusCode / 100)))}xx` as HttpOutcome)
+    } catch (err) {
+      // Headers are out: the only way left to tell the device is to end the connection.
+      res.destroy()
+      if (aborted.signal.aborted) { opts.onRequest('device_aborted'); return }
+      opts.onRequest('upstream_failed_midway')
+      opts.onFailure({ deviceId: device.deviceId, outcome: 'upstream_failed_midway', detail: `upstream ${target} failed while sending the response body (${(err as { code?: string }).code ?? (err as Error).message})` })
+    }
+  }
+
+  const onUpgrade = async (req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> => {
+    const device = devices.get(req.socket)
+    if (device === undefined) { socket.destroy(); return }
+    const refuse = (status: string, outcome: HttpOutcome, detail: string): void => {
+      opts.onRequest(outcome)
+      opts.onFailure({ deviceId: device.deviceId, outcome, detail })
+      const body = errorBody(outcome, detail)
+      socket.end(`HTTP/1.1 ${status}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nx-certgate-error: ${outcome}\r\nconnection: close\r\n\r\n${body}`)
+    }
+    if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') { refuse('400 Bad Request', 'upgrade_refused', `only WebSocket upgrades are forwarded, not "${sanitize(req.headers.upgrade ?? '').slice(0, 64)}"`); return }
+    const c = await connectUpstream(opts.upstream, opts.connectTimeoutMs, opts.health)
+    if (!c.ok) { refuse(c.detail.includes('probes it again') ? '503 Service Unavailable' : '502 Bad Gateway', 'upstream_unavailable', c.detail); return }
+    if (socket.destroyed) { c.upstream.destroy(); return }
+    // The upgrade's own Connection/Upgrade/Sec-WebSocket-* headers go through as they are.
+    const headers = upstreamHeaders(req.rawHeaders, device, () => true)
+    let text = `${req.method ?? 'GET'} ${req.url ?? '/'} HTTP/1.1\r\n`
+    for (let i = 0; i < headers.length; i += 2) text += `${headers[i] as string}: ${headers[i + 1] as string}\r\n`
+    c.upstream.write(text + '\r\n')
+    if (head.length > 0) c.upstream.write(head)
+    opts.onRequest('upgraded')
+    // Registered before pump's own listener, so it is known before the device side closes.
+    c.upstream.once('close', () => { if (!socket.destroyed) device.ended = { by: 'upstream', detail: 'the upstream closed the WebSocket connection' } })
+    await pump(socket, c.upstream)
+  }
+
+  const server = createServer({ keepAliveTimeout: 0, requestTimeout: 0, headersTimeout: 60_000 })
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => { void onRequest(req, res) })
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => { void onUpgrade(req, socket, head) })
+  // Malformed requests: Node answers 400 (431 for huge headers) and closes; nothing to add.
+
+  return {
+    open: async (device: DeviceConnection) => {
+      const { socket, identity } = device
+      const state: DeviceHttp = {
+        deviceId: sanitize(identity.deviceId),
+        xfcc: xfccValue({ leaf: device.sent.leaf, intermediates: device.sent.intermediates, thumbprint: identity.thumbprint, withChain: opts.forwardChain }),
+        forwardedFor: device.source.address.replace(/^::ffff:(?=\d+\.)/, ''),
+        ended: undefined
+      }
+      devices.set(socket, state)
+      return {
+        ok: true,
+        connectSeconds: undefined,
+        serve: async () => await new Promise<Ended>((resolve) => {
+          socket.once('close', () => { resolve(state.ended ?? { by: 'device' }) })
+          server.emit('connection', socket)
+        }),
+        abandon: () => undefined
+      }
+    },
+    close: async () => { await pool.close() }
+  }
+}
