@@ -78,9 +78,10 @@ export async function connectUpstream (target: HostPort, timeoutMs: number, heal
 
 /**
  * Checks each chunk from the device before it is forwarded: undefined lets it through; otherwise
- * the connection ends, the device first getting `farewell` (a protocol's error packet) if given.
+ * the bytes before offset `at` are forwarded and the connection ends, the device first getting
+ * `farewell` (a protocol's error packet) if given.
  */
-export type StreamGuard = (chunk: Buffer) => { readonly detail: string, readonly farewell?: Buffer } | undefined
+export type StreamGuard = (chunk: Buffer) => { readonly detail: string, readonly at: number, readonly farewell?: Buffer } | undefined
 
 /**
  * Pumps both ways with backpressure until either side closes; then closes the other. Resolves
@@ -114,7 +115,7 @@ export async function pump (device: Duplex, upstream: Socket, guard?: StreamGuar
         return
       }
       ended = { by: 'protocol', detail: bad.detail }
-      upstream.destroy()
+      upstream.end(chunk.subarray(0, bad.at))
       if (bad.farewell === undefined) device.destroy()
       else {
         device.end(bad.farewell)

@@ -12,8 +12,8 @@ const PACKET_NAMES = ['reserved type 0', 'CONNECT', 'CONNACK', 'PUBLISH', 'PUBAC
 export function mqttStreamGuard (protocolVersion: number): StreamGuard {
   let skip = 0 // body bytes of the current packet still to pass
   let header: number[] = [] // a fixed header split across chunks
-  const violation = (detail: string): ReturnType<StreamGuard> =>
-    protocolVersion === 5 ? { detail, farewell: DISCONNECT_PROTOCOL_ERROR } : { detail }
+  const violation = (detail: string, at: number): ReturnType<StreamGuard> =>
+    protocolVersion === 5 ? { detail, at, farewell: DISCONNECT_PROTOCOL_ERROR } : { detail, at }
   return (chunk) => {
     let i = 0
     while (i < chunk.length) {
@@ -29,7 +29,7 @@ export function mqttStreamGuard (protocolVersion: number): StreamGuard {
         const type = byte >> 4
         // Only a client's packets may come from a device; AUTH only in MQTT 5.
         if (type === 1 || type === 0 || type === 2 || type === 9 || type === 11 || type === 13 || (type === 15 && protocolVersion !== 5)) {
-          return violation(type === 1 ? 'a second CONNECT on the same connection' : `the device sent a ${PACKET_NAMES[type] ?? type} packet, which only a server may send`)
+          return violation(type === 1 ? 'a second CONNECT on the same connection' : `the device sent a ${PACKET_NAMES[type] ?? type} packet, which only a server may send`, i - 1)
         }
         continue
       }
@@ -39,7 +39,7 @@ export function mqttStreamGuard (protocolVersion: number): StreamGuard {
         skip = length
         header = []
       } else if (header.length === 5) {
-        return violation('malformed remaining length (more than 4 bytes)')
+        return violation('malformed remaining length (more than 4 bytes)', Math.max(0, i - 5))
       }
     }
     return undefined

@@ -322,3 +322,126 @@ test('an upstream that refuses the connection is upstream_unavailable', { timeou
   assert.equal(opened.reason, 'upstream_unavailable')
   assert.match(opened.detail, new RegExp(`127\\.0\\.0\\.1:${port}`))
 })
+
+test('username policy: the broker sees the deviceId as username (3.1.1 and 5), whatever the device sent; the password and the rest are kept', { timeout: 10_000 }, async (t) => {
+  for (const protocolVersion of [4, 5] as const) {
+    const up = await startUpstream(t)
+    const { device, client } = await socketPair(t)
+    const sent: mqttPacket.IConnectPacket = { cmd: 'connect', protocolId: 'MQTT', protocolVersion, clientId: 'dev-1', clean: true, keepalive: 42, username: 'dev-2', password: Buffer.from('s3cret'), will: { topic: 'w/dev-1', payload: Buffer.from('bye'), qos: 1, retain: false }, ...(protocolVersion === 5 ? { properties: { sessionExpiryInterval: 60 } } : {}) }
+    client.write(Buffer.concat([mqttPacket.generate(sent), pingreq()]))
+    const opened = await createMqttForwarder(options(up.target, { usernameIsDeviceId: true })).open(dc(device))
+    assert.ok(opened.ok, JSON.stringify(opened))
+    await waitFor('the upstream connection', () => up.connections.length === 1)
+    const got = parseAll(await upstreamGot(up, 2 + mqttPacket.generate({ ...sent, username: 'dev-1' }).length))
+    assert.equal(got.length, 2)
+    const connect = got[0] as mqttPacket.IConnectPacket
+    assert.equal(connect.username, 'dev-1', `v${protocolVersion}`)
+    assert.equal(connect.clientId, 'dev-1')
+    assert.equal(connect.password?.toString(), 's3cret')
+    assert.equal(connect.keepalive, 42)
+    assert.equal(connect.will?.topic, 'w/dev-1')
+    if (protocolVersion === 5) assert.equal(connect.properties?.sessionExpiryInterval, 60)
+    assert.equal(got[1]?.cmd, 'pingreq')
+  }
+})
+
+test('username policy: a CONNECT without a username gets one', { timeout: 10_000 }, async (t) => {
+  const up = await startUpstream(t)
+  const { device, client } = await socketPair(t)
+  client.write(connectV4())
+  const opened = await createMqttForwarder(options(up.target, { usernameIsDeviceId: true })).open(dc(device))
+  assert.ok(opened.ok)
+  const [connect] = parseAll(await upstreamGot(up, connectV4().length + 7))
+  assert.equal((connect as mqttPacket.IConnectPacket).username, 'dev-1')
+})
+
+test('a second CONNECT is a protocol violation: closed (MQTT 5: DISCONNECT 0x82 first) and never forwarded, pipelined or later', { timeout: 10_000 }, async (t) => {
+  for (const [version, connect, farewell] of [[4, connectV4, Buffer.alloc(0)], [5, connectV5, Buffer.from([0xe0, 0x02, 0x82, 0x00])]] as const) {
+    // Later, while being served.
+    {
+      const up = await startUpstream(t)
+      const { device, client } = await socketPair(t)
+      const reply = readUntilEnd(client)
+      client.write(connect())
+      const opened = await createMqttForwarder(options(up.target)).open(dc(device))
+      assert.ok(opened.ok)
+      const serving = opened.serve()
+      await upstreamGot(up, connect().length)
+      // A PUBLISH split so its header straddles two writes, then the second CONNECT.
+      const p = publish()
+      client.write(p.subarray(0, 1))
+      await new Promise((resolve) => setTimeout(resolve, 20))
+      client.write(Buffer.concat([p.subarray(1), connect('dev-2')]))
+      const ended = await serving
+      assert.equal(ended.by, 'protocol', `v${version}`)
+      assert.ok(ended.by === 'protocol' && /second CONNECT/.test(ended.detail))
+      assert.deepEqual(await reply, farewell)
+      assert.deepEqual(Buffer.concat(up.connections[0]!.data), Buffer.concat([connect(), p]), 'the broker got the PUBLISH, not the second CONNECT')
+    }
+    // Pipelined right behind the first: refused before the broker is contacted.
+    {
+      const up = await startUpstream(t)
+      const { device, client } = await socketPair(t)
+      const reply = readUntilEnd(client)
+      client.write(Buffer.concat([connect(), connect('dev-2')]))
+      const opened = await createMqttForwarder(options(up.target)).open(dc(device))
+      assert.ok(!opened.ok)
+      assert.equal(opened.reason, 'mqtt_protocol_error')
+      assert.deepEqual(await reply, farewell)
+      assert.equal(up.connections.length, 0)
+    }
+  }
+})
+
+test('packets only a server sends (CONNACK, SUBACK, PINGRESP) are protocol violations from a device', { timeout: 10_000 }, async (t) => {
+  for (const bytes of [Buffer.from([0x20, 0x02, 0x00, 0x00]), Buffer.from([0x90, 0x03, 0x00, 0x01, 0x00]), Buffer.from([0xd0, 0x00])]) {
+    const up = await startUpstream(t)
+    const { device, client } = await socketPair(t)
+    client.write(connectV4())
+    const opened = await createMqttForwarder(options(up.target)).open(dc(device))
+    assert.ok(opened.ok)
+    const serving = opened.serve()
+    client.write(bytes)
+    const ended = await serving
+    assert.ok(ended.by === 'protocol' && /only a server may send/.test(ended.detail), JSON.stringify(ended))
+  }
+})
+
+test('upstream down: the device gets CONNACK "server unavailable" (3.1.1: 20 02 00 03, 5: 0x88); later devices are refused at once without a connection attempt', { timeout: 10_000 }, async (t) => {
+  const closed = createServer()
+  const port = await listen(closed)
+  await closeServer(closed)
+  let attempts = 0
+  const health = createUpstreamHealth({ target: 'test', firstBackoffMs: 60_000, onAttemptFailed: () => { attempts++ } })
+  const forwarder = createMqttForwarder(options({ host: '127.0.0.1', port }, { health }))
+  for (const [connect, connack] of [[connectV4, [0x20, 0x02, 0x00, 0x03]], [connectV5, [0x20, 0x03, 0x00, 0x88, 0x00]], [connectV4, [0x20, 0x02, 0x00, 0x03]]] as const) {
+    const { device, client } = await socketPair(t)
+    const reply = readUntilEnd(client)
+    client.write(connect())
+    const opened = await forwarder.open(dc(device))
+    assert.ok(!opened.ok)
+    assert.equal(opened.reason, 'upstream_unavailable')
+    assert.deepEqual(await reply, Buffer.from(connack))
+  }
+  assert.equal(attempts, 1, 'one real attempt; the others failed fast')
+  assert.equal(health.isUp(), false)
+})
+
+test('with a preamble (a PROXY header), the broker gets it first, then the CONNECT', { timeout: 10_000 }, async (t) => {
+  const up = await startUpstream(t)
+  const { device, client } = await socketPair(t)
+  client.write(connectV4())
+  const preamble = Buffer.from('PREAMBLE:')
+  const opened = await createMqttForwarder(options(up.target, { preamble: (d) => Buffer.concat([preamble, Buffer.from(d.identity.deviceId)]) })).open(dc(device))
+  assert.ok(opened.ok)
+  const expected = Buffer.concat([preamble, Buffer.from('dev-1'), connectV4()])
+  assert.deepEqual(await upstreamGot(up, expected.length), expected)
+})
+
+function parseAll (bytes: Buffer): mqttPacket.Packet[] {
+  const parser = mqttPacket.parser({ protocolVersion: bytes[8] === 5 ? 5 : 4 })
+  const out: mqttPacket.Packet[] = []
+  parser.on('packet', (p: mqttPacket.Packet) => { out.push(p) })
+  parser.parse(bytes)
+  return out
+}
