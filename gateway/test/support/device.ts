@@ -11,6 +11,7 @@ export interface DeviceOptions {
   /** Defaults to the leaf's CN. */
   readonly clientId?: string
   readonly protocolVersion?: 4 | 5
+  readonly username?: string
 }
 
 /** Connects and waits for CONNACK; rejects with the error or close that came instead. */
@@ -24,6 +25,7 @@ export async function connectDevice (opts: DeviceOptions): Promise<MqttClient> {
     ...(opts.leaf === undefined ? {} : { key: opts.leaf.keyPem, cert: opts.leaf.pem + (opts.chain ?? []).map((c) => c.pem).join('') }),
     clientId: opts.clientId ?? opts.leaf?.subjectCn ?? 'anonymous',
     protocolVersion: opts.protocolVersion ?? 4,
+    ...(opts.username === undefined ? {} : { username: opts.username }),
     reconnectPeriod: 0,
     connectTimeout: 5000
   })

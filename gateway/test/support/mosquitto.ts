@@ -1,6 +1,6 @@
 // A real Mosquitto broker (Debian package) on a free loopback port, configured by the test.
 import { spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer, connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -39,10 +39,12 @@ async function waitForPort (port: number, child: ChildProcess, timeoutMs: number
 }
 
 /** Starts Mosquitto with extra config lines (an ACL, say); anonymous clients allowed. */
-export async function startMosquitto (extraConfig: readonly string[] = [], files: Record<string, string> = {}): Promise<Mosquitto> {
+export async function startMosquitto (extraConfig: readonly string[] = [], files: Record<string, string> = {}, opts: { port?: number } = {}): Promise<Mosquitto> {
   const dir = mkdtempSync(join(tmpdir(), 'certgate-mosquitto-'))
-  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text)
-  const port = await freePort()
+  // Started as root, mosquitto drops to its own user, which must still read its files.
+  chmodSync(dir, 0o755)
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text, { mode: 0o644 })
+  const port = opts.port ?? await freePort()
   const conf = join(dir, 'mosquitto.conf')
   writeFileSync(conf, [`listener ${port} 127.0.0.1`, 'allow_anonymous true', 'persistence false', 'log_dest stderr', 'log_type all', ...extraConfig.map((l) => l.replaceAll('$DIR', dir))].join('\n') + '\n')
   const child = spawn(mosquittoBinary(), ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] })
