@@ -45,16 +45,21 @@ interface DeviceHttp {
   ended: Ended | undefined
 }
 
-/** The device's headers minus hop-by-hop and forged ones, plus certgate's identity headers. */
-function upstreamHeaders (raw: readonly string[], device: DeviceHttp, keep: (name: string) => boolean): string[] {
-  const connectionTokens = new Set<string>()
-  for (let i = 0; i < raw.length; i += 2) {
-    if ((raw[i] as string).toLowerCase() === 'connection') for (const t of (raw[i + 1] as string).split(',')) connectionTokens.add(t.trim().toLowerCase())
+/**
+ * The device's headers minus forged ones, plus certgate's identity headers; minus hop-by-hop ones
+ * too, except for an upgrade, whose Connection/Upgrade headers are the point.
+ */
+function upstreamHeaders (raw: readonly string[], device: DeviceHttp, upgrade: boolean): string[] {
+  const hopByHop = new Set<string>(upgrade ? [] : HOP_BY_HOP)
+  if (!upgrade) {
+    for (let i = 0; i < raw.length; i += 2) {
+      if ((raw[i] as string).toLowerCase() === 'connection') for (const t of (raw[i + 1] as string).split(',')) hopByHop.add(t.trim().toLowerCase())
+    }
   }
   const out: string[] = []
   for (let i = 0; i < raw.length; i += 2) {
     const name = (raw[i] as string).toLowerCase()
-    if (forged(name) || name === 'x-forwarded-for' || name === 'x-forwarded-proto' || !keep(name) || connectionTokens.has(name)) continue
+    if (forged(name) || name === 'x-forwarded-for' || name === 'x-forwarded-proto' || hopByHop.has(name)) continue
     out.push(raw[i] as string, raw[i + 1] as string)
   }
   out.push('x-certgate-device-id', device.deviceId, 'x-forwarded-client-cert', device.xfcc, 'x-forwarded-for', device.forwardedFor, 'x-forwarded-proto', 'https')
@@ -95,7 +100,7 @@ export function createHttpForwarder (opts: HttpForwarderOptions): Forwarder {
       answered = await pool.request({
         method: req.method as 'GET',
         path: req.url ?? '/',
-        headers: upstreamHeaders(req.rawHeaders, device, (n) => !HOP_BY_HOP.has(n)),
+        headers: upstreamHeaders(req.rawHeaders, device, false),
         body: hasBody ? req : null,
         signal: aborted.signal
       })
@@ -139,7 +144,7 @@ export function createHttpForwarder (opts: HttpForwarderOptions): Forwarder {
     if (!c.ok) { refuse(c.detail.includes('probes it again') ? '503 Service Unavailable' : '502 Bad Gateway', 'upstream_unavailable', c.detail); return }
     if (socket.destroyed) { c.upstream.destroy(); return }
     // The upgrade's own Connection/Upgrade/Sec-WebSocket-* headers go through as they are.
-    const headers = upstreamHeaders(req.rawHeaders, device, () => true)
+    const headers = upstreamHeaders(req.rawHeaders, device, true)
     let text = `${req.method ?? 'GET'} ${req.url ?? '/'} HTTP/1.1\r\n`
     for (let i = 0; i < headers.length; i += 2) text += `${headers[i] as string}: ${headers[i + 1] as string}\r\n`
     c.upstream.write(text + '\r\n')

@@ -1,0 +1,258 @@
+// What this proves: in http mode certgate is an mTLS-authenticating HTTP/1.1 reverse proxy. An
+// upstream node:http server sees every request of an authenticated device with
+// x-certgate-device-id and an Envoy-format x-forwarded-client-cert (Hash, Subject; Cert and Chain
+// when configured) and never a copy the device forged; many requests ride one keep-alive
+// connection; bodies stream both ways (the upstream sees an upload before it ends, the device a
+// response before it ends). An upstream that is down is answered 502 and then, fast, 503 with a
+// reason, and recovers by itself; a slow one 504. A deleted device's keep-alive connection closes.
+// An unknown device's request never reaches the upstream. WebSocket upgrades pass through to a ws
+// upstream with the same identity headers, and MQTT over WebSockets reaches a real Mosquitto.
+import { test, before } from 'node:test'
+import assert from 'node:assert/strict'
+import { createHash, X509Certificate } from 'node:crypto'
+import { PassThrough } from 'node:stream'
+import { connect as tlsConnect } from 'node:tls'
+import { once } from 'node:events'
+import { Client } from 'undici'
+import WebSocket from 'ws'
+import mqtt from 'mqtt'
+import { issueHierarchy, issue, type Issued } from '../../pki/issue.js'
+import { startHarness, type Harness } from '../support/harness.js'
+import { startHttpUpstream } from '../support/http-upstream.js'
+import { freePort, startMosquitto } from '../support/mosquitto.js'
+
+let pki: { root: Issued, int1: Issued, int2: Issued }
+before(async () => { pki = await issueHierarchy() })
+
+async function gateway (upstreamPort: number, env: Record<string, string> = {}): Promise<Harness> {
+  const h = await startHarness({ CERTGATE_PROTOCOL: 'http', CERTGATE_UPSTREAM: `http://127.0.0.1:${upstreamPort}`, ...env })
+  await h.registerCa('root', pki.root)
+  return h
+}
+
+function deviceClient (h: Harness, leaf: Issued): Client {
+  return new Client(`https://127.0.0.1:${h.gw.device.port}`, {
+    connect: { ca: h.serverCa, cert: leaf.pem + pki.int2.pem + pki.int1.pem, key: leaf.keyPem, servername: 'localhost' }
+  })
+}
+
+const sha256 = (der: Uint8Array): string => createHash('sha256').update(der).digest('hex')
+
+test('identity headers on every request of a keep-alive connection; forged copies never pass', { timeout: 30_000 }, async () => {
+  const up = await startHttpUpstream()
+  const h = await gateway(up.port)
+  const leaf = await issue({ cn: 'alice', issuer: pki.int2 })
+  await h.addDevice('alice')
+  const client = deviceClient(h, leaf)
+  try {
+    for (let i = 0; i < 3; i++) {
+      const res = await client.request({
+        path: `/hello?i=${i}`,
+        method: 'GET',
+        headers: { 'x-certgate-device-id': 'mallory', 'X-Forwarded-Client-Cert': 'Hash=00;Subject="CN=mallory"', 'x-certgate-anything': 'forged', 'x-forwarded-for': '203.0.113.9' }
+      })
+      assert.equal(res.statusCode, 200)
+      assert.equal(res.headers['x-upstream'], 'yes')
+      assert.equal(await res.body.text(), 'hi')
+    }
+    assert.equal(up.requests.length, 3)
+    for (const r of up.requests) {
+      assert.equal(r.headers['x-certgate-device-id'], 'alice')
+      assert.equal(r.headers['x-forwarded-client-cert'], `Hash=${sha256(leaf.der)};Subject="CN=alice,O=certgate"`)
+      assert.equal(r.headers['x-certgate-anything'], undefined)
+      assert.equal(r.headers['x-forwarded-for'], '127.0.0.1')
+      assert.equal(r.headers['x-forwarded-proto'], 'https')
+    }
+    assert.deepEqual(up.requests.map((r) => r.url), ['/hello?i=0', '/hello?i=1', '/hello?i=2'])
+    const authenticated = h.logs.filter((l) => l.event === 'authenticated' && l.deviceId === 'alice')
+    assert.equal(authenticated.length, 1, 'one TLS connection, one authentication, three requests')
+
+    // Written by hand: duplicate forged headers in odd case, and a header named in Connection.
+    const raw = tlsConnect({ host: '127.0.0.1', port: h.gw.device.port, ca: h.serverCa, cert: leaf.pem + pki.int2.pem + pki.int1.pem, key: leaf.keyPem, servername: 'localhost' })
+    await once(raw, 'secureConnect')
+    raw.write('GET /raw HTTP/1.1\r\nHost: x\r\nX-CERTGATE-DEVICE-ID: mallory\r\nx-certgate-device-id: eve\r\nConnection: close, x-drop-me\r\nx-drop-me: 1\r\n\r\n')
+    let response = ''
+    for await (const d of raw) response += (d as Buffer).toString()
+    assert.match(response, /^HTTP\/1\.1 200/)
+    const last = up.requests.at(-1)
+    assert.equal(last?.url, '/raw')
+    assert.equal(last.headers['x-certgate-device-id'], 'alice')
+    assert.equal(last.headers['x-drop-me'], undefined, 'headers named in Connection are hop-by-hop')
+  } finally {
+    await client.close()
+    await h.close()
+    await up.close()
+  }
+})
+
+test('CERTGATE_HTTP_FORWARD_CHAIN: Cert and Chain carry the URL-encoded PEMs the device sent', { timeout: 30_000 }, async () => {
+  const up = await startHttpUpstream()
+  const h = await gateway(up.port, { CERTGATE_HTTP_FORWARD_CHAIN: 'true' })
+  const leaf = await issue({ cn: 'bob', issuer: pki.int2 })
+  await h.addDevice('bob')
+  const client = deviceClient(h, leaf)
+  try {
+    const res = await client.request({ path: '/', method: 'GET' })
+    await res.body.text()
+    const xfcc = String(up.requests[0]?.headers['x-forwarded-client-cert'])
+    const field = (k: string): string => decodeURIComponent(new RegExp(`${k}="([^"]*)"`).exec(xfcc)?.[1] ?? '')
+    assert.ok(new X509Certificate(field('Cert')).raw.equals(Buffer.from(leaf.der)))
+    const chain = field('Chain').match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? []
+    assert.deepEqual(chain.map((p) => sha256(new X509Certificate(p).raw)), [leaf, pki.int2, pki.int1].map((c) => sha256(c.der)))
+  } finally {
+    await client.close()
+    await h.close()
+    await up.close()
+  }
+})
+
+test('bodies stream both ways', { timeout: 30_000 }, async () => {
+  const up = await startHttpUpstream()
+  const h = await gateway(up.port)
+  await h.addDevice('carol')
+  const client = deviceClient(h, await issue({ cn: 'carol', issuer: pki.int2 }))
+  try {
+    // Upload: the upstream has the first chunk while the device has not finished sending.
+    const body = new PassThrough()
+    const answer = client.request({ path: '/echo', method: 'POST', body })
+    body.write('part-1;')
+    await up.uploadStarted
+    body.end('part-2')
+    const res = await answer
+    assert.equal(await res.body.text(), 'part-1;part-2')
+    assert.equal(up.requests[0]?.headers['transfer-encoding'], 'chunked')
+
+    // Download: the device reads the first chunk while the upstream holds the rest.
+    const streaming = await client.request({ path: '/stream', method: 'GET' })
+    const first = await new Promise<string>((resolve) => streaming.body.once('data', (d: Buffer) => { resolve(d.toString()) }))
+    assert.equal(first, 'first;')
+    up.release()
+    let rest = ''
+    for await (const d of streaming.body) rest += (d as Buffer).toString()
+    assert.equal(rest, 'second')
+  } finally {
+    await client.close()
+    await h.close()
+    await up.close()
+  }
+})
+
+test('upstream down: 502 with a reason, then 503 at once while it stays down, and recovery on its own; a slow upstream is 504', { timeout: 30_000 }, async () => {
+  const port = await freePort()
+  const h = await gateway(port, { CERTGATE_HTTP_UPSTREAM_TIMEOUT_MS: '300' })
+  await h.addDevice('dave')
+  const client = deviceClient(h, await issue({ cn: 'dave', issuer: pki.int2 }))
+  try {
+    const first = await client.request({ path: '/', method: 'GET' })
+    assert.equal(first.statusCode, 502)
+    assert.equal(first.headers['x-certgate-error'], 'upstream_unavailable')
+    const body = await first.body.json() as { error: { code: string, message: string } }
+    assert.equal(body.error.code, 'upstream_unavailable')
+    assert.match(body.error.message, new RegExp(`127\\.0\\.0\\.1:${port}.*ECONNREFUSED`))
+    const fast = await client.request({ path: '/', method: 'GET' })
+    assert.equal(fast.statusCode, 503)
+    assert.equal(fast.headers['retry-after'], '1')
+    assert.match(((await fast.body.json()) as { error: { message: string } }).error.message, /unreachable .* since/)
+
+    const up = await startHttpUpstream(port)
+    try {
+      let status = 0
+      const until = Date.now() + 10_000
+      while (status !== 200 && Date.now() < until) {
+        await new Promise((resolve) => setTimeout(resolve, 100))
+        const r = await client.request({ path: '/', method: 'GET' })
+        status = r.statusCode
+        await r.body.text()
+      }
+      assert.equal(status, 200, 'recovered without a restart')
+      await h.waitForLog((l) => (l as { event?: string }).event === 'upstream_up')
+
+      const slow = await client.request({ path: '/slow', method: 'GET' })
+      assert.equal(slow.statusCode, 504)
+      assert.equal(((await slow.body.json()) as { error: { code: string } }).error.code, 'upstream_timeout')
+    } finally {
+      await up.close()
+    }
+    const metrics = await (await fetch(`http://127.0.0.1:${h.gw.admin.port}/metrics`)).text()
+    assert.match(metrics, /certgate_http_requests_total\{listener="device",outcome="upstream_unavailable"\} [2-9]/)
+    assert.match(metrics, /certgate_http_requests_total\{listener="device",outcome="upstream_timeout"\} 1/)
+    assert.match(metrics, /certgate_http_requests_total\{listener="device",outcome="2xx"\} [1-9]/)
+  } finally {
+    await client.close()
+    await h.close()
+  }
+})
+
+test('a deleted device loses its keep-alive connection; an unknown device never reaches the upstream', { timeout: 30_000 }, async () => {
+  const up = await startHttpUpstream()
+  const h = await gateway(up.port)
+  await h.addDevice('erin')
+  const client = deviceClient(h, await issue({ cn: 'erin', issuer: pki.int2 }))
+  const stranger = deviceClient(h, await issue({ cn: 'stranger', issuer: pki.int2 }))
+  try {
+    const ok = await client.request({ path: '/', method: 'GET' })
+    await ok.body.text()
+    const disconnected = new Promise<void>((resolve) => client.once('disconnect', () => { resolve() }))
+    await h.gw.registry.deleteDevice('erin')
+    await disconnected
+    await h.waitForLog((l) => l.event === 'closed' && l.reason === 'device_deleted' && l.deviceId === 'erin')
+
+    await assert.rejects(stranger.request({ path: '/secret', method: 'GET' }))
+    await h.waitForLog((l) => l.event === 'refused' && l.reason === 'device_unknown' && l.deviceId === 'stranger')
+    assert.deepEqual(up.requests.map((r) => r.url), ['/'])
+  } finally {
+    await client.close()
+    await stranger.close()
+    await h.close()
+    await up.close()
+  }
+})
+
+test('WebSocket upgrade: passed through to a ws upstream with the identity headers, forged ones dropped', { timeout: 30_000 }, async () => {
+  const up = await startHttpUpstream()
+  const h = await gateway(up.port)
+  await h.addDevice('frank')
+  const leaf = await issue({ cn: 'frank', issuer: pki.int2 })
+  const ws = new WebSocket(`wss://localhost:${h.gw.device.port}/ws?x=1`, {
+    ca: h.serverCa, cert: leaf.pem + pki.int2.pem + pki.int1.pem, key: leaf.keyPem,
+    headers: { 'x-certgate-device-id': 'mallory' }
+  })
+  try {
+    await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject) })
+    const echoed = new Promise<string>((resolve) => ws.once('message', (d: Buffer) => { resolve(d.toString()) }))
+    ws.send('ping over certgate')
+    assert.equal(await echoed, 'ping over certgate')
+    const u = up.upgrades[0]
+    assert.equal(u?.url, '/ws?x=1')
+    assert.equal(u.headers['x-certgate-device-id'], 'frank')
+    assert.match(String(u.headers['x-forwarded-client-cert']), new RegExp(`^Hash=${sha256(leaf.der)};Subject="CN=frank,O=certgate"$`))
+  } finally {
+    ws.terminate()
+    await h.close()
+    await up.close()
+  }
+})
+
+test('MQTT over WebSockets through certgate to a real Mosquitto websockets listener', { timeout: 30_000 }, async () => {
+  const wsPort = await freePort()
+  const broker = await startMosquitto([`listener ${wsPort} 127.0.0.1`, 'protocol websockets'])
+  const h = await gateway(wsPort)
+  await h.addDevice('gina')
+  const leaf = await issue({ cn: 'gina', issuer: pki.int2 })
+  const client = mqtt.connect(`wss://localhost:${h.gw.device.port}/mqtt`, {
+    ca: h.serverCa, cert: leaf.pem + pki.int2.pem + pki.int1.pem, key: leaf.keyPem,
+    clientId: 'gina', protocolVersion: 5, reconnectPeriod: 0, connectTimeout: 5000
+  })
+  try {
+    await new Promise((resolve, reject) => { client.once('connect', resolve); client.once('error', reject) })
+    await client.subscribeAsync('ws/t', { qos: 1 })
+    const got = new Promise<string>((resolve) => client.once('message', (_t, p) => { resolve(p.toString()) }))
+    await client.publishAsync('ws/t', 'over websockets', { qos: 1 })
+    assert.equal(await got, 'over websockets')
+    assert.match(broker.log(), /New client connected .* as gina/)
+  } finally {
+    await client.endAsync()
+    await h.close()
+    await broker.stop()
+  }
+})
