@@ -1,8 +1,11 @@
 // `mqtt` mode: the device's first packet must be an MQTT CONNECT whose clientId is its deviceId;
 // only then is the upstream broker connected and handed the CONNECT (its username set to the
 // deviceId if so configured, so broker ACLs keyed on username isolate devices) and what follows,
-// framed so that no second CONNECT gets through. Otherwise the device gets the protocol's
-// CONNACK: "identifier rejected", or "server unavailable" while the broker is down.
+// framed so that no second CONNECT gets through. A clientId that is not the deviceId gets the
+// protocol's "identifier rejected" CONNACK (a mistake to fix, not to retry). While the broker is
+// unreachable the connection is closed without a CONNACK: clients retry a closed connection with
+// their backoff, while a "server unavailable" CONNACK stops MQTT.js (by default) from ever
+// reconnecting, which would strand a fleet after a broker restart.
 import mqttPacket from 'mqtt-packet'
 import type { Duplex } from 'node:stream'
 import { connectUpstream, pump, type DeviceConnection, type Forwarder, type HostPort, type Opened } from './forwarder.js'
@@ -86,11 +89,6 @@ function identifierRejected (protocolVersion: number): Buffer {
   return protocolVersion === 5 ? Buffer.from([0x20, 0x03, 0x00, 0x85, 0x00]) : Buffer.from([0x20, 0x02, 0x00, 0x02])
 }
 
-/** CONNACK "server unavailable": v3.1.1 return code 3; v5 reason 0x88. */
-function serverUnavailable (protocolVersion: number): Buffer {
-  return protocolVersion === 5 ? Buffer.from([0x20, 0x03, 0x00, 0x88, 0x00]) : Buffer.from([0x20, 0x02, 0x00, 0x03])
-}
-
 export function createMqttForwarder (opts: MqttForwarderOptions): Forwarder {
   return {
     async open (device): Promise<Opened> {
@@ -114,10 +112,7 @@ export function createMqttForwarder (opts: MqttForwarderOptions): Forwarder {
         return { ok: false, reason: 'mqtt_protocol_error', detail: bad.detail }
       }
       const c = await connectUpstream(opts.upstream, opts.connectTimeoutMs, opts.health)
-      if (!c.ok) {
-        if (!socket.destroyed) socket.end(serverUnavailable(version))
-        return c
-      }
+      if (!c.ok) return c
       // Revoked (closed) while the upstream was opening: the broker must never see its CONNECT.
       if (!socket.destroyed) {
         if (opts.preamble !== undefined) c.upstream.write(opts.preamble(device))
