@@ -209,13 +209,14 @@ test('CERTGATE_CONFIG: several listeners, each with its own protocol, upstream a
     ['https', 'http', { host: '::', port: 443 }, { host: '127.0.0.1', port: 8080 }],
     ['raw', 'tcp', { host: '127.0.0.1', port: 0 }, undefined]
   ])
-  const [mqtt, https, raw] = c.listeners
-  assert.equal(mqtt?.mqttUsernameIsDeviceId, true)
-  assert.equal(mqtt?.upstreamProxyProtocol, true, 'the environment gives the default')
-  assert.equal(raw?.upstreamProxyProtocol, false, 'the file overrides it')
-  assert.equal(https?.httpForwardChain, true)
-  assert.equal(https?.httpUpstreamTimeoutMs, 2000)
-  assert.equal(https?.tlsCertFile, resolve('web.pem'))
+  const [mqtt, https, raw] = c.listeners as [ListenerConfig, ListenerConfig, ListenerConfig]
+  assert.equal(mqtt.mqttUsernameIsDeviceId, true)
+  assert.equal(mqtt.upstreamProxyProtocol, true, 'the environment gives the default')
+  assert.equal(raw.upstreamProxyProtocol, false, 'the file overrides it')
+  assert.equal(https.httpForwardChain, true)
+  assert.equal(https.upstreamProxyProtocol, false, 'never for http')
+  assert.equal(https.httpUpstreamTimeoutMs, 2000)
+  assert.equal(https.tlsCertFile, resolve('web.pem'))
 })
 
 test('CERTGATE_CONFIG: every mistake is a ConfigError naming the file and the listener', () => {

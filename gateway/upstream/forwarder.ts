@@ -55,8 +55,8 @@ export type Connected =
 
 /** Connects to the upstream, unless it is known to be down; gives up after `timeoutMs`. */
 export async function connectUpstream (target: HostPort, timeoutMs: number, health: UpstreamHealth): Promise<Connected> {
-  const admitted = health.admit()
-  if (admitted !== 'try') return { ok: false, reason: 'upstream_unavailable', detail: admitted }
+  const refusal = health.admit()
+  if (refusal !== undefined) return { ok: false, reason: 'upstream_unavailable', detail: refusal }
   return await new Promise((resolve) => {
     const started = performance.now()
     const s = connect({ host: target.host, port: target.port, noDelay: true })

@@ -90,8 +90,8 @@ export function createHttpForwarder (opts: HttpForwarderOptions): Forwarder {
   const onRequest = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const device = devices.get(req.socket)
     if (device === undefined) { req.socket.destroy(); return } // never: only authenticated sockets are handed over
-    const admitted = opts.health.admit()
-    if (admitted !== 'try') { answer(res, device, 503, 'upstream_unavailable', admitted, { 'retry-after': '1' }); return }
+    const refusal = opts.health.admit()
+    if (refusal !== undefined) { answer(res, device, 503, 'upstream_unavailable', refusal, { 'retry-after': '1' }); return }
     const aborted = new AbortController()
     res.once('close', () => { if (!res.writableFinished) aborted.abort() })
     const hasBody = req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] ?? '0') !== '0'

@@ -3,8 +3,8 @@
 // let through as a probe, after a backoff that doubles (with jitter) up to a ceiling. The first
 // success makes it "up" again, so devices recover on their own once the broker is back.
 export interface UpstreamHealth {
-  /** 'try': connect now (as the probe, if down). Otherwise the sentence to refuse with. */
-  admit: () => 'try' | string
+  /** Undefined: connect now (as the probe, if down). Otherwise the sentence to refuse with. */
+  admit: () => string | undefined
   succeeded: () => void
   failed: (detail: string) => void
   isUp: () => boolean
@@ -30,9 +30,9 @@ export function createUpstreamHealth (opts: UpstreamHealthOptions): UpstreamHeal
   let down: { since: number, backoffMs: number, retryAt: number, probing: boolean, detail: string } | undefined
   return {
     admit: () => {
-      if (down === undefined) return 'try'
+      if (down === undefined) return undefined
       const t = now()
-      if (!down.probing && t >= down.retryAt) { down.probing = true; return 'try' }
+      if (!down.probing && t >= down.retryAt) { down.probing = true; return undefined }
       const wait = Math.max(0, Math.ceil((down.retryAt - t) / 1000))
       return `upstream ${opts.target} is unreachable (${down.detail}) since ${new Date(down.since).toISOString()}; certgate probes it again ${down.probing ? 'now' : `in ${wait} s`}`
     },

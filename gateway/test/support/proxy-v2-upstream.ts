@@ -30,15 +30,17 @@ function tlvs (b: Buffer): Map<number, Buffer> {
 
 const v6 = (b: Buffer): string => Array.from({ length: 8 }, (_, k) => b.readUInt16BE(k * 2).toString(16)).join(':')
 
-/** Parses one header at the start of `buf`: the header and its length, 'more', or a complaint. */
-export function parseV2 (buf: Buffer): { header: ParsedV2, length: number } | 'more' | string {
-  if (buf.length < 16) return 'more'
-  if (buf.subarray(0, 12).toString('hex') !== SIG) return `no PROXY v2 signature: ${buf.subarray(0, 12).toString('hex')}`
+export type V2Parse = { readonly header: ParsedV2, readonly length: number } | { readonly incomplete: true } | { readonly invalid: string }
+
+/** Parses one header at the start of `buf`. */
+export function parseV2 (buf: Buffer): V2Parse {
+  if (buf.length < 16) return { incomplete: true }
+  if (buf.subarray(0, 12).toString('hex') !== SIG) return { invalid: `no PROXY v2 signature: ${buf.subarray(0, 12).toString('hex')}` }
   const verCmd = buf[12] as number
-  if (verCmd >> 4 !== 2) return `version ${verCmd >> 4}`
+  if (verCmd >> 4 !== 2) return { invalid: `version ${verCmd >> 4}` }
   const fam = buf[13] as number
   const len = buf.readUInt16BE(14)
-  if (buf.length < 16 + len) return 'more'
+  if (buf.length < 16 + len) return { incomplete: true }
   const body = buf.subarray(16, 16 + len)
   let family: ParsedV2['family'] = 'UNSPEC'
   let source: ParsedV2['source']
@@ -54,7 +56,7 @@ export function parseV2 (buf: Buffer): { header: ParsedV2, length: number } | 'm
     source = { address: v6(body.subarray(0, 16)), port: body.readUInt16BE(32) }
     destination = { address: v6(body.subarray(16, 32)), port: body.readUInt16BE(34) }
     rest = body.subarray(36)
-  } else if (fam !== 0x00) return `family/transport byte 0x${fam.toString(16)}`
+  } else if (fam !== 0x00) return { invalid: `family/transport byte 0x${fam.toString(16)}` }
   const all = tlvs(rest)
   const sslValue = all.get(0x20)
   const ssl = sslValue === undefined ? undefined : { client: sslValue[0] as number, verify: sslValue.readUInt32BE(1), sub: tlvs(sslValue.subarray(5)) }
@@ -74,8 +76,8 @@ export async function startProxyV2Upstream (): Promise<{ port: number, connectio
       if (conn !== undefined) { conn.after.push(d); return }
       buf = Buffer.concat([buf, d])
       const r = parseV2(buf)
-      if (r === 'more') return
-      if (typeof r === 'string') { connections.push({ header: r, after: [] }); socket.destroy(); return }
+      if ('incomplete' in r) return
+      if ('invalid' in r) { connections.push({ header: r.invalid, after: [] }); socket.destroy(); return }
       conn = { header: r.header, after: [buf.subarray(r.length)] }
       connections.push(conn)
     })
