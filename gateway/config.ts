@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { availableParallelism } from 'node:os'
+import { isIP } from 'node:net'
 
 export const PROTOCOLS = ['tcp', 'mqtt', 'http'] as const
 export type Protocol = typeof PROTOCOLS[number]
@@ -26,6 +27,8 @@ export interface ListenerConfig {
   readonly httpForwardChain: boolean
   /** http: how long the upstream may take to start answering, and between body chunks. */
   readonly httpUpstreamTimeoutMs: number
+  /** Load balancer addresses (IPs or CIDR blocks) whose connections start with a PROXY header. */
+  readonly trustedProxies: readonly string[]
   /** This listener's own server certificate; undefined: the gateway's (CERTGATE_TLS_CERT). */
   readonly tlsCertFile: string | undefined
   readonly tlsKeyFile: string | undefined
@@ -137,6 +140,7 @@ function listenersFrom (env: NodeJS.ProcessEnv): ListenerConfig[] {
     mqttUsernameIsDeviceId: oneOf(env.CERTGATE_MQTT_USERNAME ?? 'keep', ['keep', 'device-id'], 'CERTGATE_MQTT_USERNAME') === 'device-id',
     httpForwardChain: bool(env, 'CERTGATE_HTTP_FORWARD_CHAIN', false),
     httpUpstreamTimeoutMs: int(env, 'CERTGATE_HTTP_UPSTREAM_TIMEOUT_MS', 30_000, 100, 3_600_000),
+    trustedProxies: addressList((env.CERTGATE_TRUSTED_PROXIES ?? '').split(',').map((s) => s.trim()).filter((s) => s !== ''), 'CERTGATE_TRUSTED_PROXIES'),
     tlsCertFile: undefined,
     tlsKeyFile: undefined
   }
@@ -158,7 +162,7 @@ function listenersFrom (env: NodeJS.ProcessEnv): ListenerConfig[] {
   }, 'CERTGATE_UPSTREAM')]
 }
 
-const LISTENER_KEYS = ['name', 'listen', 'protocol', 'upstream', 'upstreamProxyProtocol', 'mqttUsername', 'httpForwardChain', 'httpUpstreamTimeoutMs', 'tlsCert', 'tlsKey'] as const
+const LISTENER_KEYS = ['name', 'listen', 'protocol', 'upstream', 'upstreamProxyProtocol', 'mqttUsername', 'httpForwardChain', 'httpUpstreamTimeoutMs', 'trustedProxies', 'tlsCert', 'tlsKey'] as const
 
 function listenersFromFile (file: string, defaults: Omit<ListenerConfig, 'name' | 'listen' | 'protocol' | 'upstream'>): ListenerConfig[] {
   let doc: unknown
@@ -192,6 +196,8 @@ function listenersFromFile (file: string, defaults: Omit<ListenerConfig, 'name' 
     }
     const timeout = raw.httpUpstreamTimeoutMs ?? defaults.httpUpstreamTimeoutMs
     if (typeof timeout !== 'number' || !Number.isInteger(timeout) || timeout < 100 || timeout > 3_600_000) throw new ConfigError(`${at}.httpUpstreamTimeoutMs must be an integer from 100 to 3600000`)
+    const proxies = raw.trustedProxies ?? defaults.trustedProxies
+    if (!Array.isArray(proxies) || proxies.some((p) => typeof p !== 'string')) throw new ConfigError(`${at}.trustedProxies must be an array of addresses or CIDR blocks`)
     if ((raw.tlsCert === undefined) !== (raw.tlsKey === undefined)) throw new ConfigError(`${at}: set both tlsCert and tlsKey, or neither`)
     return checkListener({
       name,
@@ -202,6 +208,7 @@ function listenersFromFile (file: string, defaults: Omit<ListenerConfig, 'name' 
       mqttUsernameIsDeviceId: oneOf(str('mqttUsername', defaults.mqttUsernameIsDeviceId ? 'device-id' : 'keep'), ['keep', 'device-id'], `${at}.mqttUsername`) === 'device-id',
       httpForwardChain: flag('httpForwardChain', defaults.httpForwardChain),
       httpUpstreamTimeoutMs: timeout,
+      trustedProxies: addressList(proxies as string[], `${at}.trustedProxies`),
       tlsCertFile: raw.tlsCert === undefined ? undefined : resolve(str('tlsCert')),
       tlsKeyFile: raw.tlsKey === undefined ? undefined : resolve(str('tlsKey'))
     }, `${at}.upstream`)
@@ -221,6 +228,19 @@ function checkListener (l: ListenerConfig, upstreamWhat: string): ListenerConfig
   if (l.protocol === 'http' && l.upstream === undefined) throw new ConfigError(`${upstreamWhat} must be set to http://host:port in http mode (the embedded broker speaks MQTT)`)
   if (l.protocol === 'http' && l.upstreamProxyProtocol) throw new ConfigError(`${upstreamWhat}: the PROXY protocol is for tcp and mqtt listeners; http mode sends the identity in headers`)
   return Object.freeze({ ...l, listen: Object.freeze({ ...l.listen }), upstream: l.upstream === undefined ? undefined : Object.freeze({ ...l.upstream }) })
+}
+
+/** IPv4/IPv6 addresses and CIDR blocks (10.0.0.0/8, fd00::/8), each checked. */
+function addressList (entries: readonly string[], what: string): readonly string[] {
+  for (const e of entries) {
+    const [address = '', prefix, extra] = e.split('/')
+    const family = isIP(address)
+    const max = family === 6 ? 128 : 32
+    if (family === 0 || extra !== undefined || (prefix !== undefined && !(/^\d{1,3}$/.test(prefix) && Number(prefix) <= max))) {
+      throw new ConfigError(`${what}: "${e}" is not an IP address or CIDR block (for example 10.0.0.5, 10.0.0.0/8, fd00::/8)`)
+    }
+  }
+  return Object.freeze([...entries])
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)

@@ -4,7 +4,8 @@
 import type { TLSSocket } from 'node:tls'
 import type { Logger } from 'pino'
 import { authenticate, type Identity } from './auth/authenticate.js'
-import { readPeerChain, type SentChain } from './tls/peer-chain.js'
+import { readPeerChain } from './tls/peer-chain.js'
+import type { Peer } from './tls/device-listener.js'
 import type { DeviceConnection, Forwarder } from './upstream/forwarder.js'
 import type { LiveConnections, LiveEntry } from './live/live-connections.js'
 import type { Metrics } from './metrics.js'
@@ -29,21 +30,21 @@ export interface ConnectionContext {
 
 interface Refusal { readonly reason: RefusalReason, readonly detail: string, readonly deviceId?: string | undefined }
 
-export async function handleConnection (socket: TLSSocket, ctx: ConnectionContext): Promise<void> {
+export async function handleConnection (socket: TLSSocket, peer: Peer, ctx: ConnectionContext): Promise<void> {
   const started = performance.now()
   const sent = readPeerChain(socket)
-  if (sent === undefined) return refuse(socket, ctx, started, { reason: 'no_client_cert', detail: 'the device presented no client certificate' })
+  if (sent === undefined) return refuse(socket, peer, ctx, started, { reason: 'no_client_cert', detail: 'the device presented no client certificate' })
   const recent = ctx.refusals.recall(sent)
-  if (recent !== undefined) return refuse(socket, ctx, started, recent)
+  if (recent !== undefined) return refuse(socket, peer, ctx, started, recent)
   const decision = await authenticate(await ctx.validator.validate(sent.leaf, sent.intermediates), ctx.registry)
   if (gone(socket)) return ctx.metrics.abandoned(ctx.listener) // the device left while we decided
   if (!decision.ok) {
     ctx.refusals.remember(sent, decision)
-    return refuse(socket, ctx, started, decision)
+    return refuse(socket, peer, ctx, started, decision)
   }
   const live = trackLive(socket, decision.identity, ctx)
   try {
-    await forward(deviceConnection(socket, decision.identity, sent), ctx, started)
+    await forward({ socket, identity: decision.identity, sent, ...peer }, ctx, started)
   } finally {
     live.untrack()
   }
@@ -54,7 +55,7 @@ async function forward (device: DeviceConnection, ctx: ConnectionContext, starte
   const { socket, identity } = device
   const decided = performance.now()
   const opened = await ctx.forwarder.open(device)
-  if (!opened.ok) return refuse(socket, ctx, started, { ...opened, deviceId: identity.deviceId })
+  if (!opened.ok) return refuse(socket, device, ctx, started, { ...opened, deviceId: identity.deviceId })
   if (gone(socket)) { opened.abandon(); return }
   if (opened.connectSeconds !== undefined) ctx.metrics.upstreamConnected(ctx.listener, opened.connectSeconds)
   ctx.metrics.authenticated(ctx.listener, (decided - started) / 1000)
@@ -67,15 +68,6 @@ async function forward (device: DeviceConnection, ctx: ConnectionContext, starte
   ctx.log.info({ event: 'closed', reason, detail: ended.detail, deviceId: identity.deviceId, listener: ctx.listener }, 'live connection closed')
 }
 
-function deviceConnection (socket: TLSSocket, identity: Identity, sent: SentChain): DeviceConnection {
-  return {
-    socket,
-    identity,
-    sent,
-    source: { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 },
-    destination: { address: socket.localAddress ?? '', port: socket.localPort ?? 0 }
-  }
-}
 
 /** Tracks the connection by deviceId so revocation can close it, and counts its bytes. */
 function trackLive (socket: TLSSocket, identity: Identity, ctx: ConnectionContext): { untrack: () => void } {
@@ -114,9 +106,9 @@ function trackLive (socket: TLSSocket, identity: Identity, ctx: ConnectionContex
 /** A function, not a property read, so the check is not narrowed away across awaits. */
 const gone = (socket: TLSSocket): boolean => socket.destroyed
 
-function refuse (socket: TLSSocket, ctx: ConnectionContext, started: number, r: Refusal): void {
+function refuse (socket: TLSSocket, peer: Peer, ctx: ConnectionContext, started: number, r: Refusal): void {
   ctx.metrics.refused(ctx.listener, r.reason, (performance.now() - started) / 1000)
-  ctx.log.warn({ event: 'refused', reason: r.reason, detail: r.detail, deviceId: r.deviceId, remote: socket.remoteAddress, listener: ctx.listener }, 'device refused')
+  ctx.log.warn({ event: 'refused', reason: r.reason, detail: r.detail, deviceId: r.deviceId, remote: peer.source.address, listener: ctx.listener }, 'device refused')
   // A forwarder that answered the device (an MQTT CONNACK) has ended the socket: let that reach it.
   if (socket.writableEnded) setTimeout(() => socket.destroy(), 1000).unref()
   else socket.destroy()

@@ -2,6 +2,7 @@
 // device listener, live connections and revocation, admin listener. Owns start-up order and
 // shutdown (stop accepting, drain, close); knows nothing of X.509 rules or TLS details.
 import { join } from 'node:path'
+import { BlockList, isIPv6 } from 'node:net'
 import { pino, type Logger } from 'pino'
 import type { Config, HostPort, ListenerConfig, Protocol } from './config.js'
 import { adminToken, ensureDataDir, serverCertificate } from './data-dir.js'
@@ -93,7 +94,8 @@ export async function startGateway (config: Config, deps: { log?: Logger } = {})
         keyPem: own.keyPem,
         handshakeTimeoutMs: config.handshakeTimeoutMs,
         maxHandshakes: config.maxHandshakes,
-        handshakeRatePerAddress: config.handshakeRatePerAddress
+        handshakeRatePerAddress: config.handshakeRatePerAddress,
+        trustedProxies: blockList(l.trustedProxies)
       },
       {
         onAccepted: () => { metrics.connectionAccepted(l.name) },
@@ -101,8 +103,8 @@ export async function startGateway (config: Config, deps: { log?: Logger } = {})
           metrics.handshakeFailed(l.name, bucket)
           log.debug({ event: 'handshake_failed', bucket, code: err.code, message: err.message, listener: l.name }, 'TLS handshake failed')
         },
-        onSecure: (socket) => {
-          const p = handleConnection(socket, ctx).catch((err: unknown) => {
+        onSecure: (socket, peer) => {
+          const p = handleConnection(socket, peer, ctx).catch((err: unknown) => {
             log.error({ err }, 'connection handler failed')
             socket.destroy()
           })
@@ -202,4 +204,17 @@ function forwarderFor (l: ListenerConfig, upstream: HostPort, config: Config, me
         onFailure: (f) => { log.warn({ event: 'http_failed', listener: l.name, ...f }, 'request not forwarded') }
       })
   }
+}
+
+/** Addresses and CIDR blocks, as validated by the config; undefined when there are none. */
+function blockList (entries: readonly string[]): BlockList | undefined {
+  if (entries.length === 0) return undefined
+  const list = new BlockList()
+  for (const e of entries) {
+    const [address = '', prefix] = e.split('/')
+    const type = isIPv6(address) ? 'ipv6' : 'ipv4'
+    if (prefix === undefined) list.addAddress(address, type)
+    else list.addSubnet(address, Number(prefix), type)
+  }
+  return list
 }

@@ -6,7 +6,7 @@ import { CLOSE_REASONS, REFUSAL_REASONS, type CloseReason, type RefusalReason } 
 import { HTTP_OUTCOMES, type HttpOutcome } from './upstream/http-forwarder.js'
 
 /** TLS handshake failures, bucketed: the OpenSSL code varies with key type and version. */
-export const HANDSHAKE_FAILURES = ['timeout', 'bad_certificate_proof', 'no_shared_cipher', 'protocol', 'not_tls', 'other', 'over_capacity', 'rate_limited'] as const
+export const HANDSHAKE_FAILURES = ['timeout', 'bad_certificate_proof', 'no_shared_cipher', 'protocol', 'not_tls', 'other', 'over_capacity', 'rate_limited', 'proxy_header_invalid', 'proxy_header_untrusted'] as const
 export type HandshakeFailure = typeof HANDSHAKE_FAILURES[number]
 
 /** What the registry holds, read at scrape time. */

@@ -39,6 +39,7 @@ test('an empty environment gives the defaults', () => {
     mqttUsernameIsDeviceId: false,
     httpForwardChain: false,
     httpUpstreamTimeoutMs: 30_000,
+    trustedProxies: [],
     tlsCertFile: undefined,
     tlsKeyFile: undefined
   })
@@ -238,4 +239,16 @@ test('CERTGATE_CONFIG: every mistake is a ConfigError naming the file and the li
   for (const [content, pattern] of bad) refused({ CERTGATE_CONFIG: configFile(content) }, /CERTGATE_CONFIG/, pattern)
   refused({ CERTGATE_CONFIG: '/nonexistent/certgate.json' }, /could not be read/)
   refused({ CERTGATE_CONFIG: configFile({ listeners: [{ name: 'a', listen: '0.0.0.0:1', protocol: 'mqtt' }] }), CERTGATE_LISTEN: '0.0.0.0:1' }, /CERTGATE_LISTEN is set and so is CERTGATE_CONFIG/)
+})
+
+test('trusted balancers: addresses and CIDR blocks, from the environment or per listener', () => {
+  assert.deepEqual(fromEnv({ CERTGATE_TRUSTED_PROXIES: '10.0.0.5, 10.1.0.0/16,fd00::/8 ,::1' }).trustedProxies, ['10.0.0.5', '10.1.0.0/16', 'fd00::/8', '::1'])
+  for (const bad of ['10.0.0.0/33', 'fd00::/129', 'balancer.internal', '10.0.0.1/8/1', '10.0.0/8']) {
+    refused({ CERTGATE_TRUSTED_PROXIES: bad }, /CERTGATE_TRUSTED_PROXIES/, /is not an IP address or CIDR block/)
+  }
+  const file = configFile({ listeners: [{ name: 'lb', listen: '0.0.0.0:1', protocol: 'mqtt', trustedProxies: ['192.0.2.0/24'] }, { name: 'direct', listen: '0.0.0.0:2', protocol: 'mqtt' }] })
+  const [lb, direct] = configFromEnv({ CERTGATE_CONFIG: file, CERTGATE_TRUSTED_PROXIES: '198.51.100.1' }).listeners
+  assert.deepEqual(lb?.trustedProxies, ['192.0.2.0/24'])
+  assert.deepEqual(direct?.trustedProxies, ['198.51.100.1'])
+  refused({ CERTGATE_CONFIG: configFile({ listeners: [{ name: 'lb', listen: '0.0.0.0:1', protocol: 'mqtt', trustedProxies: '10.0.0.1' }] }) }, /trustedProxies must be an array/)
 })

@@ -2,11 +2,19 @@
 // configured (chain trust is certgate's decision, not OpenSSL's, and no CA names are advertised),
 // session tickets are off so every connection is a full handshake, and handshakes time out.
 // OpenSSL still proves possession of the leaf key (CertificateVerify) before 'secureConnection'.
+// Behind load balancers, connections from trusted balancer addresses must start with a PROXY
+// header (v1 or v2) naming the device, whose address admission, logs and the upstream then see;
+// a PROXY header from anyone else is refused.
 import { constants } from 'node:crypto'
 import { createServer, type TLSSocket } from 'node:tls'
-import type { Socket } from 'node:net'
+import { createServer as createTcpServer, isIPv4, type BlockList, type Server, type Socket } from 'node:net'
 import type { HandshakeFailure } from '../metrics.js'
 import { createAdmission } from './admission.js'
+import { readProxyHeader, sendsProxyHeader } from '../proxy-protocol/read-header.js'
+import type { Endpoint } from '../proxy-protocol/v2-header.js'
+
+/** Who the device is, network-wise: from a trusted balancer's PROXY header, or the socket itself. */
+export interface Peer { readonly source: Endpoint, readonly destination: Endpoint }
 
 export interface DeviceListenerOptions {
   readonly host: string
@@ -16,12 +24,14 @@ export interface DeviceListenerOptions {
   readonly handshakeTimeoutMs: number
   readonly maxHandshakes: number
   readonly handshakeRatePerAddress: number
+  /** Balancer addresses whose connections carry a PROXY header; undefined: none. */
+  readonly trustedProxies: BlockList | undefined
 }
 
 export interface DeviceListenerHooks {
   readonly onAccepted: () => void
   readonly onHandshakeFailed: (bucket: HandshakeFailure, err: Error & { code?: string }) => void
-  readonly onSecure: (socket: TLSSocket) => void
+  readonly onSecure: (socket: TLSSocket, peer: Peer) => void
 }
 
 export interface DeviceListener {
@@ -43,6 +53,11 @@ export function handshakeBucket (err: Error & { code?: string }): HandshakeFailu
   return 'other'
 }
 
+const peerOf = (s: Socket): Peer => ({
+  source: { address: s.remoteAddress ?? '', port: s.remotePort ?? 0 },
+  destination: { address: s.localAddress ?? '', port: s.localPort ?? 0 }
+})
+
 export async function startDeviceListener (opts: DeviceListenerOptions, hooks: DeviceListenerHooks): Promise<DeviceListener> {
   const server = createServer({
     cert: opts.certPem,
@@ -57,40 +72,79 @@ export async function startDeviceListener (opts: DeviceListenerOptions, hooks: D
     noDelay: true
   })
   const admission = createAdmission({ maxHandshakes: opts.maxHandshakes, ratePerAddress: opts.handshakeRatePerAddress })
-  server.on('connection', (raw: Socket) => {
-    hooks.onAccepted()
-    const refusal = admission.admit(raw.remoteAddress ?? '')
-    if (refusal !== undefined) {
-      hooks.onHandshakeFailed(refusal, Object.assign(new Error(`connection from ${raw.remoteAddress ?? '?'} refused before TLS: ${refusal}`), { code: refusal }))
-      raw.destroy()
-      return
-    }
+  const handshakes = new WeakMap<Socket, () => void>()
+  const peers = new WeakMap<Socket, Peer>()
+  const refuse = (raw: Socket, bucket: HandshakeFailure, detail: string): void => {
+    hooks.onHandshakeFailed(bucket, Object.assign(new Error(detail), { code: bucket }))
+    raw.destroy()
+  }
+  /** Admission by the device's address, then the TLS handshake (counted until it ends). */
+  const admit = (raw: Socket, peer: Peer): boolean => {
+    const refusal = admission.admit(peer.source.address)
+    if (refusal !== undefined) { refuse(raw, refusal, `connection from ${peer.source.address} refused before TLS: ${refusal}`); return false }
     // The handshake ends in 'secureConnection', 'tlsClientError' or the socket closing: count it once.
     let finished = false
     const finish = (): void => { if (!finished) { finished = true; admission.finished() } }
     handshakes.set(raw, finish)
+    peers.set(raw, peer)
     raw.once('close', finish)
-  })
-  const handshakes = new WeakMap<Socket, () => void>()
+    return true
+  }
+  // The balancer's header is read before TLS starts, so then a plain TCP server accepts and hands
+  // each connection to the TLS server; otherwise the TLS server accepts directly.
+  const trusted = opts.trustedProxies
+  let front: Server = server
+  if (trusted === undefined) {
+    server.on('connection', (raw: Socket) => {
+      hooks.onAccepted()
+      admit(raw, peerOf(raw))
+    })
+  } else {
+    front = createTcpServer({ noDelay: true })
+    front.on('connection', (raw: Socket) => {
+      hooks.onAccepted()
+      raw.on('error', () => undefined)
+      void proxied(raw, trusted).then((peer) => {
+        if (peer !== undefined && !raw.destroyed && admit(raw, peer)) server.emit('connection', raw)
+      })
+    })
+  }
+  const proxied = async (raw: Socket, list: BlockList): Promise<Peer | undefined> => {
+    const direct = peerOf(raw)
+    const address = direct.source.address
+    const v4 = address.startsWith('::ffff:') && isIPv4(address.slice(7)) ? address.slice(7) : undefined
+    if (v4 !== undefined ? list.check(v4, 'ipv4') : list.check(address, isIPv4(address) ? 'ipv4' : 'ipv6')) {
+      const header = await readProxyHeader(raw, opts.handshakeTimeoutMs)
+      if (!header.ok) { refuse(raw, 'proxy_header_invalid', `trusted balancer ${address}: ${header.detail}`); return undefined }
+      // LOCAL / UNKNOWN: the balancer's own connection (a health check), as it is.
+      return header.source === undefined || header.destination === undefined ? direct : { source: header.source, destination: header.destination }
+    }
+    if (await sendsProxyHeader(raw, opts.handshakeTimeoutMs)) {
+      refuse(raw, 'proxy_header_untrusted', `${address} sent a PROXY header but is not a trusted balancer (CERTGATE_TRUSTED_PROXIES)`)
+      return undefined
+    }
+    return direct
+  }
   // A server TLSSocket keeps the TCP socket it wraps as `_parent` (Node's _tls_wrap).
-  const handshakeDone = (tls: TLSSocket): void => { handshakes.get((tls as TLSSocket & { _parent?: Socket | null })._parent ?? tls)?.() }
+  const parentOf = (tls: TLSSocket): Socket => (tls as TLSSocket & { _parent?: Socket | null })._parent ?? tls
   server.on('tlsClientError', (err: Error & { code?: string }, socket: TLSSocket) => {
-    handshakeDone(socket)
+    handshakes.get(parentOf(socket))?.()
     hooks.onHandshakeFailed(handshakeBucket(err), err)
     socket.destroy()
   })
   server.on('secureConnection', (socket: TLSSocket) => {
-    handshakeDone(socket)
-    hooks.onSecure(socket)
+    const raw = parentOf(socket)
+    handshakes.get(raw)?.()
+    hooks.onSecure(socket, peers.get(raw) ?? peerOf(socket))
   })
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(opts.port, opts.host, () => { server.off('error', reject); resolve() })
+    front.once('error', reject)
+    front.listen(opts.port, opts.host, () => { front.off('error', reject); resolve() })
   })
-  const addr = server.address()
+  const addr = front.address()
   if (addr === null || typeof addr === 'string') throw new Error('device listener has no TCP address')
   return {
     address: { host: addr.address, port: addr.port },
-    stopAccepting: () => { server.close() }
+    stopAccepting: () => { front.close() }
   }
 }
