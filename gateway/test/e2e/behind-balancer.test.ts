@@ -35,7 +35,7 @@ async function viaBalancer (h: Harness, header: Buffer | undefined, localAddress
   const tls = tlsConnect({ socket: raw, ca: h.serverCa, servername: 'localhost', cert: leaf.pem + pki.int2.pem + pki.int1.pem, key: leaf.keyPem })
   return await new Promise((resolve) => {
     tls.once('secureConnect', () => { resolve('secure'); setTimeout(() => tls.destroy(), 200) })
-    tls.once('error', (err) => { resolve(err.message) })
+    tls.once('error', (err: Error) => { resolve(err.message) })
     tls.once('close', () => { resolve('closed') })
   })
 }
