@@ -27,6 +27,8 @@ export interface ListenerConfig {
   readonly httpForwardChain: boolean
   /** http: how long the upstream may take to start answering, and between body chunks. */
   readonly httpUpstreamTimeoutMs: number
+  /** http: WebSocket payloads are MQTT under mqtt mode's CONNECT rules ('mqtt'), or unchecked ('opaque'). */
+  readonly websocketPayload: 'mqtt' | 'opaque'
   /** Load balancer addresses (IPs or CIDR blocks) whose connections start with a PROXY header. */
   readonly trustedProxies: readonly string[]
   /** This listener's own server certificate; undefined: the gateway's (CERTGATE_TLS_CERT). */
@@ -140,6 +142,7 @@ function listenersFrom (env: NodeJS.ProcessEnv): ListenerConfig[] {
     mqttUsernameIsDeviceId: oneOf(env.CERTGATE_MQTT_USERNAME ?? 'keep', ['keep', 'device-id'], 'CERTGATE_MQTT_USERNAME') === 'device-id',
     httpForwardChain: bool(env, 'CERTGATE_HTTP_FORWARD_CHAIN', false),
     httpUpstreamTimeoutMs: int(env, 'CERTGATE_HTTP_UPSTREAM_TIMEOUT_MS', 30_000, 100, 3_600_000),
+    websocketPayload: oneOf(env.CERTGATE_WEBSOCKET_PAYLOAD ?? 'mqtt', ['mqtt', 'opaque'], 'CERTGATE_WEBSOCKET_PAYLOAD'),
     trustedProxies: addressList((env.CERTGATE_TRUSTED_PROXIES ?? '').split(',').map((s) => s.trim()).filter((s) => s !== ''), 'CERTGATE_TRUSTED_PROXIES'),
     tlsCertFile: undefined,
     tlsKeyFile: undefined
@@ -162,7 +165,7 @@ function listenersFrom (env: NodeJS.ProcessEnv): ListenerConfig[] {
   }, 'CERTGATE_UPSTREAM')]
 }
 
-const LISTENER_KEYS = ['name', 'listen', 'protocol', 'upstream', 'upstreamProxyProtocol', 'mqttUsername', 'httpForwardChain', 'httpUpstreamTimeoutMs', 'trustedProxies', 'tlsCert', 'tlsKey'] as const
+const LISTENER_KEYS = ['name', 'listen', 'protocol', 'upstream', 'upstreamProxyProtocol', 'mqttUsername', 'httpForwardChain', 'httpUpstreamTimeoutMs', 'websocketPayload', 'trustedProxies', 'tlsCert', 'tlsKey'] as const
 
 function listenersFromFile (file: string, defaults: Omit<ListenerConfig, 'name' | 'listen' | 'protocol' | 'upstream'>): ListenerConfig[] {
   let doc: unknown
@@ -208,6 +211,7 @@ function listenersFromFile (file: string, defaults: Omit<ListenerConfig, 'name' 
       mqttUsernameIsDeviceId: oneOf(str('mqttUsername', defaults.mqttUsernameIsDeviceId ? 'device-id' : 'keep'), ['keep', 'device-id'], `${at}.mqttUsername`) === 'device-id',
       httpForwardChain: flag('httpForwardChain', defaults.httpForwardChain),
       httpUpstreamTimeoutMs: timeout,
+      websocketPayload: oneOf(str('websocketPayload', defaults.websocketPayload), ['mqtt', 'opaque'], `${at}.websocketPayload`),
       trustedProxies: addressList(proxies as string[], `${at}.trustedProxies`),
       tlsCertFile: raw.tlsCert === undefined ? undefined : resolve(str('tlsCert')),
       tlsKeyFile: raw.tlsKey === undefined ? undefined : resolve(str('tlsKey'))

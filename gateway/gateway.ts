@@ -199,6 +199,8 @@ function forwarderFor (l: ListenerConfig, upstream: HostPort, config: Config, me
         connectTimeoutMs,
         upstreamTimeoutMs: l.httpUpstreamTimeoutMs,
         forwardChain: l.httpForwardChain,
+        websocketPayload: l.websocketPayload,
+        mqttUsernameIsDeviceId: l.mqttUsernameIsDeviceId,
         maxUpstreamConnections: 256,
         onRequest: (outcome) => { metrics.httpRequest(l.name, outcome) },
         onFailure: (f) => { log.warn({ event: 'http_failed', listener: l.name, ...f }, 'request not forwarded') }

@@ -20,5 +20,9 @@ if (files.length === 0) {
   console.error('run-tests: no test files found under dist/ (did the build run?)')
   process.exit(1)
 }
-const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', ...files], { stdio: 'inherit' })
+// --test-force-exit: a test that failed by timing out cannot leave its file's process hanging on
+// the servers it opened; the overall deadline keeps a stuck run far inside CI's limit.
+const DEADLINE_MS = 20 * 60 * 1000
+const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', '--test-force-exit', ...files], { stdio: 'inherit', timeout: DEADLINE_MS, killSignal: 'SIGKILL' })
+if (r.error !== undefined) console.error(`run-tests: ${r.error.message} (deadline ${DEADLINE_MS / 60000} min)`)
 process.exit(r.status ?? 1)

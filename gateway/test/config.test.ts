@@ -39,6 +39,7 @@ test('an empty environment gives the defaults', () => {
     mqttUsernameIsDeviceId: false,
     httpForwardChain: false,
     httpUpstreamTimeoutMs: 30_000,
+    websocketPayload: 'mqtt',
     trustedProxies: [],
     tlsCertFile: undefined,
     tlsKeyFile: undefined

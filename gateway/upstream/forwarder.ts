@@ -84,10 +84,24 @@ export async function connectUpstream (target: HostPort, timeoutMs: number, heal
 export type StreamGuard = (chunk: Buffer) => { readonly detail: string, readonly at: number, readonly farewell?: Buffer } | undefined
 
 /**
- * Pumps both ways with backpressure until either side closes; then closes the other. Resolves
- * with how it ended, once both are closed.
+ * Turns each chunk from the device into what the upstream gets (`out`); with `detail`, that is
+ * the last of it and the connection ends, the device first getting `farewell` if given.
  */
-export async function pump (device: Duplex, upstream: Socket, guard?: StreamGuard): Promise<Ended> {
+export type StreamFilter = (chunk: Buffer) => { readonly out: readonly Buffer[], readonly detail?: string, readonly farewell?: Buffer | undefined }
+
+/** A guard as a filter: chunks pass unchanged (no copy) until the guard objects. */
+export function guarded (guard: StreamGuard): StreamFilter {
+  return (chunk) => {
+    const bad = guard(chunk)
+    return bad === undefined ? { out: [chunk] } : { out: bad.at > 0 ? [chunk.subarray(0, bad.at)] : [], detail: bad.detail, farewell: bad.farewell }
+  }
+}
+
+/**
+ * Pumps both ways with backpressure until either side closes; then closes the other. Resolves
+ * with how it ended, once both are closed. A filter, if given, sees the device's bytes first.
+ */
+export async function pump (device: Duplex, upstream: Socket, filter?: StreamFilter): Promise<Ended> {
   return await new Promise((resolve) => {
     let ended: Ended | undefined
     let upstreamError: string | undefined
@@ -106,19 +120,21 @@ export async function pump (device: Duplex, upstream: Socket, guard?: StreamGuar
     device.once('close', onClose('device'))
     upstream.once('close', onClose('upstream'))
     upstream.pipe(device)
-    if (guard === undefined) { device.pipe(upstream); return }
+    if (filter === undefined) { device.pipe(upstream); return }
     device.on('data', (chunk: Buffer) => {
       if (ended !== undefined) return
-      const bad = guard(chunk)
-      if (bad === undefined) {
-        if (!upstream.write(chunk)) device.pause()
+      const r = filter(chunk)
+      let ok = true
+      for (const b of r.out) ok = upstream.write(b)
+      if (r.detail === undefined) {
+        if (!ok) device.pause()
         return
       }
-      ended = { by: 'protocol', detail: bad.detail }
-      upstream.end(chunk.subarray(0, bad.at))
-      if (bad.farewell === undefined) device.destroy()
+      ended = { by: 'protocol', detail: r.detail }
+      upstream.end()
+      if (r.farewell === undefined) device.destroy()
       else {
-        device.end(bad.farewell)
+        device.end(r.farewell)
         setTimeout(() => device.destroy(), 1000).unref()
       }
     })

@@ -3,8 +3,9 @@
 // learns who is asking from x-certgate-device-id and x-forwarded-client-cert (Envoy's format);
 // copies a device sends of these, or of any x-certgate-* header, are dropped first. Failures are
 // answered 502 (unreachable, reset) or 504 (too slow), 503 at once while the upstream is known
-// down, each with a JSON reason. A WebSocket upgrade (MQTT over WebSockets, say) is passed through
-// to the upstream with the same identity headers, then pumped.
+// down, each with a JSON reason. A WebSocket upgrade is passed through to the upstream with the
+// same identity headers, then pumped; by default its payload is MQTT held to mqtt mode's rules
+// (CONNECT clientId = deviceId, username policy, no second CONNECT).
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
@@ -13,6 +14,7 @@ import { Pool } from 'undici'
 import { connectUpstream, pump, type DeviceConnection, type Ended, type Forwarder, type HostPort } from './forwarder.js'
 import type { UpstreamHealth } from './upstream-health.js'
 import { xfccValue } from './xfcc.js'
+import { webSocketMqttFilter } from './websocket-mqtt.js'
 import { sanitize } from '../proxy-protocol/v2-header.js'
 
 export const HTTP_OUTCOMES = ['1xx', '2xx', '3xx', '4xx', '5xx', 'upstream_unavailable', 'upstream_timeout', 'upstream_failed_midway', 'device_aborted', 'upgraded', 'upgrade_refused'] as const
@@ -26,6 +28,10 @@ export interface HttpForwarderOptions {
   readonly upstreamTimeoutMs: number
   /** Put the certificate and chain (URL-encoded PEM) in x-forwarded-client-cert. */
   readonly forwardChain: boolean
+  /** WebSocket payloads: 'mqtt' holds them to mqtt mode's CONNECT rules; 'opaque' passes them unchecked. */
+  readonly websocketPayload: 'mqtt' | 'opaque'
+  /** MQTT over WebSockets: the CONNECT username becomes the deviceId. */
+  readonly mqttUsernameIsDeviceId: boolean
   /** Most keep-alive connections to the upstream. */
   readonly maxUpstreamConnections: number
   readonly onRequest: (outcome: HttpOutcome) => void
@@ -49,9 +55,10 @@ interface DeviceHttp {
  * The device's headers minus forged ones, plus certgate's identity headers; minus hop-by-hop ones
  * too, except for an upgrade, whose Connection/Upgrade headers are the point.
  */
-function upstreamHeaders (raw: readonly string[], device: DeviceHttp, upgrade: boolean): string[] {
-  const hopByHop = new Set<string>(upgrade ? [] : HOP_BY_HOP)
-  if (!upgrade) {
+function upstreamHeaders (raw: readonly string[], device: DeviceHttp, upgrade: 'none' | 'mqtt' | 'opaque'): string[] {
+  // An inspected WebSocket negotiates no extension (a compressed payload could not be checked).
+  const hopByHop = new Set<string>(upgrade === 'none' ? HOP_BY_HOP : upgrade === 'mqtt' ? ['sec-websocket-extensions'] : [])
+  if (upgrade === 'none') {
     for (let i = 0; i < raw.length; i += 2) {
       if ((raw[i] as string).toLowerCase() === 'connection') for (const t of (raw[i + 1] as string).split(',')) hopByHop.add(t.trim().toLowerCase())
     }
@@ -100,7 +107,7 @@ export function createHttpForwarder (opts: HttpForwarderOptions): Forwarder {
       answered = await pool.request({
         method: req.method as 'GET',
         path: req.url ?? '/',
-        headers: upstreamHeaders(req.rawHeaders, device, false),
+        headers: upstreamHeaders(req.rawHeaders, device, 'none'),
         body: hasBody ? req : null,
         signal: aborted.signal
       })
@@ -144,15 +151,26 @@ export function createHttpForwarder (opts: HttpForwarderOptions): Forwarder {
     if (!c.ok) { refuse(c.detail.includes('probes it again') ? '503 Service Unavailable' : '502 Bad Gateway', 'upstream_unavailable', c.detail); return }
     if (socket.destroyed) { c.upstream.destroy(); return }
     // The upgrade's own Connection/Upgrade/Sec-WebSocket-* headers go through as they are.
-    const headers = upstreamHeaders(req.rawHeaders, device, true)
+    const headers = upstreamHeaders(req.rawHeaders, device, opts.websocketPayload)
     let text = `${req.method ?? 'GET'} ${req.url ?? '/'} HTTP/1.1\r\n`
     for (let i = 0; i < headers.length; i += 2) text += `${headers[i] as string}: ${headers[i + 1] as string}\r\n`
     c.upstream.write(text + '\r\n')
     if (head.length > 0) c.upstream.write(head)
     opts.onRequest('upgraded')
     // Registered before pump's own listener, so it is known before the device side closes.
-    c.upstream.once('close', () => { if (!socket.destroyed) device.ended = { by: 'upstream', detail: 'the upstream closed the WebSocket connection' } })
-    await pump(socket, c.upstream)
+    c.upstream.once('close', () => { if (!socket.destroyed) device.ended ??= { by: 'upstream', detail: 'the upstream closed the WebSocket connection' } })
+    const filter = opts.websocketPayload === 'opaque'
+      ? undefined
+      : webSocketMqttFilter({
+        deviceId: device.deviceId,
+        usernameIsDeviceId: opts.mqttUsernameIsDeviceId,
+        maxConnectBytes: 256 * 1024,
+        onRefused: (reason, detail) => {
+          device.ended = { by: 'protocol', detail: `MQTT over WebSocket: ${reason}: ${detail}` }
+          opts.onFailure({ deviceId: device.deviceId, outcome: 'upgrade_refused', detail: `MQTT over WebSocket: ${reason}: ${detail}` })
+        }
+      })
+    await pump(socket, c.upstream, filter)
   }
 
   const server = createServer({ keepAliveTimeout: 0, requestTimeout: 0, headersTimeout: 60_000 })

@@ -208,9 +208,9 @@ test('a deleted device loses its keep-alive connection; an unknown device never 
   }
 })
 
-test('WebSocket upgrade: passed through to a ws upstream with the identity headers, forged ones dropped', { timeout: 30_000 }, async () => {
+test('WebSocket upgrade (CERTGATE_WEBSOCKET_PAYLOAD=opaque): passed through to a ws upstream with the identity headers, forged ones dropped', { timeout: 30_000 }, async () => {
   const up = await startHttpUpstream()
-  const h = await gateway(up.port)
+  const h = await gateway(up.port, { CERTGATE_WEBSOCKET_PAYLOAD: 'opaque' })
   await h.addDevice('frank')
   const leaf = await issue({ cn: 'frank', issuer: pki.int2 })
   const ws = new WebSocket(`wss://localhost:${h.gw.device.port}/ws?x=1`, {
@@ -233,25 +233,48 @@ test('WebSocket upgrade: passed through to a ws upstream with the identity heade
   }
 })
 
-test('MQTT over WebSockets through certgate to a real Mosquitto websockets listener', { timeout: 30_000 }, async () => {
-  const wsPort = await freePort()
-  const broker = await startMosquitto([`listener ${wsPort} 127.0.0.1`, 'protocol websockets'])
-  const h = await gateway(wsPort)
-  await h.addDevice('gina')
-  const leaf = await issue({ cn: 'gina', issuer: pki.int2 })
+async function wssDevice (h: Harness, id: string, more: { clientId?: string, username?: string } = {}): Promise<mqtt.MqttClient> {
+  const leaf = await issue({ cn: id, issuer: pki.int2 })
   const client = mqtt.connect(`wss://localhost:${h.gw.device.port}/mqtt`, {
     ca: h.serverCa, cert: leaf.pem + pki.int2.pem + pki.int1.pem, key: leaf.keyPem,
-    clientId: 'gina', protocolVersion: 5, reconnectPeriod: 0, connectTimeout: 5000
+    clientId: more.clientId ?? id, protocolVersion: 5, reconnectPeriod: 0, connectTimeout: 5000,
+    ...(more.username === undefined ? {} : { username: more.username })
   })
+  return await new Promise((resolve, reject) => {
+    client.once('connect', () => { resolve(client) })
+    client.once('error', (err) => { client.end(true); reject(err) })
+    client.once('close', () => { reject(new Error('closed before CONNACK')) })
+  })
+}
+
+test('MQTT over WebSockets to a real Mosquitto: the CONNECT inside the frames is held to mqtt mode\'s rules', { timeout: 30_000 }, async () => {
+  const wsPort = await freePort()
+  const broker = await startMosquitto([`listener ${wsPort} 127.0.0.1`, 'protocol websockets', 'acl_file $DIR/acl'], { acl: 'pattern readwrite devices/%u/#\n' })
+  const h = await gateway(wsPort, { CERTGATE_MQTT_USERNAME: 'device-id' })
+  for (const id of ['gina', 'hank', 'ivan']) await h.addDevice(id)
+  const clients: mqtt.MqttClient[] = []
   try {
-    await new Promise((resolve, reject) => { client.once('connect', resolve); client.once('error', reject) })
-    await client.subscribeAsync('ws/t', { qos: 1 })
-    const got = new Promise<string>((resolve) => client.once('message', (_t, p) => { resolve(p.toString()) }))
-    await client.publishAsync('ws/t', 'over websockets', { qos: 1 })
-    assert.equal(await got, 'over websockets')
-    assert.match(broker.log(), /New client connected .* as gina/)
+    const hank = await wssDevice(h, 'hank')
+    const gina = await wssDevice(h, 'gina', { username: 'hank' }) // claims to be hank
+    clients.push(hank, gina)
+    await hank.subscribeAsync('devices/hank/#', { qos: 1 })
+    await gina.subscribeAsync('devices/hank/#', { qos: 1 })
+    await gina.subscribeAsync('devices/gina/#', { qos: 1 })
+    const hankReads = new Promise<string>((resolve) => hank.once('message', (_t, p) => { resolve(p.toString()) }))
+    const ginaReads = new Promise<string>((resolve) => gina.on('message', (t, p) => { if (t.startsWith('devices/hank/')) resolve(p.toString()) }))
+    await hank.publishAsync('devices/hank/telemetry', 'hank-data', { qos: 1 })
+    assert.equal(await hankReads, 'hank-data')
+    assert.equal(await Promise.race([ginaReads, new Promise((resolve) => setTimeout(() => { resolve('nothing') }, 700))]), 'nothing', 'gina read hank\'s topic over WebSockets')
+    const own = new Promise<string>((resolve) => gina.on('message', (t, p) => { if (t === 'devices/gina/x') resolve(p.toString()) }))
+    await gina.publishAsync('devices/gina/x', 'gina-data', { qos: 1 })
+    assert.equal(await own, 'gina-data')
+    assert.match(broker.log(), /New client connected .* as gina .*u'gina'/)
+
+    await assert.rejects(wssDevice(h, 'ivan', { clientId: 'hank' }), /Identifier rejected|identifier/i)
+    await h.waitForLog((l) => l.event === 'closed' && l.reason === 'mqtt_protocol_error' && l.deviceId === 'ivan' && /mqtt_client_id_mismatch/.test(l.detail ?? ''))
+    assert.equal(hank.connected, true, 'hank\'s session was not taken over')
   } finally {
-    await client.endAsync()
+    await Promise.all(clients.map(async (c) => { await c.endAsync(true) }))
     await h.close()
     await broker.stop()
   }
