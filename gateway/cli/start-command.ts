@@ -24,11 +24,6 @@ export async function startCommand (args: readonly string[], ctx: CliContext, en
   // Loaded here so the other commands do not pay for the gateway's modules.
   const { startGateway } = await import('../gateway.js')
   const gw = await startGateway(config)
-  const fmt = (a: { host: string, port: number }): string => a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`
-  // One line per device listener; the listener's name and protocol follow when there are several.
-  for (const l of gw.listeners) {
-    ctx.out(`certgate listening device=${fmt(l.address)} admin=${fmt(gw.admin)}${gw.listeners.length > 1 ? ` listener=${l.name} protocol=${l.protocol}` : ''}\n`)
-  }
   let stopping = false
   const stop = (signal: string): void => {
     if (stopping) return
@@ -39,7 +34,13 @@ export async function startCommand (args: readonly string[], ctx: CliContext, en
       process.exit(1)
     })
   }
+  // Before the listening lines: a script may send SIGTERM the moment it reads them.
   process.on('SIGTERM', () => { stop('SIGTERM') })
   process.on('SIGINT', () => { stop('SIGINT') })
+  const fmt = (a: { host: string, port: number }): string => a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`
+  // One line per device listener; the listener's name and protocol follow when there are several.
+  for (const l of gw.listeners) {
+    ctx.out(`certgate listening device=${fmt(l.address)} admin=${fmt(gw.admin)}${gw.listeners.length > 1 ? ` listener=${l.name} protocol=${l.protocol}` : ''}\n`)
+  }
   return -1
 }

@@ -279,3 +279,29 @@ test('MQTT over WebSockets to a real Mosquitto: the CONNECT inside the frames is
     await broker.stop()
   }
 })
+
+test('a keep-alive connection lives while used and closes after CERTGATE_IDLE_TIMEOUT_S of silence', { timeout: 30_000 }, async () => {
+  const up = await startHttpUpstream()
+  const h = await gateway(up.port, { CERTGATE_IDLE_TIMEOUT_S: '2' })
+  await h.addDevice('jane')
+  const client = deviceClient(h, await issue({ cn: 'jane', issuer: pki.int2 }))
+  try {
+    const disconnected = new Promise<number>((resolve) => client.once('disconnect', () => { resolve(Date.now()) }))
+    // Requests 1.2 s apart keep it open past the 2 s idle limit, on one connection.
+    let lastTraffic = 0
+    for (let i = 0; i < 3; i++) {
+      const r = await client.request({ path: '/', method: 'GET' })
+      await r.body.text()
+      lastTraffic = Date.now()
+      await new Promise((resolve) => setTimeout(resolve, 1200))
+    }
+    const quiet = await disconnected - lastTraffic
+    assert.ok(quiet >= 1900 && quiet < 4000, `closed ${quiet} ms after the last traffic`)
+    assert.equal(h.logs.filter((l) => l.event === 'authenticated').length, 1, 'all requests on one connection')
+    await h.waitForLog((l) => l.event === 'closed' && l.reason === 'idle' && l.deviceId === 'jane')
+  } finally {
+    await client.close()
+    await h.close()
+    await up.close()
+  }
+})
