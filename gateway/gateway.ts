@@ -1,14 +1,14 @@
 // Wires one gateway process together from a frozen Config: registry, validator pool, forwarder,
 // device listener, live connections and revocation, admin listener. Owns start-up order and
 // shutdown (stop accepting, drain, close); knows nothing of X.509 rules or TLS details.
-import { join } from 'node:path'
 import { pino, type Logger } from 'pino'
 import type { Config, HostPort } from './config.js'
 import { adminToken, ensureDataDir, serverCertificate } from './data-dir.js'
-import { openSqliteRegistry } from './registry/sqlite-registry.js'
+import { openRegistry } from './registry/open-registry.js'
+import { withRelayedChanges, type ChangeRelay } from './registry/relayed-changes.js'
 import type { Registry } from './registry/types.js'
 import { createValidator } from './validation/validator-pool.js'
-import { createMetrics } from './metrics.js'
+import { createMetrics, type Metrics } from './metrics.js'
 import { createLiveConnections } from './live/live-connections.js'
 import { startRevocation } from './live/revocation.js'
 import { startDeviceListener } from './tls/device-listener.js'
@@ -22,7 +22,6 @@ import { createRefusalMemory } from './auth/refusal-memory.js'
 import { createCertificateRoutes } from './admin/certificate-routes.js'
 import { createDeviceRoutes } from './admin/device-routes.js'
 import { createImportRoute } from './admin/import-route.js'
-import { openAuditLog } from './admin/audit-log.js'
 
 export interface Gateway {
   readonly device: HostPort
@@ -38,7 +37,17 @@ export interface Gateway {
 
 const LISTENER = 'device'
 
-export async function startGateway (config: Config, deps: { log?: Logger } = {}): Promise<Gateway> {
+/** What a gateway process running in a group (CERTGATE_PROCESSES > 1) gets from the group. */
+export interface GroupLink {
+  /** Registry changes made by the other processes (used with SQLite; PostgreSQL announces its own). */
+  readonly changes: ChangeRelay
+  /** Lets the group collect this process's metrics. */
+  shareMetrics: (metrics: Metrics) => void
+  /** The metrics of every process in the group, as Prometheus text. */
+  metricsText: () => Promise<string>
+}
+
+export async function startGateway (config: Config, deps: { log?: Logger, group?: GroupLink } = {}): Promise<Gateway> {
   const log = deps.log ?? pino({ level: config.logLevel, base: { service: 'certgate' } })
   if (config.protocol === 'http') throw new Error('CERTGATE_PROTOCOL=http is not implemented in this version; use tcp or mqtt')
   ensureDataDir(config.dataDir)
@@ -46,8 +55,16 @@ export async function startGateway (config: Config, deps: { log?: Logger } = {})
   const tls = await serverCertificate(config.dataDir, config.tlsCertFile, config.tlsKeyFile)
   if (tls.generated) log.warn({ dataDir: config.dataDir }, 'using a generated development server certificate; set CERTGATE_TLS_CERT and CERTGATE_TLS_KEY in production')
 
-  const registry = openSqliteRegistry(join(config.dataDir, 'registry.sqlite'))
+  const opened = await openRegistry(config, {
+    onState: (s) => {
+      if (s.state === 'lost') log.error({ event: 'registry_lost', err: s.error, retryInMs: s.retryInMs }, 'lost the PostgreSQL registry: refusing new devices until it is back (connected devices stay)')
+      else log.warn({ event: 'registry_restored' }, 'PostgreSQL registry reachable again: rechecking live devices and trusted CAs')
+    },
+    onAuditError: (err) => { log.error({ err }, 'an audit record could not be written') }
+  })
+  const registry = deps.group !== undefined && opened.backend === 'sqlite' ? withRelayedChanges(opened.registry, deps.group.changes) : opened.registry
   const metrics = createMetrics([LISTENER], async () => ({ cas: await registry.listCas(), devices: await registry.countDevices() }))
+  deps.group?.shareMetrics(metrics)
   const validator = createValidator({ threads: config.workers, maxQueue: config.maxValidationQueue, cacheEntries: config.intermediateCacheEntries }, { onValidated: metrics.validated })
   const live = createLiveConnections({ maxConnectionAgeMs: config.maxConnectionAgeMs })
   const stopRevocation = await startRevocation({
@@ -111,9 +128,9 @@ export async function startGateway (config: Config, deps: { log?: Logger } = {})
     { listen: config.adminListen, token, maxBodyBytes: 256 * 1024 },
     {
       ready: () => ready,
-      metricsText: metrics.metricsText,
+      metricsText: deps.group?.metricsText ?? metrics.metricsText,
       routes: [createCertificateRoutes({ registry, cas: caService }), createDeviceRoutes({ registry, liveCount: (id) => live.byDevice(id).length }), createImportRoute({ registry })],
-      audit: openAuditLog(join(config.dataDir, 'audit.log'))
+      audit: opened.audit
     }
   )
 

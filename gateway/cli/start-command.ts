@@ -11,7 +11,8 @@ Runs the gateway, configured by the CERTGATE_* environment variables (see README
 CERTGATE_DATA_DIR, CERTGATE_LISTEN, CERTGATE_PROTOCOL, CERTGATE_UPSTREAM, CERTGATE_ADMIN_LISTEN,
 CERTGATE_ADMIN_TOKEN, CERTGATE_TLS_CERT, CERTGATE_TLS_KEY and more. Once listening it prints
   certgate listening device=<host>:<port> admin=<host>:<port>
-SIGTERM (or SIGINT) stops accepting, drains and exits 0.
+SIGTERM (or SIGINT) stops accepting, drains and exits 0. With CERTGATE_PROCESSES=N (N > 1) it
+runs N gateway processes sharing the ports and prints the line once.
 `
 
 /** Resolves with -1 once running: the process lives on until a signal. */
@@ -19,11 +20,17 @@ export async function startCommand (args: readonly string[], ctx: CliContext, en
   const v = parseFlags(args, {}, USAGE)
   if (v.help === true) { ctx.out(USAGE); return 0 }
   const config = configFromEnv(env)
+  // CERTGATE_PROCESSES > 1: this is either the group's primary (forks and supervises) or one of its gateway processes.
+  const { default: cluster } = await import('node:cluster')
+  if (config.processes > 1 && cluster.isPrimary) return await (await import('../cluster/process-group.js')).runProcessGroup(config, ctx)
+  const group = config.processes > 1 ? (await import('../cluster/group-member.js')).joinGroup() : undefined
   // Loaded here so the other commands do not pay for the gateway's modules.
   const { startGateway } = await import('../gateway.js')
-  const gw = await startGateway(config)
+  const gw = await startGateway(config, group === undefined ? {} : { group })
   const fmt = (a: { host: string, port: number }): string => a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`
-  ctx.out(`certgate listening device=${fmt(gw.device)} admin=${fmt(gw.admin)}\n`)
+  // In a group the primary prints the line, once.
+  if (group === undefined) ctx.out(`certgate listening device=${fmt(gw.device)} admin=${fmt(gw.admin)}\n`)
+  else group.ready(gw.device, gw.admin)
   let stopping = false
   const stop = (signal: string): void => {
     if (stopping) return

@@ -83,6 +83,12 @@ export async function startPostgres (): Promise<Postgres> {
       '-c', 'full_page_writes=off', '-c', 'max_connections=200', '-c', 'shared_buffers=32MB'], { ...ids, stdio: ['ignore', 'ignore', 'pipe'] })
     const c = child
     c.stderr?.on('data', (d: Buffer) => { log += d.toString() })
+    // A test that fails before its cleanup must neither hang the runner on this child nor leak it.
+    c.unref()
+    ;(c.stderr as { unref?: () => void } | null)?.unref?.()
+    const reap = (): void => { c.kill('SIGQUIT') }
+    process.once('exit', reap)
+    c.once('exit', () => { process.off('exit', reap) })
     // Ready when a session can run a query over the socket (bounded wait).
     const until = Date.now() + 20_000
     while (Date.now() < until) {

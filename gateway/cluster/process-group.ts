@@ -1,0 +1,105 @@
+// The primary of a process group (CERTGATE_PROCESSES > 1): prepares what the gateway processes
+// would otherwise race to create (data directory, admin token, dev certificate, schema, the
+// embedded broker), forks them with node:cluster (round-robin on one shared device port and one
+// shared admin port, each process with its own validation pool), prints the listening line once,
+// relays registry changes between them, answers /metrics with the whole group's, and on SIGTERM
+// has every process drain and waits for them. It serves no device itself. A process that dies
+// stops the group (exit 1) so the supervisor restarts it whole: a group with a hole would refuse
+// nothing it should, but its metrics and relayed revocations would be incomplete.
+import cluster, { type Worker } from 'node:cluster'
+import type { Config, HostPort } from '../config.js'
+import type { CliContext } from '../cli/context.js'
+import { adminToken, ensureDataDir, serverCertificate } from '../data-dir.js'
+import { openRegistry } from '../registry/open-registry.js'
+import { startEmbeddedBroker, type EmbeddedBroker } from '../upstream/embedded-broker.js'
+import { groupMetrics } from '../metrics.js'
+import { isMemberMessage, type MemberMessage, type PrimaryMessage } from './messages.js'
+
+const START_TIMEOUT_MS = 60_000
+
+const fmt = (a: HostPort): string => a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`
+
+/** Resolves with -1 once the group is listening (the process lives on until a signal), or 1 if it could not start. */
+export async function runProcessGroup (config: Config, ctx: CliContext): Promise<number> {
+  ensureDataDir(config.dataDir)
+  adminToken(config.dataDir, config.adminToken)
+  await serverCertificate(config.dataDir, config.tlsCertFile, config.tlsKeyFile)
+  // Migrate once, here, before the processes open the registry together.
+  await (await openRegistry(config)).registry.close()
+  let broker: EmbeddedBroker | undefined
+  const env: Record<string, string> = {}
+  if (config.upstream === undefined) {
+    // One broker for the group, so devices on different processes reach each other.
+    broker = await startEmbeddedBroker()
+    env.CERTGATE_UPSTREAM = fmt(broker)
+  }
+
+  const metricsText = groupMetrics()
+  cluster.schedulingPolicy = cluster.SCHED_RR
+  const workers: Worker[] = []
+  let stopping = false
+  const exitCodes = new Map<Worker, number>()
+
+  const relay = (from: Worker, m: PrimaryMessage): void => {
+    for (const w of workers) if (w !== from && w.isConnected()) w.send(m)
+  }
+  const onMessage = (w: Worker, m: MemberMessage): void => {
+    if (m.certgate === 'change') relay(w, { certgate: 'change', change: m.change })
+    else if (m.certgate === 'metrics_request') {
+      metricsText().then(
+        (text) => { if (w.isConnected()) w.send({ certgate: 'metrics', id: m.id, text } satisfies PrimaryMessage) },
+        (err: unknown) => { if (w.isConnected()) w.send({ certgate: 'metrics', id: m.id, error: (err as Error).message } satisfies PrimaryMessage) })
+    }
+  }
+
+  const stopAll = async (code: number): Promise<never> => {
+    stopping = true
+    const exits = workers.filter((w) => !exitCodes.has(w)).map(async (w) => { await new Promise((resolve) => w.once('exit', resolve)) })
+    for (const w of workers) if (!exitCodes.has(w) && w.process.pid !== undefined) w.process.kill('SIGTERM')
+    await Promise.all(exits)
+    await broker?.close()
+    const failed = [...exitCodes.values()].some((c) => c !== 0)
+    process.exit(code !== 0 || failed ? 1 : 0)
+  }
+
+  const ready = new Promise<Array<{ device: HostPort, admin: HostPort }>>((resolve, reject) => {
+    const addresses: Array<{ device: HostPort, admin: HostPort }> = []
+    const timer = setTimeout(() => { reject(new Error(`the gateway processes did not all start within ${START_TIMEOUT_MS / 1000} s`)) }, START_TIMEOUT_MS)
+    for (let i = 1; i <= config.processes; i++) {
+      const w = cluster.fork({ ...env, CERTGATE_PROCESS_INDEX: String(i) })
+      workers.push(w)
+      w.on('message', (m: unknown) => {
+        if (!isMemberMessage(m)) return
+        if (m.certgate === 'ready') {
+          addresses.push({ device: m.device, admin: m.admin })
+          if (addresses.length === config.processes) { clearTimeout(timer); resolve(addresses) }
+        } else onMessage(w, m)
+      })
+      // Node passes a null code for a process killed by a signal (the types say number).
+      w.once('exit', (code: number | null, signal: string | null) => {
+        exitCodes.set(w, code ?? 1)
+        if (stopping) return
+        clearTimeout(timer)
+        const why = `gateway process ${i} (pid ${w.process.pid ?? '?'}) exited with ${signal ?? `code ${code ?? '?'}`}`
+        reject(new Error(why))
+        ctx.err(`certgate: ${why}; stopping the group\n`)
+        void stopAll(1)
+      })
+    }
+  })
+
+  let addresses: Array<{ device: HostPort, admin: HostPort }>
+  try {
+    addresses = await ready
+  } catch (err) {
+    ctx.err(`certgate: ${(err as Error).message}\n`)
+    return await stopAll(1)
+  }
+  const first = addresses[0] as { device: HostPort, admin: HostPort }
+  // Round-robin: the primary holds the listening sockets, so every process has the same ports.
+  ctx.out(`certgate listening device=${fmt(first.device)} admin=${fmt(first.admin)}\n`)
+  const stop = (): void => { if (!stopping) void stopAll(0) }
+  process.on('SIGTERM', stop)
+  process.on('SIGINT', stop)
+  return -1
+}
