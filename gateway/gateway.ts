@@ -48,7 +48,8 @@ export interface GroupLink {
 }
 
 export async function startGateway (config: Config, deps: { log?: Logger, group?: GroupLink } = {}): Promise<Gateway> {
-  const log = deps.log ?? pino({ level: config.logLevel, base: { service: 'certgate' } })
+  // In a process group, every line says which process wrote it.
+  const log = deps.log ?? pino({ level: config.logLevel, base: { service: 'certgate', ...(deps.group === undefined ? {} : { pid: process.pid }) } })
   if (config.protocol === 'http') throw new Error('CERTGATE_PROTOCOL=http is not implemented in this version; use tcp or mqtt')
   ensureDataDir(config.dataDir)
   const token = adminToken(config.dataDir, config.adminToken)
