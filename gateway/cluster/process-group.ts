@@ -1,11 +1,11 @@
 // The primary of a process group (CERTGATE_PROCESSES > 1): prepares what the gateway processes
 // would otherwise race to create (data directory, admin token, dev certificate, schema, the
-// embedded broker), forks them with node:cluster (round-robin on one shared device port and one
-// shared admin port, each process with its own validation pool), prints the listening line once,
-// relays registry changes between them, answers /metrics with the whole group's, and on SIGTERM
-// has every process drain and waits for them. It serves no device itself. A process that dies
-// stops the group (exit 1) so the supervisor restarts it whole: a group with a hole would refuse
-// nothing it should, but its metrics and relayed revocations would be incomplete.
+// embedded broker), forks them with node:cluster (one shared device port and one shared admin
+// port, round-robin by default, each process with its own validation pool), prints the listening
+// line once, relays registry changes between them, answers /metrics with the whole group's, and
+// on SIGTERM has every process drain and waits for them. It serves no device itself. A process
+// that dies stops the group (exit 1), so the supervisor restarts it whole rather than the group
+// running on, a process short, unnoticed.
 import cluster, { type Worker } from 'node:cluster'
 import type { Config, HostPort } from '../config.js'
 import type { CliContext } from '../cli/context.js'
@@ -35,7 +35,8 @@ export async function runProcessGroup (config: Config, ctx: CliContext): Promise
   }
 
   const metricsText = groupMetrics()
-  cluster.schedulingPolicy = cluster.SCHED_RR
+  // Node's default on Linux is round-robin (the primary accepts and hands connections out evenly);
+  // NODE_CLUSTER_SCHED_POLICY=none lets the processes accept from the shared socket themselves.
   const workers: Worker[] = []
   let stopping = false
   const exitCodes = new Map<Worker, number>()
