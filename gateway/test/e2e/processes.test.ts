@@ -6,7 +6,8 @@
 // holds it (the admin request is served by one process; changes reach the other over the group's
 // IPC relay, since SQLite announces nothing across processes). /metrics reports the whole group:
 // authentications summed over both processes, registry gauges not doubled. SIGTERM to the
-// group's primary drains both processes and exits 0.
+// group's primary drains both processes and exits 0. The same holds with the PostgreSQL registry
+// (a throwaway cluster), where each process hears changes through LISTEN/NOTIFY instead.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
@@ -17,15 +18,22 @@ import { fileURLToPath } from 'node:url'
 import type { MqttClient } from 'mqtt'
 import { issue, issueHierarchy } from '../../pki/issue.js'
 import { closed, connectDevice, nextMessage } from '../support/device.js'
+import { startPostgres } from '../support/postgres.js'
 
 const CLI = fileURLToPath(new URL('../../cli.js', import.meta.url))
 
 interface Line { event?: string, deviceId?: string, pid?: number, reason?: string }
 
-test('two processes share the device and admin ports; revocation reaches whichever process holds the device', async (t) => {
+for (const backend of ['sqlite', 'postgres'] as const) test(`two processes share the device and admin ports; revocation reaches whichever process holds the device (${backend})`, async (t) => {
+  const registryEnv: Record<string, string> = {}
+  if (backend === 'postgres') {
+    const pg = await startPostgres()
+    t.after(async () => { await pg.destroy() })
+    registryEnv.CERTGATE_REGISTRY_URL = await pg.createDatabase('group')
+  }
   const dataDir = mkdtempSync(join(tmpdir(), 'certgate-procs-'))
   const child = spawn(process.execPath, [CLI, 'start'], {
-    env: { ...process.env, CERTGATE_DATA_DIR: dataDir, CERTGATE_LISTEN: '127.0.0.1:0', CERTGATE_ADMIN_LISTEN: '127.0.0.1:0', CERTGATE_PROCESSES: '2', CERTGATE_WORKERS: '1', CERTGATE_DRAIN_TIMEOUT_MS: '500' },
+    env: { ...process.env, ...registryEnv, CERTGATE_DATA_DIR: dataDir, CERTGATE_LISTEN: '127.0.0.1:0', CERTGATE_ADMIN_LISTEN: '127.0.0.1:0', CERTGATE_PROCESSES: '2', CERTGATE_WORKERS: '1', CERTGATE_DRAIN_TIMEOUT_MS: '500' },
     stdio: ['ignore', 'pipe', 'pipe']
   })
   const clients: MqttClient[] = []
