@@ -26,7 +26,6 @@ export interface Postgres {
   stop: () => Promise<void>
   /** Starts it again on the same data directory and port; `tcp: false` listens on the socket only. */
   start: (opts?: { tcp?: boolean }) => Promise<void>
-  readonly pid: () => number | undefined
   /** Stops the server and removes everything. */
   destroy: () => Promise<void>
 }
@@ -144,7 +143,6 @@ export async function startPostgres (): Promise<Postgres> {
     query,
     stop,
     start,
-    pid: () => child?.pid,
     destroy: async () => {
       await stop()
       rmSync(root, { recursive: true, force: true })
