@@ -2,11 +2,12 @@
 // as one fleet. A CA's proof of possession started through gateway A (upload, code) and finished
 // through gateway B (verify) makes a device under it authenticate on both. A device disabled
 // through A's admin API loses its live connection on B within one second, measured from A's
-// answer. B survives PostgreSQL going away: meanwhile it refuses new devices as
-// registry_unavailable while an already-connected device keeps working; a device disabled through
-// A while B still cannot reach the database (A reconnects first, over the Unix socket; B uses
-// TCP) stays connected on B until B reconnects by itself, catches up and closes it; then B admits
-// devices again without being restarted. Admin changes are audited in the database's table.
+// answer, and so does a device chained to a CA deleted through A. B survives PostgreSQL going
+// away: meanwhile it refuses new devices as registry_unavailable while an already-connected
+// device keeps working; a device disabled through A while B still cannot reach the database
+// (A reconnects first, over the Unix socket; B uses TCP) stays connected on B until B reconnects
+// by itself, catches up and closes it; then B admits devices again without being restarted.
+// Admin changes are audited in the database's table.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { existsSync } from 'node:fs'
@@ -112,6 +113,34 @@ test('a device disabled through A loses its live connection on B within one seco
   t.diagnostic(`closed on B ${Math.round(ms)} ms after A answered`)
   assert.ok(ms <= 1000, `closed on B ${Math.round(ms)} ms after A answered`)
   await b.waitForLog((l) => l.event === 'closed' && l.deviceId === 'fleet-2' && l.reason === 'device_disabled')
+  c.end(true)
+})
+
+test('a CA deleted through A closes the devices chained to it on B within one second', async (t) => {
+  const other = await issueHierarchy()
+  assert.equal((await call(a, 'PUT', '/certificates/beta', { certificate: other.root.pem })).status, 201)
+  const code = (await call(a, 'POST', '/certificates/beta/generateVerificationCode')).body.verificationCode
+  assert.ok(typeof code === 'string')
+  assert.equal((await call(a, 'POST', '/certificates/beta/verify', { certificate: (await issue({ cn: code, issuer: other.root, eku: [] })).pem })).status, 200)
+  assert.equal((await enroll(a, 'beta-1')).status, 201)
+  const leaf = await issue({ cn: 'beta-1', issuer: other.int2 })
+  const end = Date.now() + 2000
+  let c: MqttClient | undefined
+  while (c === undefined) {
+    try { c = await connectDevice({ port: b.gw.device.port, serverCa: b.serverCa, leaf, chain: [other.int2, other.int1] }) } catch (err) {
+      if (Date.now() > end) throw err
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+  }
+  let closedAt = 0
+  c.once('close', () => { closedAt = performance.now() })
+  assert.equal((await call(a, 'DELETE', '/certificates/beta')).status, 204)
+  const answeredAt = performance.now()
+  await closed(c, 3000)
+  const ms = Math.max(0, closedAt - answeredAt)
+  t.diagnostic(`closed on B ${Math.round(ms)} ms after A answered`)
+  assert.ok(ms <= 1000, `closed on B ${Math.round(ms)} ms after A answered`)
+  await b.waitForLog((l) => l.event === 'closed' && l.deviceId === 'beta-1' && l.reason === 'ca_removed')
   c.end(true)
 })
 
