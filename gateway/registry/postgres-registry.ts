@@ -1,61 +1,18 @@
 // The fleet registry: PostgreSQL through `pg` (a Pool for queries, one dedicated client for
 // LISTEN). Same contract and semantics as the SQLite registry; every mutation NOTIFYs its change
 // in the same transaction, so every gateway on the database hears every change (its own are
-// emitted once, locally, at commit). Versioned migrations run at open under an advisory lock, so
-// gateways starting together migrate once. Losing the LISTEN session fails closed: every call
+// emitted once, locally, at commit). Versioned migrations (postgres-schema.ts) run at open under
+// an advisory lock, so gateways starting together migrate once. Losing the LISTEN session fails closed: every call
 // throws until it is back (a gateway that cannot hear revocations must not admit devices);
 // it reconnects by itself with bounded, jittered backoff and then emits one `bulk` change so
 // whatever it missed is caught up. Only importer of pg.
 import { EventEmitter } from 'node:events'
 import { randomBytes } from 'node:crypto'
 import pg from 'pg'
-import {
-  PreconditionFailed, type CaRecord, type DeviceInput, type DeviceRecord, type DeviceStatus,
-  type Registry, type RegistryChange
-} from './types.js'
+import { PreconditionFailed, type DeviceInput, type DeviceStatus, type Registry, type RegistryChange } from './types.js'
+import { UPSERT_DEVICES, deviceColumns, migrate, toCa, toDevice, type CaRow, type DeviceRow } from './postgres-schema.js'
 
 const CHANNEL = 'certgate_registry'
-// pg_advisory_xact_lock key for migrations: any constant shared by every certgate ("cgmg").
-const MIGRATION_LOCK = 0x63676d67
-
-const MIGRATIONS: readonly string[] = [
-  // COLLATE "C": deviceIds page in code-unit order, as on SQLite, whatever the database locale.
-  `CREATE TABLE devices (
-     device_id TEXT COLLATE "C" PRIMARY KEY,
-     auth_type TEXT NOT NULL CHECK (auth_type IN ('certificateAuthority', 'selfSigned')),
-     primary_thumbprint TEXT,
-     secondary_thumbprint TEXT,
-     status TEXT NOT NULL CHECK (status IN ('enabled', 'disabled')),
-     status_reason TEXT,
-     etag TEXT NOT NULL,
-     created_at TEXT NOT NULL,
-     updated_at TEXT NOT NULL
-   );
-   CREATE TABLE cas (
-     name TEXT COLLATE "C" PRIMARY KEY,
-     certificate BYTEA NOT NULL,
-     subject TEXT NOT NULL,
-     thumbprint TEXT NOT NULL,
-     not_after TEXT NOT NULL,
-     is_verified BOOLEAN NOT NULL DEFAULT false,
-     verification_code TEXT,
-     verification_code_expiry TEXT,
-     verification_code_thumbprint TEXT,
-     etag TEXT NOT NULL,
-     created_at TEXT NOT NULL,
-     updated_at TEXT NOT NULL
-   );
-   CREATE TABLE audit_log (
-     id BIGSERIAL PRIMARY KEY,
-     time TIMESTAMPTZ NOT NULL,
-     caller TEXT NOT NULL,
-     action TEXT NOT NULL,
-     resource TEXT NOT NULL,
-     result TEXT NOT NULL,
-     status INTEGER NOT NULL,
-     error TEXT
-   );`
-]
 
 /** One audit record, as the admin API writes it. */
 export interface AuditRow {
@@ -80,33 +37,8 @@ export interface PostgresRegistryOptions {
   readonly onState?: (s: ConnectionState) => void
 }
 
-interface DeviceRow {
-  device_id: string, auth_type: DeviceRecord['authType'], primary_thumbprint: string | null, secondary_thumbprint: string | null,
-  status: DeviceStatus, status_reason: string | null, etag: string, created_at: string, updated_at: string
-}
-interface CaRow {
-  name: string, certificate: Buffer, subject: string, thumbprint: string, not_after: string, is_verified: boolean,
-  verification_code: string | null, verification_code_expiry: string | null, verification_code_thumbprint: string | null,
-  etag: string, created_at: string, updated_at: string
-}
-
 const newEtag = (): string => randomBytes(9).toString('base64url')
 const nowIso = (): string => new Date().toISOString()
-
-function toDevice (r: DeviceRow): DeviceRecord {
-  return {
-    deviceId: r.device_id, authType: r.auth_type, primaryThumbprint: r.primary_thumbprint, secondaryThumbprint: r.secondary_thumbprint,
-    status: r.status, statusReason: r.status_reason, etag: r.etag, createdAt: r.created_at, updatedAt: r.updated_at
-  }
-}
-
-function toCa (r: CaRow): CaRecord {
-  return {
-    name: r.name, certificateDer: new Uint8Array(r.certificate), subject: r.subject, thumbprint: r.thumbprint, notAfter: r.not_after,
-    isVerified: r.is_verified, verificationCode: r.verification_code, verificationCodeExpiry: r.verification_code_expiry,
-    verificationCodeFor: r.verification_code_thumbprint, etag: r.etag, createdAt: r.created_at, updatedAt: r.updated_at
-  }
-}
 
 function checkMatch (stored: { etag: string } | undefined, ifMatch: string | undefined): void {
   if (ifMatch === undefined) return
@@ -116,17 +48,6 @@ function checkMatch (stored: { etag: string } | undefined, ifMatch: string | und
 /** The URL without its password, for messages. */
 export function redactUrl (url: string): string {
   return url.replace(/^([a-z]+:\/\/[^:@/]*):[^@/]*@/i, '$1:***@').replace(/([?&]password=)[^&]*/i, '$1***')
-}
-
-const UPSERT_DEVICES = `INSERT INTO devices
-  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])
-  ON CONFLICT (device_id) DO UPDATE SET auth_type = excluded.auth_type, primary_thumbprint = excluded.primary_thumbprint,
-    secondary_thumbprint = excluded.secondary_thumbprint, status = excluded.status, status_reason = excluded.status_reason,
-    etag = excluded.etag, updated_at = excluded.updated_at`
-
-function deviceColumns (rows: readonly DeviceRow[]): unknown[] {
-  const keys = ['device_id', 'auth_type', 'primary_thumbprint', 'secondary_thumbprint', 'status', 'status_reason', 'etag', 'created_at', 'updated_at'] as const
-  return keys.map((k) => rows.map((r) => r[k]))
 }
 
 export async function openPostgresRegistry (opts: PostgresRegistryOptions): Promise<PostgresRegistry> {
@@ -143,7 +64,8 @@ export async function openPostgresRegistry (opts: PostgresRegistryOptions): Prom
   }
 
   try {
-    await migrate(pool)
+    const session = await pool.connect()
+    try { await migrate(session) } finally { session.release() }
   } catch (err) {
     await pool.end()
     throw new Error(`the PostgreSQL registry at ${where} could not be opened: ${(err as Error).message}`, { cause: err })
@@ -346,27 +268,5 @@ export async function openPostgresRegistry (opts: PostgresRegistryOptions): Prom
       })()
       await closed.promise
     }
-  }
-}
-
-async function migrate (pool: pg.Pool): Promise<void> {
-  const c = await pool.connect()
-  try {
-    await c.query('BEGIN')
-    // Two gateways starting at once: the second waits here, then finds the schema current.
-    await c.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK])
-    await c.query('CREATE TABLE IF NOT EXISTS certgate_schema (version INTEGER NOT NULL)')
-    const [row] = (await c.query<{ version: number }>('SELECT version FROM certgate_schema')).rows
-    if (row === undefined) await c.query('INSERT INTO certgate_schema (version) VALUES (0)')
-    const version = row?.version ?? 0
-    if (version > MIGRATIONS.length) throw new Error(`the registry database is at schema version ${version}, newer than this certgate (${MIGRATIONS.length}); upgrade certgate`)
-    for (let v = version; v < MIGRATIONS.length; v++) await c.query(MIGRATIONS[v] as string)
-    await c.query('UPDATE certgate_schema SET version = $1', [Math.max(version, MIGRATIONS.length)])
-    await c.query('COMMIT')
-  } catch (err) {
-    await c.query('ROLLBACK').catch(() => undefined)
-    throw err
-  } finally {
-    c.release()
   }
 }
