@@ -59,6 +59,10 @@ export interface Config {
   readonly drainTimeoutMs: number
   readonly maxConnectionAgeMs: number
   readonly logLevel: string
+  /** postgres://… for a fleet registry shared by several gateways; undefined: SQLite in dataDir. */
+  readonly registryUrl: string | undefined
+  /** Gateway processes sharing the device port (node:cluster). */
+  readonly processes: number
 }
 
 export class ConfigError extends Error {
@@ -120,7 +124,9 @@ export function configFromEnv (env: NodeJS.ProcessEnv): Config {
     verificationCodeTtlMs: int(env, 'CERTGATE_VERIFICATION_CODE_TTL_S', 3600, 1, 30 * 86400) * 1000,
     drainTimeoutMs: int(env, 'CERTGATE_DRAIN_TIMEOUT_MS', 10_000, 0, 600_000),
     maxConnectionAgeMs: int(env, 'CERTGATE_MAX_CONNECTION_AGE_S', 0, 0, 365 * 86400) * 1000,
-    logLevel: env.CERTGATE_LOG_LEVEL ?? 'info'
+    logLevel: env.CERTGATE_LOG_LEVEL ?? 'info',
+    registryUrl: parseRegistryUrl(env.CERTGATE_REGISTRY_URL),
+    processes: int(env, 'CERTGATE_PROCESSES', 1, 1, 64)
   })
 }
 
@@ -248,3 +254,19 @@ function addressList (entries: readonly string[], what: string): readonly string
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
+
+function parseRegistryUrl (value: string | undefined): string | undefined {
+  if (value === undefined || value === '') return undefined
+  const usage = 'must be postgres://user:password@host:port/database (unset it for the embedded SQLite registry)'
+  let url: URL
+  // Never echo the value: it may hold a password.
+  try {
+    // postgres://user@/database?host=/run/postgresql (a Unix socket) has an empty host, as libpq allows.
+    url = new URL(value.replace(/^(postgres(?:ql)?:\/\/[^/]*@)\//, '$1unix-socket/'))
+  } catch { throw new ConfigError(`CERTGATE_REGISTRY_URL is not a URL; it ${usage}`) }
+  const noHost = url.hostname === '' || url.hostname === 'unix-socket'
+  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') throw new ConfigError(`CERTGATE_REGISTRY_URL has the scheme "${url.protocol.slice(0, 20)}"; it ${usage}`)
+  if (noHost && !url.searchParams.has('host')) throw new ConfigError(`CERTGATE_REGISTRY_URL names no host; it ${usage}`)
+  if (url.pathname.length <= 1) throw new ConfigError(`CERTGATE_REGISTRY_URL names no database; it ${usage}`)
+  return value
+}

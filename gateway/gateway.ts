@@ -1,15 +1,15 @@
 // Wires one gateway process together from a frozen Config: registry, validator pool, forwarder,
 // device listener, live connections and revocation, admin listener. Owns start-up order and
 // shutdown (stop accepting, drain, close); knows nothing of X.509 rules or TLS details.
-import { join } from 'node:path'
 import { BlockList, isIPv6 } from 'node:net'
 import { pino, type Logger } from 'pino'
 import type { Config, HostPort, ListenerConfig, Protocol } from './config.js'
 import { adminToken, ensureDataDir, serverCertificate } from './data-dir.js'
-import { openSqliteRegistry } from './registry/sqlite-registry.js'
+import { openRegistry } from './registry/open-registry.js'
+import { withRelayedChanges, type ChangeRelay } from './registry/relayed-changes.js'
 import type { Registry } from './registry/types.js'
 import { createValidator } from './validation/validator-pool.js'
-import { createMetrics } from './metrics.js'
+import { createMetrics, type Metrics } from './metrics.js'
 import { createLiveConnections } from './live/live-connections.js'
 import { startRevocation } from './live/revocation.js'
 import { startDeviceListener } from './tls/device-listener.js'
@@ -19,7 +19,6 @@ import { createMqttForwarder } from './upstream/mqtt-forwarder.js'
 import { createHttpForwarder } from './upstream/http-forwarder.js'
 import { createUpstreamHealth } from './upstream/upstream-health.js'
 import { encodeV2 } from './proxy-protocol/v2-header.js'
-import type { Metrics } from './metrics.js'
 import { startEmbeddedBroker, type EmbeddedBroker } from './upstream/embedded-broker.js'
 import { startAdminServer } from './admin/admin-server.js'
 import { createCaService, type CaService } from './control/ca-service.js'
@@ -27,7 +26,6 @@ import { createRefusalMemory } from './auth/refusal-memory.js'
 import { createCertificateRoutes } from './admin/certificate-routes.js'
 import { createDeviceRoutes } from './admin/device-routes.js'
 import { createImportRoute } from './admin/import-route.js'
-import { openAuditLog } from './admin/audit-log.js'
 
 export interface StartedListener {
   readonly name: string
@@ -49,15 +47,35 @@ export interface Gateway {
   close: () => Promise<void>
 }
 
-export async function startGateway (config: Config, deps: { log?: Logger } = {}): Promise<Gateway> {
-  const log = deps.log ?? pino({ level: config.logLevel, base: { service: 'certgate' } })
+/** What a gateway process running in a group (CERTGATE_PROCESSES > 1) gets from the group. */
+export interface GroupLink {
+  /** Registry changes made by the other processes (used with SQLite; PostgreSQL announces its own). */
+  readonly changes: ChangeRelay
+  /** Lets the group collect this process's metrics. */
+  shareMetrics: (metrics: Metrics) => void
+  /** The metrics of every process in the group, as Prometheus text. */
+  metricsText: () => Promise<string>
+}
+
+/** `broker`: an embedded broker someone else runs (a process group's primary); else one is started here if needed. */
+export async function startGateway (config: Config, deps: { log?: Logger, group?: GroupLink, broker?: HostPort | undefined } = {}): Promise<Gateway> {
+  // In a process group, every line says which process wrote it.
+  const log = deps.log ?? pino({ level: config.logLevel, base: { service: 'certgate', ...(deps.group === undefined ? {} : { pid: process.pid }) } })
   ensureDataDir(config.dataDir)
   const token = adminToken(config.dataDir, config.adminToken)
   const tls = await serverCertificate(config.dataDir, config.tlsCertFile, config.tlsKeyFile)
   if (tls.generated) log.warn({ dataDir: config.dataDir }, 'using a generated development server certificate; set CERTGATE_TLS_CERT and CERTGATE_TLS_KEY in production')
 
-  const registry = openSqliteRegistry(join(config.dataDir, 'registry.sqlite'))
+  const opened = await openRegistry(config, {
+    onState: (s) => {
+      if (s.state === 'lost') log.error({ event: 'registry_lost', err: s.error, retryInMs: s.retryInMs }, 'lost the PostgreSQL registry: refusing new devices until it is back (connected devices stay)')
+      else log.warn({ event: 'registry_restored' }, 'PostgreSQL registry reachable again: rechecking live devices and trusted CAs')
+    },
+    onAuditError: (err) => { log.error({ err }, 'an audit record could not be written') }
+  })
+  const registry = deps.group !== undefined && opened.backend === 'sqlite' ? withRelayedChanges(opened.registry, deps.group.changes) : opened.registry
   const metrics = createMetrics(config.listeners.map((l) => l.name), async () => ({ cas: await registry.listCas(), devices: await registry.countDevices() }))
+  deps.group?.shareMetrics(metrics)
   const validator = createValidator({ threads: config.workers, maxQueue: config.maxValidationQueue, cacheEntries: config.intermediateCacheEntries }, { onValidated: metrics.validated })
   const live = createLiveConnections({ maxConnectionAgeMs: config.maxConnectionAgeMs })
   const stopRevocation = await startRevocation({
@@ -68,8 +86,10 @@ export async function startGateway (config: Config, deps: { log?: Logger } = {})
   })
 
   let broker: EmbeddedBroker | undefined
-  if (config.listeners.some((l) => l.upstream === undefined)) {
+  let brokerAt: HostPort | undefined = deps.broker
+  if (brokerAt === undefined && config.listeners.some((l) => l.upstream === undefined)) {
     broker = await startEmbeddedBroker()
+    brokerAt = broker
     log.info({ upstream: `${broker.host}:${broker.port}` }, 'no upstream configured: forwarding to the embedded MQTT broker')
   }
 
@@ -80,7 +100,7 @@ export async function startGateway (config: Config, deps: { log?: Logger } = {})
   const forwarders: Forwarder[] = []
   const started: Array<StartedListener & { stopAccepting: () => void }> = []
   for (const l of config.listeners) {
-    const upstream = l.upstream ?? broker
+    const upstream = l.upstream ?? brokerAt
     if (upstream === undefined) throw new Error(`listener ${l.name} has no upstream`)
     const forwarder = forwarderFor(l, upstream, config, metrics, log)
     forwarders.push(forwarder)
@@ -127,9 +147,9 @@ export async function startGateway (config: Config, deps: { log?: Logger } = {})
     { listen: config.adminListen, token, maxBodyBytes: 256 * 1024 },
     {
       ready: () => ready,
-      metricsText: metrics.metricsText,
+      metricsText: deps.group?.metricsText ?? metrics.metricsText,
       routes: [createCertificateRoutes({ registry, cas: caService }), createDeviceRoutes({ registry, liveCount: (id) => live.byDevice(id).length }), createImportRoute({ registry })],
-      audit: openAuditLog(join(config.dataDir, 'audit.log'))
+      audit: opened.audit
     }
   )
 

@@ -1,7 +1,7 @@
 // Every metric certgate exports, declared once. Prometheus naming, `certgate_` prefix, closed
 // label sets (no deviceIds or fingerprints), reasons pre-registered at zero so dashboards show
 // lines rather than gaps. Only importer of prom-client.
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import { CLOSE_REASONS, REFUSAL_REASONS, type CloseReason, type RefusalReason } from './reasons.js'
 import { HTTP_OUTCOMES, type HttpOutcome } from './upstream/http-forwarder.js'
 
@@ -58,13 +58,15 @@ export function createMetrics (listeners: readonly string[], fleet: () => Promis
   const validationSeconds = new Histogram({ name: 'certgate_validation_duration_seconds', help: 'Chain validation time inside a pool worker', buckets: LATENCY_BUCKETS, ...r })
   const cacheHits = new Counter({ name: 'certgate_intermediate_cache_hits_total', help: 'Verified-intermediate cache hits', ...r })
   const cacheMisses = new Counter({ name: 'certgate_intermediate_cache_misses_total', help: 'Verified-intermediate cache misses', ...r })
-  const cacheSize = new Gauge({ name: 'certgate_intermediate_cache_entries', help: 'Entries in the verified-intermediate cache of the last worker that reported', ...r })
+  const cacheSize = new Gauge({ name: 'certgate_intermediate_cache_entries', help: 'Entries in the verified-intermediate cache of the last worker that reported (the largest, across processes)', aggregator: 'max', ...r })
   const live = new Gauge({ name: 'certgate_live_connections', help: 'Authenticated connections open now', labelNames: ['listener'], ...r })
   const liveClosed = new Counter({ name: 'certgate_live_connections_closed_total', help: 'Authenticated connections certgate closed, by reason', labelNames: ['listener', 'reason'], ...r })
   const upstreamSeconds = new Histogram({ name: 'certgate_upstream_connect_duration_seconds', help: 'Time to open the upstream TCP connection (from connect() to connected)', labelNames: ['listener'], buckets: LATENCY_BUCKETS, ...r })
   const bytes = new Counter({ name: 'certgate_forwarded_bytes_total', help: 'Bytes forwarded, by direction', labelNames: ['listener', 'direction'], ...r })
   const poolQueue = new Gauge({ name: 'certgate_pool_queue_depth', help: 'Validations waiting for a worker', ...r })
-  const poolUtil = new Gauge({ name: 'certgate_pool_utilization_ratio', help: 'Worker pool utilization (0-1)', ...r })
+  // With several processes (CERTGATE_PROCESSES) counters and histograms are summed across them;
+  // a ratio is averaged, and the registry-derived gauges below are taken from one process.
+  const poolUtil = new Gauge({ name: 'certgate_pool_utilization_ratio', help: 'Worker pool utilization (0-1)', aggregator: 'average', ...r })
   const poolRunning = new Gauge({ name: 'certgate_pool_running_validations', help: 'Validations submitted and not yet finished', ...r })
   const abandoned = new Counter({ name: 'certgate_connections_abandoned_total', help: 'Devices that left after the TLS handshake, before the authentication decision', labelNames: ['listener'], ...r })
   const revocationErrors = new Counter({ name: 'certgate_revocation_errors_total', help: 'Registry changes that could not be applied to live connections (revoked devices may still be connected)', ...r })
@@ -83,6 +85,7 @@ export function createMetrics (listeners: readonly string[], fleet: () => Promis
     help: 'Registered CA certificates by verification state',
     labelNames: ['state'],
     registers: [registry],
+    aggregator: 'first',
     async collect () {
       const { cas } = await snapshot()
       this.set({ state: 'verified' }, cas.filter((c) => c.isVerified).length)
@@ -93,6 +96,7 @@ export function createMetrics (listeners: readonly string[], fleet: () => Promis
     name: 'certgate_trusted_cas',
     help: 'Verified, unexpired CAs devices may chain to',
     registers: [registry],
+    aggregator: 'first',
     async collect () {
       const { cas } = await snapshot()
       this.set(cas.filter((c) => c.isVerified && Date.parse(c.notAfter) > Date.now()).length)
@@ -103,6 +107,7 @@ export function createMetrics (listeners: readonly string[], fleet: () => Promis
     help: 'Registered devices by status',
     labelNames: ['status'],
     registers: [registry],
+    aggregator: 'first',
     async collect () {
       const { devices } = await snapshot()
       this.set({ status: 'enabled' }, devices.enabled)
@@ -114,6 +119,7 @@ export function createMetrics (listeners: readonly string[], fleet: () => Promis
     help: 'Seconds until each registered CA certificate expires (negative: expired)',
     labelNames: ['ca'],
     registers: [registry],
+    aggregator: 'first',
     async collect () {
       const { cas } = await snapshot()
       this.reset()
@@ -171,4 +177,17 @@ export function createMetrics (listeners: readonly string[], fleet: () => Promis
     setPool: (s) => { poolQueue.set(s.queueSize); poolUtil.set(s.utilization); poolRunning.set(s.running) },
     metricsText: async () => await registry.metrics()
   }
+}
+
+/** In a process of a group (CERTGATE_PROCESSES > 1): answer the group's requests for this process's metrics. */
+export function shareWithGroup (metrics: Metrics): void {
+  // Constructing one in a cluster worker installs the listener that answers the primary.
+  new AggregatorRegistry()
+  AggregatorRegistry.setRegistries([metrics.registry])
+}
+
+/** In the group's primary: every process's metrics, summed (or as each metric's aggregator says). */
+export function groupMetrics (): () => Promise<string> {
+  const aggregator = new AggregatorRegistry()
+  return async () => await aggregator.clusterMetrics()
 }

@@ -5,6 +5,9 @@
 // medians over rounds; ratios to the bare server. Writes JSON under load-tests/results/.
 //
 //   npm run bench:handshake -- [--seconds 8] [--rounds 3] [--devices 2000] [--concurrency 8]
+//   npm run bench:handshake -- --processes 1,2   (the bare server, then certgate with
+//                                                   CERTGATE_PROCESSES=1 and =2, cache warm;
+//                                                   CPU summed over every process of the group)
 import { mkdirSync, writeFileSync, readFileSync } from 'node:fs'
 import { createServer, type Socket } from 'node:net'
 import { join } from 'node:path'
@@ -20,7 +23,8 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '3' },
     devices: { type: 'string', default: '2000' },
     concurrency: { type: 'string', default: '8' },
-    workers: { type: 'string', default: '1' }
+    workers: { type: 'string', default: '1' },
+    processes: { type: 'string' }
   }
 })
 const seconds = Number(values.seconds)
@@ -45,9 +49,9 @@ async function main (): Promise<void> {
   const dirs = { certFile: join(fleet.dataDir, 'dev-server-cert.pem'), keyFile: join(fleet.dataDir, 'dev-server-key.pem'), caFile: join(fleet.dataDir, 'root.pem') }
   writeFileSync(dirs.caFile, fleet.root.pem)
 
-  const certgateEnv = (cacheEntries: number, workers = values.workers): Record<string, string> => ({
+  const certgateEnv = (cacheEntries: number, workers = values.workers, processes = '1'): Record<string, string> => ({
     CERTGATE_DATA_DIR: fleet.dataDir, CERTGATE_PROTOCOL: 'tcp', CERTGATE_UPSTREAM: `127.0.0.1:${upstream.port}`,
-    CERTGATE_WORKERS: workers, CERTGATE_INTERMEDIATE_CACHE_ENTRIES: String(cacheEntries),
+    CERTGATE_WORKERS: workers, CERTGATE_INTERMEDIATE_CACHE_ENTRIES: String(cacheEntries), CERTGATE_PROCESSES: processes,
     // Every benchmark connection comes from 127.0.0.1: per-address limits would measure themselves.
     CERTGATE_HANDSHAKE_RATE_PER_ADDRESS: '0', CERTGATE_REFUSAL_MEMORY_S: '0'
   })
@@ -55,12 +59,15 @@ async function main (): Promise<void> {
   await (await startCertgate(certgateEnv(0))).stop()
   const contexts = fleet.contexts(readFileSync(dirs.certFile, 'utf8'))
 
-  const targets: Array<{ name: string, start: () => Promise<ServerProcess> }> = [
-    { name: 'bare Node TLS (native verify)', start: async () => await startBareTls(dirs) },
-    { name: 'certgate (cache warm)', start: async () => await startCertgate(certgateEnv(10_000)) },
-    { name: 'certgate (cache off)', start: async () => await startCertgate(certgateEnv(0)) },
-    { name: 'certgate inline (cache warm)', start: async () => await startCertgate(certgateEnv(10_000, '0')) }
-  ]
+  const bare = { name: 'bare Node TLS (native verify)', start: async () => await startBareTls(dirs) }
+  const targets: Array<{ name: string, start: () => Promise<ServerProcess> }> = values.processes !== undefined
+    ? [bare, ...values.processes.split(',').map((n) => ({ name: `certgate ${n} process(es), ${values.workers} worker(s) each`, start: async () => await startCertgate(certgateEnv(10_000, values.workers, n)) }))]
+    : [
+        bare,
+        { name: 'certgate (cache warm)', start: async () => await startCertgate(certgateEnv(10_000)) },
+        { name: 'certgate (cache off)', start: async () => await startCertgate(certgateEnv(0)) },
+        { name: 'certgate inline (cache warm)', start: async () => await startCertgate(certgateEnv(10_000, '0')) }
+      ]
   const samples: Sample[] = []
   for (let r = 0; r < rounds; r++) {
     for (const t of targets) {

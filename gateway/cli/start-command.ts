@@ -4,6 +4,14 @@
 import { configFromEnv } from '../config.js'
 import { parseFlags } from './args.js'
 import type { CliContext } from './context.js'
+import type { HostPort } from '../config.js'
+
+const fmt = (a: HostPort): string => a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`
+
+/** The contract's line per device listener; the listener's name and protocol follow when there are several. */
+export function listeningLines (listeners: ReadonlyArray<{ name: string, protocol: string, address: HostPort }>, admin: HostPort): string {
+  return listeners.map((l) => `certgate listening device=${fmt(l.address)} admin=${fmt(admin)}${listeners.length > 1 ? ` listener=${l.name} protocol=${l.protocol}` : ''}\n`).join('')
+}
 
 const USAGE = `usage: certgate start
 
@@ -13,7 +21,8 @@ CERTGATE_ADMIN_TOKEN, CERTGATE_TLS_CERT, CERTGATE_TLS_KEY and more; several devi
 come from the JSON file named by CERTGATE_CONFIG. Once listening it prints, per device listener,
   certgate listening device=<host>:<port> admin=<host>:<port>
 (followed by " listener=<name> protocol=<protocol>" when there are several).
-SIGTERM (or SIGINT) stops accepting, drains and exits 0.
+SIGTERM (or SIGINT) stops accepting, drains and exits 0. With CERTGATE_PROCESSES=N (N > 1) it
+runs N gateway processes sharing the ports and prints the lines once.
 `
 
 /** Resolves with -1 once running: the process lives on until a signal. */
@@ -21,9 +30,13 @@ export async function startCommand (args: readonly string[], ctx: CliContext, en
   const v = parseFlags(args, {}, USAGE)
   if (v.help === true) { ctx.out(USAGE); return 0 }
   const config = configFromEnv(env)
+  // CERTGATE_PROCESSES > 1: this is either the group's primary (forks and supervises) or one of its gateway processes.
+  const { default: cluster } = await import('node:cluster')
+  if (config.processes > 1 && cluster.isPrimary) return await (await import('../cluster/process-group.js')).runProcessGroup(config, ctx)
+  const group = config.processes > 1 ? (await import('../cluster/group-member.js')).joinGroup() : undefined
   // Loaded here so the other commands do not pay for the gateway's modules.
   const { startGateway } = await import('../gateway.js')
-  const gw = await startGateway(config)
+  const gw = await startGateway(config, group === undefined ? {} : { group, broker: group.broker })
   let stopping = false
   const stop = (signal: string): void => {
     if (stopping) return
@@ -37,10 +50,8 @@ export async function startCommand (args: readonly string[], ctx: CliContext, en
   // Before the listening lines: a script may send SIGTERM the moment it reads them.
   process.on('SIGTERM', () => { stop('SIGTERM') })
   process.on('SIGINT', () => { stop('SIGINT') })
-  const fmt = (a: { host: string, port: number }): string => a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`
-  // One line per device listener; the listener's name and protocol follow when there are several.
-  for (const l of gw.listeners) {
-    ctx.out(`certgate listening device=${fmt(l.address)} admin=${fmt(gw.admin)}${gw.listeners.length > 1 ? ` listener=${l.name} protocol=${l.protocol}` : ''}\n`)
-  }
+  // In a group the primary prints the lines, once.
+  if (group === undefined) ctx.out(listeningLines(gw.listeners, gw.admin))
+  else group.ready(gw.listeners.map(({ name, protocol, address }) => ({ name, protocol, address })), gw.admin)
   return -1
 }

@@ -1,6 +1,8 @@
 // Applies registry changes to what is running: a new trust snapshot for the validator pool when
 // CAs change, and closing the live connections a change revokes (device disabled, deleted or
 // re-keyed; CA removed or replaced). Runs on every change event, so revocation takes effect at once.
+// Change events come from this process's registry, or — with PostgreSQL or several processes —
+// from every gateway sharing the registry, so revocation is fleet-wide.
 import { checkDevice } from '../auth/authenticate.js'
 import type { LiveConnections, LiveEntry } from './live-connections.js'
 import type { Registry, RegistryChange } from '../registry/types.js'
@@ -49,9 +51,11 @@ export async function startRevocation (deps: RevocationDeps): Promise<() => void
   }
 
   const onChange = (change: RegistryChange): void => {
+    // 'bulk' means anything may have changed (an import, or a PostgreSQL reconnect after
+    // changes went unheard): reload the trusted CAs and recheck every live device.
     const work = change.kind === 'ca'
       ? refreshTrust()
-      : change.kind === 'device' ? recheck(deps.live.byDevice(change.deviceId)) : recheck(deps.live.all())
+      : change.kind === 'device' ? recheck(deps.live.byDevice(change.deviceId)) : Promise.all([refreshTrust(), recheck(deps.live.all())])
     work.catch(deps.onError)
   }
 

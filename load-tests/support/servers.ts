@@ -1,17 +1,49 @@
 // Server processes under test, each a child process so its CPU can be read from /proc:
 // certgate itself (the CLI's `start`) and a bare Node TLS server as the same-run baseline.
 import { spawn, type ChildProcess } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 
 export interface ServerProcess { readonly pid: number, readonly port: number, stop: () => Promise<void> }
 
-/** CPU time (user + system, all threads) of a process so far, in ms, from /proc/<pid>/stat. */
-export function cpuMs (pid: number): number {
+function statFields (pid: number): string[] {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  // Fields 14 and 15 of stat (utime, stime), counted from after the command name, in clock ticks (100/s on Linux).
-  return (Number(fields[11]) + Number(fields[12])) * 10
+  // Fields after the command name (which may hold spaces and parentheses): state is [0], ppid [1].
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+}
+
+/** The process and all its live descendants (a certgate process group's gateway processes), from /proc. */
+export function processTree (pid: number): number[] {
+  const children = new Map<number, number[]>()
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue
+    let ppid: number
+    try { ppid = Number(statFields(Number(name))[1]) } catch { continue } // gone meanwhile
+    children.set(ppid, [...(children.get(ppid) ?? []), Number(name)])
+  }
+  const out: number[] = []
+  const todo = [pid]
+  while (todo.length > 0 && out.length < 10_000) {
+    const p = todo.pop() as number
+    out.push(p)
+    todo.push(...(children.get(p) ?? []))
+  }
+  return out
+}
+
+/**
+ * CPU time (user + system, all threads) so far, in ms, from /proc/<pid>/stat, of the process and
+ * every live descendant: a group started with CERTGATE_PROCESSES is measured whole.
+ */
+export function cpuMs (pid: number): number {
+  let total = 0
+  for (const p of processTree(pid)) {
+    let fields: string[]
+    try { fields = statFields(p) } catch { continue }
+    // Fields 14 and 15 of stat (utime, stime), counted from after the command name, in clock ticks (100/s on Linux).
+    total += (Number(fields[11]) + Number(fields[12])) * 10
+  }
+  return total
 }
 
 /** Resident set size of a process in bytes. */

@@ -1,0 +1,272 @@
+// The fleet registry: PostgreSQL through `pg` (a Pool for queries, one dedicated client for
+// LISTEN). Same contract and semantics as the SQLite registry; every mutation NOTIFYs its change
+// in the same transaction, so every gateway on the database hears every change (its own are
+// emitted once, locally, at commit). Versioned migrations (postgres-schema.ts) run at open under
+// an advisory lock, so gateways starting together migrate once. Losing the LISTEN session fails closed: every call
+// throws until it is back (a gateway that cannot hear revocations must not admit devices);
+// it reconnects by itself with bounded, jittered backoff and then emits one `bulk` change so
+// whatever it missed is caught up. Only importer of pg.
+import { EventEmitter } from 'node:events'
+import { randomBytes } from 'node:crypto'
+import pg from 'pg'
+import { PreconditionFailed, type DeviceInput, type DeviceStatus, type Registry, type RegistryChange } from './types.js'
+import { UPSERT_DEVICES, deviceColumns, migrate, toCa, toDevice, type CaRow, type DeviceRow } from './postgres-schema.js'
+
+const CHANNEL = 'certgate_registry'
+
+/** One audit record, as the admin API writes it. */
+export interface AuditRow {
+  readonly time: string, readonly caller: string, readonly action: string, readonly resource: string,
+  readonly result: string, readonly status: number, readonly error: string | undefined
+}
+
+export interface PostgresRegistry extends Registry {
+  appendAudit: (row: AuditRow) => Promise<void>
+}
+
+export type ConnectionState = { readonly state: 'lost', readonly error: Error, readonly retryInMs: number } | { readonly state: 'restored' }
+
+export interface PostgresRegistryOptions {
+  readonly url: string
+  readonly poolSize?: number
+  /** Reconnect backoff: doubles from min to max, jittered. */
+  readonly reconnectMinMs?: number
+  readonly reconnectMaxMs?: number
+  /** How often the LISTEN session is pinged, to notice a connection that died silently. */
+  readonly pingIntervalMs?: number
+  readonly onState?: (s: ConnectionState) => void
+}
+
+const newEtag = (): string => randomBytes(9).toString('base64url')
+const nowIso = (): string => new Date().toISOString()
+
+function checkMatch (stored: { etag: string } | undefined, ifMatch: string | undefined): void {
+  if (ifMatch === undefined) return
+  if (ifMatch === '*' ? stored === undefined : stored?.etag !== ifMatch) throw new PreconditionFailed(`If-Match ${ifMatch} does not match the current etag`)
+}
+
+/** The URL without its password, for messages. */
+export function redactUrl (url: string): string {
+  return url.replace(/^([a-z]+:\/\/[^:@/]*):[^@/]*@/i, '$1:***@').replace(/([?&]password=)[^&]*/i, '$1***')
+}
+
+export async function openPostgresRegistry (opts: PostgresRegistryOptions): Promise<PostgresRegistry> {
+  const where = redactUrl(opts.url)
+  const clientConfig = { connectionString: opts.url, connectionTimeoutMillis: 3000, keepAlive: true, query_timeout: 30_000 }
+  const pool = new pg.Pool({ ...clientConfig, max: opts.poolSize ?? 10 })
+  // An idle pooled client whose server went away emits here; the next query reconnects.
+  pool.on('error', () => undefined)
+  const origin = randomBytes(9).toString('base64url')
+  const events = new EventEmitter()
+  const emit = (c: RegistryChange): void => {
+    // A listener's failure must not turn a committed write into a reported failure.
+    try { events.emit('change', c) } catch (err) { process.emitWarning(`registry change listener failed: ${(err as Error).message}`) }
+  }
+
+  try {
+    const session = await pool.connect()
+    try { await migrate(session) } finally { session.release() }
+  } catch (err) {
+    await pool.end()
+    throw new Error(`the PostgreSQL registry at ${where} could not be opened: ${(err as Error).message}`, { cause: err })
+  }
+
+  // The change feed: while it is down, nothing is served (fail closed).
+  let listener: pg.Client | undefined
+  let closing = false
+  let attempt = 0
+  let reconnectTimer: NodeJS.Timeout | undefined
+  const minMs = opts.reconnectMinMs ?? 100
+  const maxMs = opts.reconnectMaxMs ?? 5000
+
+  async function listen (): Promise<pg.Client> {
+    const client = new pg.Client(clientConfig)
+    client.on('error', (err) => { lost(client, err) })
+    client.on('end', () => { lost(client, new Error('the LISTEN session ended')) })
+    client.on('notification', (n) => { if (n.channel === CHANNEL) heard(n.payload) })
+    try {
+      await client.connect()
+      await client.query(`LISTEN ${CHANNEL}`)
+    } catch (err) {
+      client.removeAllListeners('end')
+      await client.end().catch(() => undefined)
+      throw err
+    }
+    return client
+  }
+
+  function heard (payload: string | undefined): void {
+    let msg: { origin?: unknown, change?: RegistryChange }
+    try { msg = JSON.parse(payload ?? '') as typeof msg } catch { msg = {} }
+    if (msg.origin === origin) return // our own write: emitted at commit
+    // An unreadable notification still means "something changed": recheck everything.
+    emit(msg.change ?? { kind: 'bulk' })
+  }
+
+  function lost (client: pg.Client, error: Error): void {
+    if (client !== listener || closing) return
+    listener = undefined
+    client.removeAllListeners('end')
+    client.end().catch(() => undefined)
+    reconnectLater(error)
+  }
+
+  function reconnectLater (error: Error): void {
+    const retryInMs = Math.round(Math.min(maxMs, minMs * 2 ** Math.min(attempt, 20)) * (0.5 + Math.random() / 2))
+    attempt++
+    opts.onState?.({ state: 'lost', error, retryInMs })
+    reconnectTimer = setTimeout(() => {
+      reconnectTimer = undefined
+      listen().then((client) => {
+        if (closing) { void client.end(); return }
+        listener = client
+        attempt = 0
+        opts.onState?.({ state: 'restored' })
+        // Changes made while we were away were not heard: recheck everything.
+        emit({ kind: 'bulk' })
+      }, (err: unknown) => { if (!closing) reconnectLater(err as Error) })
+    }, retryInMs)
+  }
+
+  try {
+    listener = await listen()
+  } catch (err) {
+    await pool.end()
+    throw new Error(`the PostgreSQL registry at ${where} could not be opened: ${(err as Error).message}`, { cause: err })
+  }
+
+  // A session can die without a FIN (a partition, a killed VM): a ping notices within seconds.
+  const ping = setInterval(() => {
+    const client = listener
+    if (client === undefined) return
+    const timeout = new Promise<never>((_resolve, reject) => setTimeout(() => { reject(new Error('the LISTEN session did not answer a ping')) }, 3000).unref())
+    Promise.race([client.query('SELECT 1'), timeout]).catch((err: unknown) => { lost(client, err as Error) })
+  }, opts.pingIntervalMs ?? 5000)
+  ping.unref()
+
+  function available (): void {
+    if (closing) throw new Error('the registry is closed')
+    if (listener === undefined) throw new Error(`the PostgreSQL registry at ${where} is unreachable (reconnecting); refusing until it is back`)
+  }
+
+  async function read<R extends pg.QueryResultRow> (sql: string, params: unknown[] = []): Promise<R[]> {
+    available()
+    return (await pool.query<R>(sql, params)).rows
+  }
+
+  /** Runs `fn` in one transaction; `changes` it returns are NOTIFYd inside it and emitted after COMMIT. */
+  async function tx<T> (fn: (c: pg.PoolClient) => Promise<{ result: T, changes: readonly RegistryChange[] }>): Promise<T> {
+    available()
+    const c = await pool.connect()
+    let broken = false
+    try {
+      await c.query('BEGIN')
+      const { result, changes } = await fn(c)
+      for (const change of changes) await c.query('SELECT pg_notify($1, $2)', [CHANNEL, JSON.stringify({ origin, change })])
+      await c.query('COMMIT')
+      for (const change of changes) emit(change)
+      return result
+    } catch (err) {
+      await c.query('ROLLBACK').catch(() => { broken = true })
+      throw err
+    } finally {
+      c.release(broken)
+    }
+  }
+
+  const one = async <R extends pg.QueryResultRow>(c: pg.PoolClient, sql: string, params: unknown[]): Promise<R | undefined> => (await c.query<R>(sql, params)).rows[0]
+  const deviceRow = (d: DeviceInput, now: string): DeviceRow => ({
+    device_id: d.deviceId, auth_type: d.authType, primary_thumbprint: d.primaryThumbprint, secondary_thumbprint: d.secondaryThumbprint,
+    status: d.status, status_reason: d.statusReason, etag: newEtag(), created_at: now, updated_at: now
+  })
+  const closed = { promise: undefined as Promise<void> | undefined }
+
+  return {
+    getDevice: async (id) => { const [r] = await read<DeviceRow>('SELECT * FROM devices WHERE device_id = $1', [id]); return r === undefined ? undefined : toDevice(r) },
+    listDevices: async ({ after, limit }) => {
+      const rows = await read<DeviceRow>('SELECT * FROM devices WHERE device_id > $1 ORDER BY device_id LIMIT $2', [after ?? '', limit + 1])
+      const items = rows.slice(0, limit).map(toDevice)
+      return { items, next: rows.length > limit ? items[items.length - 1]?.deviceId : undefined }
+    },
+    putDevice: async (d, ifMatch) => await tx(async (c) => {
+      const existing = await one<DeviceRow>(c, 'SELECT * FROM devices WHERE device_id = $1 FOR UPDATE', [d.deviceId])
+      checkMatch(existing, ifMatch)
+      const row = { ...deviceRow(d, nowIso()), ...(existing === undefined ? {} : { created_at: existing.created_at }) }
+      await c.query(UPSERT_DEVICES, deviceColumns([row]))
+      return { result: { record: toDevice(row), created: existing === undefined }, changes: [{ kind: 'device', deviceId: d.deviceId }] }
+    }),
+    importDevices: async (list) => await tx(async (c) => {
+      const now = nowIso()
+      // One row per deviceId (the last wins, as when applied one by one): ON CONFLICT may not touch a row twice.
+      const byId = new Map<string, DeviceRow>()
+      for (const d of list) { byId.delete(d.deviceId); byId.set(d.deviceId, deviceRow(d, now)) }
+      const rows = [...byId.values()]
+      for (let i = 0; i < rows.length; i += 5000) await c.query(UPSERT_DEVICES, deviceColumns(rows.slice(i, i + 5000)))
+      return { result: list.length, changes: [{ kind: 'bulk' }] }
+    }),
+    deleteDevice: async (id, ifMatch) => await tx(async (c) => {
+      checkMatch(await one<DeviceRow>(c, 'SELECT * FROM devices WHERE device_id = $1 FOR UPDATE', [id]), ifMatch)
+      const deleted = ((await c.query('DELETE FROM devices WHERE device_id = $1', [id])).rowCount ?? 0) > 0
+      return { result: deleted, changes: deleted ? [{ kind: 'device', deviceId: id }] : [] }
+    }),
+    countDevices: async () => {
+      const out: Record<DeviceStatus, number> = { enabled: 0, disabled: 0 }
+      for (const r of await read<{ status: DeviceStatus, n: number }>('SELECT status, count(*)::int AS n FROM devices GROUP BY status')) out[r.status] = r.n
+      return out
+    },
+    getCa: async (name) => { const [r] = await read<CaRow>('SELECT * FROM cas WHERE name = $1', [name]); return r === undefined ? undefined : toCa(r) },
+    listCas: async () => (await read<CaRow>('SELECT * FROM cas ORDER BY name')).map(toCa),
+    putCa: async (ca, ifMatch) => await tx(async (c) => {
+      const existing = await one<CaRow>(c, 'SELECT * FROM cas WHERE name = $1 FOR UPDATE', [ca.name])
+      checkMatch(existing, ifMatch)
+      if (existing?.thumbprint === ca.thumbprint) return { result: { record: toCa(existing), created: false }, changes: [] }
+      const p = [ca.name, Buffer.from(ca.certificateDer), ca.subject, ca.thumbprint, ca.notAfter, newEtag(), nowIso()]
+      const row = existing === undefined
+        ? await one<CaRow>(c, 'INSERT INTO cas (name, certificate, subject, thumbprint, not_after, is_verified, etag, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, false, $6, $7, $7) RETURNING *', p)
+        : await one<CaRow>(c, 'UPDATE cas SET certificate = $2, subject = $3, thumbprint = $4, not_after = $5, is_verified = false, etag = $6, updated_at = $7 WHERE name = $1 RETURNING *', p)
+      return { result: { record: toCa(row as CaRow), created: existing === undefined }, changes: [{ kind: 'ca', name: ca.name }] }
+    }),
+    setVerificationCode: async (name, code, expiry) => {
+      const [r] = await read<CaRow>('UPDATE cas SET verification_code = $2, verification_code_expiry = $3, verification_code_thumbprint = thumbprint, etag = $4, updated_at = $5 WHERE name = $1 RETURNING *',
+        [name, code, expiry, newEtag(), nowIso()])
+      return r === undefined ? undefined : toCa(r)
+    },
+    consumeVerificationCode: async (name, code, thumbprint, now) => await tx<Awaited<ReturnType<Registry['consumeVerificationCode']>>>(async (c) => {
+      const row = await one<CaRow>(c, 'SELECT * FROM cas WHERE name = $1 FOR UPDATE', [name])
+      if (row === undefined) return { result: undefined, changes: [] }
+      if (row.verification_code === null) return { result: 'no_code' as const, changes: [] }
+      if (row.verification_code !== code) return { result: 'wrong_code' as const, changes: [] }
+      // Single use: a matching code is spent whatever happens next.
+      const clear = [name, newEtag(), nowIso()]
+      const clearSql = 'UPDATE cas SET verification_code = NULL, verification_code_expiry = NULL, verification_code_thumbprint = NULL, etag = $2, updated_at = $3 WHERE name = $1'
+      if (row.verification_code_thumbprint !== row.thumbprint || row.thumbprint !== thumbprint) { await c.query(clearSql, clear); return { result: 'certificate_replaced' as const, changes: [] } }
+      if ((row.verification_code_expiry ?? '') <= now) { await c.query(clearSql, clear); return { result: 'expired_code' as const, changes: [] } }
+      const verified = await one<CaRow>(c, 'UPDATE cas SET is_verified = true, verification_code = NULL, verification_code_expiry = NULL, verification_code_thumbprint = NULL, etag = $2, updated_at = $3 WHERE name = $1 RETURNING *', clear)
+      return { result: toCa(verified as CaRow), changes: [{ kind: 'ca', name }] }
+    }),
+    deleteCa: async (name, ifMatch) => await tx(async (c) => {
+      checkMatch(await one<CaRow>(c, 'SELECT * FROM cas WHERE name = $1 FOR UPDATE', [name]), ifMatch)
+      const deleted = ((await c.query('DELETE FROM cas WHERE name = $1', [name])).rowCount ?? 0) > 0
+      return { result: deleted, changes: deleted ? [{ kind: 'ca', name }] : [] }
+    }),
+    appendAudit: async (a) => {
+      await read('INSERT INTO audit_log (time, caller, action, resource, result, status, error) VALUES ($1, $2, $3, $4, $5, $6, $7)',
+        [a.time, a.caller, a.action, a.resource, a.result, a.status, a.error ?? null])
+    },
+    onChange: (listener) => { events.on('change', listener); return () => events.off('change', listener) },
+    close: async () => {
+      // Idempotent: a second close waits for the first.
+      closed.promise ??= (async () => {
+        closing = true
+        clearInterval(ping)
+        clearTimeout(reconnectTimer)
+        const l = listener
+        listener = undefined
+        l?.removeAllListeners('end')
+        await l?.end().catch(() => undefined)
+        await pool.end()
+      })()
+      await closed.promise
+    }
+  }
+}

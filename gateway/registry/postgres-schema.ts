@@ -1,0 +1,108 @@
+// The PostgreSQL registry's schema: versioned migrations (applied at open under an advisory
+// lock, so gateways starting together migrate once), the row shapes and their mapping to
+// records, and the statements shared by several operations. Talks to the database only through
+// the small SqlSession interface, so `pg` stays in postgres-registry.ts.
+import type { CaRecord, DeviceRecord, DeviceStatus } from './types.js'
+
+/** What this module needs of a database session (a pg client fits). */
+export interface SqlSession {
+  query: (sql: string, params?: unknown[]) => Promise<{ rows: unknown[] }>
+}
+
+// pg_advisory_xact_lock key for migrations: any constant shared by every certgate ("cgmg").
+const MIGRATION_LOCK = 0x63676d67
+
+const MIGRATIONS: readonly string[] = [
+  // COLLATE "C": deviceIds page in code-unit order, as on SQLite, whatever the database locale.
+  `CREATE TABLE devices (
+     device_id TEXT COLLATE "C" PRIMARY KEY,
+     auth_type TEXT NOT NULL CHECK (auth_type IN ('certificateAuthority', 'selfSigned')),
+     primary_thumbprint TEXT,
+     secondary_thumbprint TEXT,
+     status TEXT NOT NULL CHECK (status IN ('enabled', 'disabled')),
+     status_reason TEXT,
+     etag TEXT NOT NULL,
+     created_at TEXT NOT NULL,
+     updated_at TEXT NOT NULL
+   );
+   CREATE TABLE cas (
+     name TEXT COLLATE "C" PRIMARY KEY,
+     certificate BYTEA NOT NULL,
+     subject TEXT NOT NULL,
+     thumbprint TEXT NOT NULL,
+     not_after TEXT NOT NULL,
+     is_verified BOOLEAN NOT NULL DEFAULT false,
+     verification_code TEXT,
+     verification_code_expiry TEXT,
+     verification_code_thumbprint TEXT,
+     etag TEXT NOT NULL,
+     created_at TEXT NOT NULL,
+     updated_at TEXT NOT NULL
+   );
+   CREATE TABLE audit_log (
+     id BIGSERIAL PRIMARY KEY,
+     time TIMESTAMPTZ NOT NULL,
+     caller TEXT NOT NULL,
+     action TEXT NOT NULL,
+     resource TEXT NOT NULL,
+     result TEXT NOT NULL,
+     status INTEGER NOT NULL,
+     error TEXT
+   );`
+]
+
+export interface DeviceRow {
+  device_id: string, auth_type: DeviceRecord['authType'], primary_thumbprint: string | null, secondary_thumbprint: string | null,
+  status: DeviceStatus, status_reason: string | null, etag: string, created_at: string, updated_at: string
+}
+export interface CaRow {
+  name: string, certificate: Buffer, subject: string, thumbprint: string, not_after: string, is_verified: boolean,
+  verification_code: string | null, verification_code_expiry: string | null, verification_code_thumbprint: string | null,
+  etag: string, created_at: string, updated_at: string
+}
+
+export function toDevice (r: DeviceRow): DeviceRecord {
+  return {
+    deviceId: r.device_id, authType: r.auth_type, primaryThumbprint: r.primary_thumbprint, secondaryThumbprint: r.secondary_thumbprint,
+    status: r.status, statusReason: r.status_reason, etag: r.etag, createdAt: r.created_at, updatedAt: r.updated_at
+  }
+}
+
+export function toCa (r: CaRow): CaRecord {
+  return {
+    name: r.name, certificateDer: new Uint8Array(r.certificate), subject: r.subject, thumbprint: r.thumbprint, notAfter: r.not_after,
+    isVerified: r.is_verified, verificationCode: r.verification_code, verificationCodeExpiry: r.verification_code_expiry,
+    verificationCodeFor: r.verification_code_thumbprint, etag: r.etag, createdAt: r.created_at, updatedAt: r.updated_at
+  }
+}
+
+export const UPSERT_DEVICES = `INSERT INTO devices
+  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])
+  ON CONFLICT (device_id) DO UPDATE SET auth_type = excluded.auth_type, primary_thumbprint = excluded.primary_thumbprint,
+    secondary_thumbprint = excluded.secondary_thumbprint, status = excluded.status, status_reason = excluded.status_reason,
+    etag = excluded.etag, updated_at = excluded.updated_at`
+
+export function deviceColumns (rows: readonly DeviceRow[]): unknown[] {
+  const keys = ['device_id', 'auth_type', 'primary_thumbprint', 'secondary_thumbprint', 'status', 'status_reason', 'etag', 'created_at', 'updated_at'] as const
+  return keys.map((k) => rows.map((r) => r[k]))
+}
+
+/** Brings the schema up to date in one transaction; refuses a database from a newer certgate. */
+export async function migrate (c: SqlSession): Promise<void> {
+  try {
+    await c.query('BEGIN')
+    // Two gateways starting at once: the second waits here, then finds the schema current.
+    await c.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK])
+    await c.query('CREATE TABLE IF NOT EXISTS certgate_schema (version INTEGER NOT NULL)')
+    const row = (await c.query('SELECT version FROM certgate_schema')).rows[0] as { version: number } | undefined
+    if (row === undefined) await c.query('INSERT INTO certgate_schema (version) VALUES (0)')
+    const version = row?.version ?? 0
+    if (version > MIGRATIONS.length) throw new Error(`the registry database is at schema version ${version}, newer than this certgate (${MIGRATIONS.length}); upgrade certgate`)
+    for (let v = version; v < MIGRATIONS.length; v++) await c.query(MIGRATIONS[v] as string)
+    await c.query('UPDATE certgate_schema SET version = $1', [Math.max(version, MIGRATIONS.length)])
+    await c.query('COMMIT')
+  } catch (err) {
+    await c.query('ROLLBACK').catch(() => undefined)
+    throw err
+  }
+}

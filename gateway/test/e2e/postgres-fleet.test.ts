@@ -1,0 +1,183 @@
+// What this proves: two gateways sharing one PostgreSQL registry (a real throwaway cluster) act
+// as one fleet. A CA's proof of possession started through gateway A (upload, code) and finished
+// through gateway B (verify) makes a device under it authenticate on both. A device disabled
+// through A's admin API loses its live connection on B within one second, measured from A's
+// answer, and so does a device chained to a CA deleted through A. B survives PostgreSQL going
+// away: meanwhile it refuses new devices as registry_unavailable while an already-connected
+// device keeps working; a device disabled through A while B still cannot reach the database
+// (A reconnects first, over the Unix socket; B uses TCP) stays connected on B until B reconnects
+// by itself, catches up and closes it; then B admits devices again without being restarted.
+// Admin changes are audited in the database's table.
+import { test, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+import type { MqttClient } from 'mqtt'
+import { issue, issueHierarchy, type Issued } from '../../pki/issue.js'
+import { startHarness, type Harness } from '../support/harness.js'
+import { closed, connectDevice, nextMessage } from '../support/device.js'
+import { startPostgres, type Postgres } from '../support/postgres.js'
+
+let pg: Postgres
+let a: Harness
+let b: Harness
+let pki: { root: Issued, int1: Issued, int2: Issued }
+
+before(async () => {
+  pg = await startPostgres()
+  await pg.createDatabase('fleet')
+  // A reaches PostgreSQL over its Unix socket, B over TCP: the outage test takes B's path away alone.
+  a = await startHarness({ CERTGATE_REGISTRY_URL: pg.socketUrl('fleet') })
+  b = await startHarness({ CERTGATE_REGISTRY_URL: pg.url('fleet'), CERTGATE_REFUSAL_MEMORY_S: '0' })
+  pki = await issueHierarchy()
+})
+after(async () => {
+  await (b as Harness | undefined)?.close()
+  await (a as Harness | undefined)?.close()
+  await (pg as Postgres | undefined)?.destroy()
+})
+
+interface Answer { status: number, body: Record<string, unknown> }
+
+async function call (h: Harness, method: string, path: string, body?: unknown): Promise<Answer> {
+  const res = await fetch(`http://127.0.0.1:${h.gw.admin.port}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${h.gw.adminToken}`, 'content-type': 'application/json' },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) })
+  })
+  const text = await res.text()
+  return { status: res.status, body: text === '' ? {} : JSON.parse(text) as Record<string, unknown> }
+}
+
+const enroll = async (h: Harness, id: string): Promise<Answer> => await call(h, 'PUT', `/devices/${id}`, { authentication: { type: 'certificateAuthority' }, status: 'enabled' })
+const disable = async (h: Harness, id: string): Promise<Answer> => await call(h, 'PUT', `/devices/${id}`, { authentication: { type: 'certificateAuthority' }, status: 'disabled', statusReason: 'stolen' })
+
+async function connect (h: Harness, id: string): Promise<MqttClient> {
+  return await connectDevice({ port: h.gw.device.port, serverCa: h.serverCa, leaf: await issue({ cn: id, issuer: pki.int2 }), chain: [pki.int2, pki.int1] })
+}
+
+/** Connects, retrying for a short bounded while (a CA change reaches the other gateway's validator asynchronously). */
+async function connectSoon (h: Harness, id: string, withinMs: number): Promise<MqttClient> {
+  const end = Date.now() + withinMs
+  for (;;) {
+    try {
+      return await connect(h, id)
+    } catch (err) {
+      if (Date.now() > end) throw err
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+  }
+}
+
+async function roundTrip (c: MqttClient, topic: string): Promise<void> {
+  await c.subscribeAsync(topic)
+  const got = nextMessage(c, topic, 3000)
+  await c.publishAsync(topic, 'still here')
+  assert.equal(await got, 'still here')
+}
+
+test('proof of possession started on A and finished on B lets a device in on both', async () => {
+  assert.equal((await call(a, 'PUT', '/certificates/acme', { certificate: pki.root.pem })).status, 201)
+  const code = (await call(a, 'POST', '/certificates/acme/generateVerificationCode')).body.verificationCode
+  assert.ok(typeof code === 'string')
+  const proof = await issue({ cn: code, issuer: pki.root, eku: [] })
+  const verified = await call(b, 'POST', '/certificates/acme/verify', { certificate: proof.pem })
+  assert.equal(verified.status, 200, JSON.stringify(verified.body))
+  assert.equal(verified.body.isVerified, true)
+  assert.equal((await enroll(a, 'fleet-1')).status, 201)
+
+  const onB = await connectSoon(b, 'fleet-1', 2000)
+  const onA = await connectSoon(a, 'fleet-1', 2000)
+  await b.waitForLog((l) => l.event === 'authenticated' && l.deviceId === 'fleet-1')
+  await a.waitForLog((l) => l.event === 'authenticated' && l.deviceId === 'fleet-1')
+  onA.end(true)
+  onB.end(true)
+
+  // The audit records of both gateways are in the database, not in files.
+  const rows = await pg.query<{ action: string, status: number }>('fleet', 'SELECT action, status FROM audit_log ORDER BY id')
+  assert.deepEqual(rows.map((r) => r.action), ['PUT /certificates/{id}', 'POST /certificates/{id}/generateVerificationCode', 'POST /certificates/{id}/verify', 'PUT /devices/{id}'])
+  assert.ok(!existsSync(join(a.dataDir, 'audit.log')) && !existsSync(join(b.dataDir, 'audit.log')))
+})
+
+test('a device disabled through A loses its live connection on B within one second', async (t) => {
+  assert.equal((await enroll(a, 'fleet-2')).status, 201)
+  const c = await connect(b, 'fleet-2')
+  let closedAt = 0
+  c.once('close', () => { closedAt = performance.now() })
+  const answer = await disable(a, 'fleet-2')
+  const answeredAt = performance.now()
+  assert.equal(answer.status, 200)
+  await closed(c, 3000)
+  // Measured from A's answer; the write is committed (and NOTIFYd) before A answers.
+  const ms = Math.max(0, closedAt - answeredAt)
+  t.diagnostic(`closed on B ${Math.round(ms)} ms after A answered`)
+  assert.ok(ms <= 1000, `closed on B ${Math.round(ms)} ms after A answered`)
+  await b.waitForLog((l) => l.event === 'closed' && l.deviceId === 'fleet-2' && l.reason === 'device_disabled')
+  c.end(true)
+})
+
+test('a CA deleted through A closes the devices chained to it on B within one second', async (t) => {
+  const other = await issueHierarchy()
+  assert.equal((await call(a, 'PUT', '/certificates/beta', { certificate: other.root.pem })).status, 201)
+  const code = (await call(a, 'POST', '/certificates/beta/generateVerificationCode')).body.verificationCode
+  assert.ok(typeof code === 'string')
+  assert.equal((await call(a, 'POST', '/certificates/beta/verify', { certificate: (await issue({ cn: code, issuer: other.root, eku: [] })).pem })).status, 200)
+  assert.equal((await enroll(a, 'beta-1')).status, 201)
+  const leaf = await issue({ cn: 'beta-1', issuer: other.int2 })
+  const end = Date.now() + 2000
+  let c: MqttClient | undefined
+  while (c === undefined) {
+    try { c = await connectDevice({ port: b.gw.device.port, serverCa: b.serverCa, leaf, chain: [other.int2, other.int1] }) } catch (err) {
+      if (Date.now() > end) throw err
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+  }
+  let closedAt = 0
+  c.once('close', () => { closedAt = performance.now() })
+  assert.equal((await call(a, 'DELETE', '/certificates/beta')).status, 204)
+  const answeredAt = performance.now()
+  await closed(c, 3000)
+  const ms = Math.max(0, closedAt - answeredAt)
+  t.diagnostic(`closed on B ${Math.round(ms)} ms after A answered`)
+  assert.ok(ms <= 1000, `closed on B ${Math.round(ms)} ms after A answered`)
+  await b.waitForLog((l) => l.event === 'closed' && l.deviceId === 'beta-1' && l.reason === 'ca_removed')
+  c.end(true)
+})
+
+test('B survives a PostgreSQL restart: fails closed meanwhile, keeps connected devices, catches up, recovers', async () => {
+  for (const id of ['stay-1', 'late-1', 'new-1']) assert.equal((await enroll(a, id)).status, 201)
+  const stays = await connect(b, 'stay-1')
+  const late = await connect(b, 'late-1')
+
+  await pg.stop()
+  await b.waitForLog((l) => l.event === 'registry_lost', 5000)
+  // New devices are refused with the specific reason; the connected one keeps working.
+  await assert.rejects(connect(b, 'new-1'))
+  const refused = await b.waitForLog((l) => l.event === 'refused' && l.deviceId === 'new-1')
+  assert.equal(refused.reason, 'registry_unavailable')
+  await roundTrip(stays, 'outage/stay-1')
+
+  // The database comes back on its Unix socket only: A reconnects, B (TCP) cannot yet.
+  await pg.start({ tcp: false })
+  await a.waitForLog((l) => l.event === 'registry_restored', 20_000)
+  assert.equal((await disable(a, 'late-1')).status, 200)
+  await new Promise((resolve) => setTimeout(resolve, 1500))
+  assert.equal(late.connected, true, 'B could not hear the change: the device is still connected there')
+  assert.ok(!b.logs.some((l) => l.event === 'registry_restored'))
+
+  // TCP back: B reconnects by itself, rechecks its live devices and closes the one disabled meanwhile.
+  const lateClosed = closed(late, 20_000)
+  await pg.stop()
+  await pg.start()
+  await b.waitForLog((l) => l.event === 'registry_restored', 20_000)
+  await lateClosed
+  await b.waitForLog((l) => l.event === 'closed' && l.deviceId === 'late-1' && l.reason === 'device_disabled')
+  assert.equal(stays.connected, true, 'a device that is still enabled stays connected through the outage')
+  await roundTrip(stays, 'outage/stay-2')
+
+  const fresh = await connect(b, 'new-1')
+  await b.waitForLog((l) => l.event === 'authenticated' && l.deviceId === 'new-1')
+  fresh.end(true)
+  stays.end(true)
+  late.end(true)
+})
