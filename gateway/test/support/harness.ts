@@ -49,7 +49,7 @@ export async function startHarness (env: Record<string, string> = {}): Promise<H
     gw,
     dataDir,
     logs,
-    serverCa: readFileSync(join(dataDir, 'dev-server-cert.pem'), 'utf8'),
+    serverCa: readFileSync(env.CERTGATE_TLS_CERT ?? join(dataDir, 'dev-server-cert.pem'), 'utf8'),
     waitForLog: async (pred, timeoutMs = 5000) => await new Promise((resolve, reject) => {
       const check = (): void => {
         const hit = logs.find(pred)
