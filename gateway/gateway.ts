@@ -66,8 +66,11 @@ export async function startGateway (config: Config, deps: { log?: Logger, group?
   const tls = await serverCertificate(config.dataDir, config.tlsCertFile, config.tlsKeyFile)
   if (tls.generated) log.warn({ dataDir: config.dataDir }, 'using a generated development server certificate; set CERTGATE_TLS_CERT and CERTGATE_TLS_KEY in production')
 
+  // A balancer's health check sends devices elsewhere while this gateway cannot admit any.
+  let registryLost = false
   const opened = await openRegistry(config, {
     onState: (s) => {
+      registryLost = s.state === 'lost'
       if (s.state === 'lost') log.error({ event: 'registry_lost', err: s.error, retryInMs: s.retryInMs }, 'lost the PostgreSQL registry: refusing new devices until it is back (connected devices stay)')
       else log.warn({ event: 'registry_restored' }, 'PostgreSQL registry reachable again: rechecking live devices and trusted CAs')
     },
@@ -142,11 +145,11 @@ export async function startGateway (config: Config, deps: { log?: Logger, group?
   poolGauges.unref()
 
   const caService = createCaService(registry, { verificationCodeTtlMs: config.verificationCodeTtlMs })
-  let ready = true
+  let stopping = false
   const admin = await startAdminServer(
     { listen: config.adminListen, token, maxBodyBytes: 256 * 1024 },
     {
-      ready: () => ready,
+      notReady: () => stopping ? 'stopping' : registryLost ? 'registry_unavailable' : undefined,
       metricsText: deps.group?.metricsText ?? metrics.metricsText,
       routes: [createCertificateRoutes({ registry, cas: caService }), createDeviceRoutes({ registry, liveCount: (id) => live.byDevice(id).length }), createImportRoute({ registry })],
       audit: opened.audit
@@ -162,7 +165,7 @@ export async function startGateway (config: Config, deps: { log?: Logger, group?
     caService,
     log,
     close: async () => {
-      ready = false
+      stopping = true
       for (const l of started) l.stopAccepting()
       const drained = await Promise.race([
         Promise.allSettled([...pending]).then(() => true),

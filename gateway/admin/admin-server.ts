@@ -27,7 +27,8 @@ export interface AdminServerOptions {
 }
 
 export interface AdminServerDeps {
-  readonly ready: () => boolean
+  /** Undefined when ready for devices; otherwise why not (`/healthz` answers 503 with it). */
+  readonly notReady: () => string | undefined
   readonly metricsText: () => Promise<string>
   /** Authenticated API routes; the first that answers wins. */
   readonly routes: readonly AdminRoute[]
@@ -76,7 +77,11 @@ export async function startAdminServer (opts: AdminServerOptions, deps: AdminSer
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://admin')
     const method = req.method ?? 'GET'
-    if (method === 'GET' && url.pathname === '/healthz') { send(res, deps.ready() ? 200 : 503, { status: deps.ready() ? 'ok' : 'starting' }); return }
+    if (method === 'GET' && url.pathname === '/healthz') {
+      const why = deps.notReady()
+      send(res, why === undefined ? 200 : 503, { status: why ?? 'ok' })
+      return
+    }
     if (method === 'GET' && url.pathname === '/metrics') { send(res, 200, await deps.metricsText(), { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }); return }
     if (!authorized(req.headers.authorization)) throw new ApiError(401, 'unauthorized', 'missing or wrong bearer token: send Authorization: Bearer <token> (see <data>/admin-token)')
     const declared = Number(req.headers['content-length'] ?? 0)

@@ -3,7 +3,8 @@
 // through gateway B (verify) makes a device under it authenticate on both. A device disabled
 // through A's admin API loses its live connection on B within one second, measured from A's
 // answer, and so does a device chained to a CA deleted through A. B survives PostgreSQL going
-// away: meanwhile it refuses new devices as registry_unavailable while an already-connected
+// away: meanwhile it refuses new devices as registry_unavailable (and its /healthz says so, 503,
+// for a balancer) while an already-connected
 // device keeps working; a device disabled through A while B still cannot reach the database
 // (A reconnects first, over the Unix socket; B uses TCP) stays connected on B until B reconnects
 // by itself, catches up and closes it; then B admits devices again without being restarted.
@@ -156,6 +157,10 @@ test('B survives a PostgreSQL restart: fails closed meanwhile, keeps connected d
   const refused = await b.waitForLog((l) => l.event === 'refused' && l.deviceId === 'new-1')
   assert.equal(refused.reason, 'registry_unavailable')
   await roundTrip(stays, 'outage/stay-1')
+  // A balancer's health check sends new devices to other gateways meanwhile.
+  const health = await fetch(`http://127.0.0.1:${b.gw.admin.port}/healthz`)
+  assert.equal(health.status, 503)
+  assert.deepEqual(await health.json(), { status: 'registry_unavailable' })
 
   // The database comes back on its Unix socket only: A reconnects, B (TCP) cannot yet.
   await pg.start({ tcp: false })
@@ -175,6 +180,7 @@ test('B survives a PostgreSQL restart: fails closed meanwhile, keeps connected d
   assert.equal(stays.connected, true, 'a device that is still enabled stays connected through the outage')
   await roundTrip(stays, 'outage/stay-2')
 
+  assert.equal((await fetch(`http://127.0.0.1:${b.gw.admin.port}/healthz`)).status, 200)
   const fresh = await connect(b, 'new-1')
   await b.waitForLog((l) => l.event === 'authenticated' && l.deviceId === 'new-1')
   fresh.end(true)
