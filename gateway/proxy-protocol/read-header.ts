@@ -3,6 +3,7 @@
 // the device's real address. Parsed strictly: anything malformed is refused, never guessed at.
 import { isIP } from 'node:net'
 import type { Socket } from 'node:net'
+import { readPrefix } from '../stream/read-prefix.js'
 import { FAMILY, SIGNATURE, VERSION_2_LOCAL, VERSION_2_PROXY, type Endpoint } from './v2-header.js'
 
 export type ParsedHeader =
@@ -78,57 +79,30 @@ export type ReadHeader =
   | { readonly ok: true, readonly source: Endpoint | undefined, readonly destination: Endpoint | undefined }
   | { readonly ok: false, readonly detail: string }
 
-/**
- * Reads the header from a raw socket, putting back what follows it (the TLS ClientHello) for the
- * TLS server; `required` false reads only enough to see whether a header is there.
- */
+/** Reads the header from a raw socket, putting back what follows it (the TLS ClientHello) for the TLS server. */
 export async function readProxyHeader (socket: Socket, timeoutMs: number): Promise<ReadHeader> {
-  return await new Promise((resolve) => {
-    let buf: Buffer = Buffer.alloc(0)
-    const done = (r: ReadHeader, rest?: Buffer): void => {
-      clearTimeout(timer)
-      socket.off('data', onData)
-      socket.off('close', onClose)
-      socket.pause()
-      if (rest !== undefined && rest.length > 0) socket.unshift(rest)
-      resolve(r)
-    }
-    const onClose = (): void => { done({ ok: false, detail: 'the connection closed inside the PROXY header' }) }
-    const onData = (chunk: Buffer): void => {
-      buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk])
+  return await readPrefix<ReadHeader>(socket, {
+    timeoutMs,
+    examine: (buf) => {
       const p = parseProxyHeader(buf)
-      if (p.kind === 'more') return
-      if (p.kind === 'invalid') { done({ ok: false, detail: p.detail }); return }
-      done({ ok: true, source: p.source, destination: p.destination }, buf.subarray(p.length))
-    }
-    const timer = setTimeout(() => { done({ ok: false, detail: `no complete PROXY header within ${timeoutMs} ms` }) }, timeoutMs)
-    socket.on('data', onData)
-    socket.on('close', onClose)
-    socket.resume()
+      if (p.kind === 'more') return undefined
+      if (p.kind === 'invalid') return { result: { ok: false, detail: p.detail }, consumed: buf.length }
+      return { result: { ok: true, source: p.source, destination: p.destination }, consumed: p.length }
+    },
+    closed: () => ({ ok: false, detail: 'the connection closed inside the PROXY header' }),
+    timedOut: () => ({ ok: false, detail: `no complete PROXY header within ${timeoutMs} ms` })
   })
 }
 
-/** Peeks at the first bytes: does an (untrusted) peer start with a PROXY header? Puts them back. */
+/** Peeks at the first bytes: does an (untrusted) peer start with a PROXY header? Puts them all back. */
 export async function sendsProxyHeader (socket: Socket, timeoutMs: number): Promise<boolean> {
-  return await new Promise((resolve) => {
-    let buf: Buffer = Buffer.alloc(0)
-    const done = (r: boolean): void => {
-      clearTimeout(timer)
-      socket.off('data', onData)
-      socket.off('close', onClose)
-      socket.pause()
-      if (buf.length > 0) socket.unshift(buf)
-      resolve(r)
-    }
-    const onClose = (): void => { done(false) }
-    const onData = (chunk: Buffer): void => {
-      buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk])
-      const s = startsWithProxyHeader(buf)
-      if (s !== 'more') done(s)
-    }
-    const timer = setTimeout(() => { done(false) }, timeoutMs)
-    socket.on('data', onData)
-    socket.on('close', onClose)
-    socket.resume()
+  return await readPrefix<boolean>(socket, {
+    timeoutMs,
+    examine: (buf) => {
+      const starts = startsWithProxyHeader(buf)
+      return starts === 'more' ? undefined : { result: starts, consumed: 0 }
+    },
+    closed: () => false,
+    timedOut: () => false
   })
 }

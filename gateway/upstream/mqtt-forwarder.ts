@@ -9,6 +9,7 @@
 import type { Duplex } from 'node:stream'
 import { connectUpstream, guarded, pump, type DeviceConnection, type Forwarder, type HostPort, type Opened } from './forwarder.js'
 import { admitConnect, frameConnect } from './mqtt-connect.js'
+import { readPrefix } from '../stream/read-prefix.js'
 import type { UpstreamHealth } from './upstream-health.js'
 
 export interface MqttForwarderOptions {
@@ -31,26 +32,15 @@ type FirstPacket =
 
 /** Reads until the first packet is framed: a whole CONNECT, and whatever came with it. */
 async function readFirstPacket (device: Duplex, opts: MqttForwarderOptions): Promise<FirstPacket> {
-  return await new Promise((resolve) => {
-    let buf: Buffer = Buffer.alloc(0)
-    const done = (r: FirstPacket): void => {
-      clearTimeout(timer)
-      device.off('data', onData)
-      device.off('close', onClose)
-      device.pause()
-      resolve(r)
-    }
-    const onClose = (): void => { done({ ok: false, detail: 'the device closed the connection before sending CONNECT' }) }
-    const onData = (chunk: Buffer): void => {
-      buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk])
+  return await readPrefix<FirstPacket>(device, {
+    timeoutMs: opts.firstPacketTimeoutMs,
+    examine: (buf) => {
       const framed = frameConnect(buf, opts.maxConnectBytes)
-      if (framed.state === 'invalid') done({ ok: false, detail: framed.detail })
-      else if (framed.state === 'complete') done({ ok: true, bytes: buf, connectLength: framed.length })
-    }
-    const timer = setTimeout(() => { done({ ok: false, detail: `no CONNECT within ${opts.firstPacketTimeoutMs} ms` }) }, opts.firstPacketTimeoutMs)
-    device.on('data', onData)
-    device.on('close', onClose)
-    device.resume()
+      if (framed.state === 'more') return undefined
+      return { result: framed.state === 'invalid' ? { ok: false, detail: framed.detail } : { ok: true, bytes: buf, connectLength: framed.length }, consumed: buf.length }
+    },
+    closed: () => ({ ok: false, detail: 'the device closed the connection before sending CONNECT' }),
+    timedOut: () => ({ ok: false, detail: `no CONNECT within ${opts.firstPacketTimeoutMs} ms` })
   })
 }
 

@@ -2,9 +2,9 @@
 // foreground, stopped by PID: the load balancer of the README's scale-out deployment.
 import { spawn } from 'node:child_process'
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { waitForPort } from './mosquitto.js'
 
 export interface HaProxy { readonly log: () => string, stop: () => Promise<void> }
 
@@ -21,17 +21,11 @@ export async function startHaProxy (config: string, listenPort: number): Promise
   let log = ''
   child.stdout.on('data', (d: Buffer) => { log += d.toString() })
   child.stderr.on('data', (d: Buffer) => { log += d.toString() })
-  const until = Date.now() + 10_000
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`haproxy exited with ${child.exitCode}:\n${log}`)
-    const up = await new Promise<boolean>((resolve) => {
-      const c = connect(listenPort, '127.0.0.1')
-      c.once('connect', () => { c.destroy(); resolve(true) })
-      c.once('error', () => { resolve(false) })
-    })
-    if (up) break
-    if (Date.now() > until) { child.kill('SIGKILL'); throw new Error(`haproxy did not listen on ${listenPort}:\n${log}`) }
-    await new Promise((resolve) => setTimeout(resolve, 50))
+  try {
+    await waitForPort(listenPort, child, 10_000, 'haproxy')
+  } catch (err) {
+    child.kill('SIGKILL')
+    throw new Error(`${(err as Error).message}\n${log}`)
   }
   return {
     log: () => log,

@@ -23,10 +23,11 @@ export async function freePort (): Promise<number> {
   })
 }
 
-async function waitForPort (port: number, child: ChildProcess, timeoutMs: number): Promise<void> {
+/** Waits until `child` (a server the test started) accepts connections on `port`. */
+export async function waitForPort (port: number, child: ChildProcess, timeoutMs: number, name = 'mosquitto'): Promise<void> {
   const until = Date.now() + timeoutMs
   while (Date.now() < until) {
-    if (child.exitCode !== null) throw new Error(`mosquitto exited with ${child.exitCode}`)
+    if (child.exitCode !== null) throw new Error(`${name} exited with ${child.exitCode}`)
     const ok = await new Promise<boolean>((resolve) => {
       const c = connect(port, '127.0.0.1')
       c.once('connect', () => { c.destroy(); resolve(true) })
@@ -35,7 +36,7 @@ async function waitForPort (port: number, child: ChildProcess, timeoutMs: number
     if (ok) return
     await new Promise((r) => setTimeout(r, 50))
   }
-  throw new Error(`mosquitto did not listen on ${port} within ${timeoutMs} ms`)
+  throw new Error(`${name} did not listen on ${port} within ${timeoutMs} ms`)
 }
 
 /** Starts Mosquitto with extra config lines (an ACL, say); anonymous clients allowed. */
