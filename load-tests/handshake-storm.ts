@@ -16,7 +16,7 @@ import { createFleet } from './support/fleet.js'
 import { cpuMsOf, startBareTls, startCertgate, threadCpuMs, type ServerProcess } from './support/servers.js'
 import { BIN_MS, median, percentile, runConnectLoop, runPaced, type LoopResult } from './support/connect-loop.js'
 import { detectNginx, startNginx } from './support/nginx.js'
-import { fmt, histogramBuckets, histogramPercentile, num, options, scrape, writeRun } from './support/report.js'
+import { fmt, histogramBuckets, histogramPercentile, num, options, scrape, sumCount, writeRun } from './support/report.js'
 
 const USAGE = `
 npm run load:storm -- [options]
@@ -33,10 +33,11 @@ const opt = options(USAGE, {
   devices: { default: '2000', help: 'distinct device certificates, used round-robin' },
   concurrency: { default: '8', help: 'closed loops (connections in flight)' },
   workers: { default: '1', help: 'CERTGATE_WORKERS (pool threads; 0 = validate inline)' },
-  targets: { default: 'bare,nginx,warm,cold', help: 'comma list of bare, nginx, warm, cold, inline' },
+  targets: { default: 'bare,nginx,warm,cold', help: 'comma list of bare, nginx, warm, cold, inline (base-warm, base-cold are added by --baseline)' },
   'paced-seconds': { default: '6', help: 'seconds of the open-loop phase at half the max rate (0 = skip)' },
   'cpu-prof': { default: '', help: 'directory: run certgate (warm) with --cpu-prof there' },
-  'require-nginx': { default: '0', help: '1 = fail when nginx is missing instead of skipping it' }
+  'require-nginx': { default: '0', help: '1 = fail when nginx is missing instead of skipping it' },
+  baseline: { default: '', help: 'another build\'s dist/gateway/cli.js: adds targets base-warm, base-cold (before/after in one run)' }
 })
 const seconds = num(opt.seconds, 'seconds')
 const rounds = num(opt.rounds, 'rounds')
@@ -53,17 +54,20 @@ async function startAckUpstream (): Promise<{ port: number, close: () => void }>
 }
 
 interface Target { readonly key: string, readonly name: string, start: () => Promise<ServerProcess> }
-interface Sample { target: string, round: number, connPerSec: number, cpuMsPerConn: number, p50: number, p99: number, completed: number, failed: number, threadsMsPerConn?: Record<string, number> }
+interface Sample { target: string, round: number, connPerSec: number, cpuMsPerConn: number, p50: number, p99: number, completed: number, failed: number, threadsMsPerConn?: Record<string, number>, workerValidationUs?: number }
 
-/** Per-thread CPU ms per connection, grouped: the main thread, pool workers and the rest by name. */
+/**
+ * Per-thread CPU ms per connection: the main thread, then the other threads by name and tid
+ * (Node 20 names none of its threads; the busiest non-main thread is the pool worker).
+ */
 function threadDelta (pid: number, before: Map<string, number>, after: Map<string, number>, conns: number): Record<string, number> {
   const out: Record<string, number> = {}
   for (const [key, ms] of after) {
-    const [comm, tid] = key.split('/')
-    const group = tid === String(pid) ? 'main' : comm ?? '?'
-    out[group] = (out[group] ?? 0) + (ms - (before.get(key) ?? 0)) / conns
+    const delta = (ms - (before.get(key) ?? 0)) / conns
+    if (delta <= 0) continue
+    out[key.endsWith(`/${pid}`) ? 'main' : key] = delta
   }
-  return out
+  return Object.fromEntries(Object.entries(out).sort((a, b) => b[1] - a[1]))
 }
 
 async function main (): Promise<void> {
@@ -80,7 +84,8 @@ async function main (): Promise<void> {
   const files = { certFile: join(fleet.dataDir, 'dev-server-cert.pem'), keyFile: join(fleet.dataDir, 'dev-server-key.pem'), caFile: join(fleet.dataDir, 'root.pem') }
   writeFileSync(files.caFile, fleet.rootPem)
 
-  const certgate = (cacheEntries: number, workers = opt.workers, nodeArgs: readonly string[] = []): Promise<ServerProcess> => startCertgate({
+  const certgate = (cacheEntries: number, workers = opt.workers, nodeArgs: readonly string[] = [], cli?: string): Promise<ServerProcess> => startCertgate({
+    ...(cli === undefined ? {} : { cli }),
     env: {
       CERTGATE_DATA_DIR: fleet.dataDir, CERTGATE_PROTOCOL: 'tcp', CERTGATE_UPSTREAM: `127.0.0.1:${upstream.port}`,
       CERTGATE_WORKERS: workers, CERTGATE_INTERMEDIATE_CACHE_ENTRIES: String(cacheEntries),
@@ -99,8 +104,11 @@ async function main (): Promise<void> {
     ...(nginx.ok ? [{ key: 'nginx', name: 'nginx stream (ssl_verify_client)', start: async () => await startNginx(nginx, { ...files, upstreamPort: upstream.port }) }] : []),
     { key: 'warm', name: 'certgate tcp (cache warm)', start: async () => await certgate(10_000, opt.workers, prof) },
     { key: 'cold', name: 'certgate tcp (cache off)', start: async () => await certgate(0) },
-    { key: 'inline', name: 'certgate tcp inline (cache warm)', start: async () => await certgate(10_000, '0') }
+    { key: 'inline', name: 'certgate tcp inline (cache warm)', start: async () => await certgate(10_000, '0') },
+    { key: 'base-warm', name: 'baseline build (cache warm)', start: async () => await certgate(10_000, opt.workers, [], opt.baseline) },
+    { key: 'base-cold', name: 'baseline build (cache off)', start: async () => await certgate(0, opt.workers, [], opt.baseline) }
   ]
+  if (opt.baseline !== '') { wanted.add('base-warm'); if (wanted.has('cold')) wanted.add('base-cold') }
   const targets = all.filter((t) => wanted.has(t.key))
   const samples: Sample[] = []
   const lastRun = new Map<string, LoopResult>()
@@ -109,14 +117,18 @@ async function main (): Promise<void> {
       const server = await t.start()
       try {
         await runConnectLoop({ port: server.port, contexts, concurrency, durationMs: num(opt.warmup, 'warmup') * 1000 })
+        const v0 = server.adminPort === undefined ? undefined : sumCount((await scrape(server.adminPort)).text, 'certgate_validation_duration_seconds')
         const cpu0 = cpuMsOf(server.pids())
         const threads0 = threadCpuMs(server.pid)
         const res = await runConnectLoop({ port: server.port, contexts, concurrency, durationMs: seconds * 1000 })
         const cpu1 = cpuMsOf(server.pids())
         const threads1 = threadCpuMs(server.pid)
+        const v1 = server.adminPort === undefined ? undefined : sumCount((await scrape(server.adminPort)).text, 'certgate_validation_duration_seconds')
         const n = Math.max(res.completed, 1)
         const s: Sample = { target: t.name, round: r + 1, connPerSec: res.completed / (res.elapsedMs / 1000), cpuMsPerConn: (cpu1 - cpu0) / n, p50: percentile(res.latenciesMs, 50), p99: percentile(res.latenciesMs, 99), completed: res.completed, failed: res.failed }
         if (t.key !== 'nginx') s.threadsMsPerConn = threadDelta(server.pid, threads0, threads1, n)
+        // The worker's own time per validation (certgate's histogram), without the thread hop.
+        if (v0 !== undefined && v1 !== undefined && v1.count > v0.count) s.workerValidationUs = ((v1.sum - v0.sum) / (v1.count - v0.count)) * 1e6
         samples.push(s)
         lastRun.set(t.name, res)
         console.log(`  round ${r + 1} ${t.name.padEnd(34)} ${s.connPerSec.toFixed(0).padStart(6)} conn/s  ${s.cpuMsPerConn.toFixed(3)} ms CPU/conn  p50 ${fmt(s.p50)} ms  p99 ${fmt(s.p99)} ms  failed ${s.failed}`)
@@ -167,6 +179,10 @@ async function main (): Promise<void> {
   console.log('|---|---|---|---|---|---|---|---|')
   for (const r of rows) console.log(`| ${r.target} | ${r.connPerSec.toFixed(0)} | ${r.cpuMsPerConn.toFixed(3)} | ${fmt(r.ratioToBare)} | ${fmt(r.ratioToNginx)} | ${fmt(r.p50)} | ${fmt(r.p99)} | ${r.failed} |`)
   const warmThreads = byName(all.find((t) => t.key === 'warm')?.name ?? '').map((s) => s.threadsMsPerConn).filter((x) => x !== undefined)
+  for (const t of targets) {
+    const us = byName(t.name).map((s) => s.workerValidationUs).filter((x) => x !== undefined)
+    if (us.length > 0) console.log(`${t.name}: validation inside the worker ${us.map((u) => u.toFixed(0)).join(', ')} µs per connection (per round)`)
+  }
   if (warmThreads.length > 0) console.log(`\ncertgate (warm) CPU ms/conn by thread, per round: ${warmThreads.map((t) => Object.entries(t).filter(([, v]) => v > 0.0005).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(', ')).join(' | ')}`)
 
   writeRun(opt.out, 'handshake-storm', { options: opt, nginx: nginx.ok ? 'stream' : 'skipped', samples, rows, paced }, `handshake storm, node ${process.version}, ${opt.devices} devices, concurrency ${concurrency}`,

@@ -83,6 +83,17 @@ export function histogramPercentile (before: Map<number, number>, after: Map<num
   return { count, value: NaN, bucketUpper: NaN }
 }
 
+/** A histogram's _sum and _count (no labels), or undefined when absent. */
+export function sumCount (text: string, metric: string): { sum: number, count: number } | undefined {
+  const value = (suffix: string): number | undefined => {
+    const line = text.split('\n').find((l) => l.startsWith(`${metric}_${suffix} `))
+    return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1))
+  }
+  const sum = value('sum')
+  const count = value('count')
+  return sum === undefined || count === undefined ? undefined : { sum, count }
+}
+
 export async function scrape (adminPort: number, path = '/metrics', timeoutMs = 5000): Promise<{ status: number, text: string, ms: number }> {
   const t0 = performance.now()
   const res = await fetch(`http://127.0.0.1:${adminPort}${path}`, { signal: AbortSignal.timeout(timeoutMs) })

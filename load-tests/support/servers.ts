@@ -117,10 +117,12 @@ export interface CertgateOptions {
   readonly nodeArgs?: readonly string[]
   /** Open-files limit for the gateway (two per forwarded connection, plus the pool and listeners). */
   readonly nofile?: number
+  /** Another build's dist/gateway/cli.js (before/after comparisons in one run); default this build's. */
+  readonly cli?: string
 }
 
 export async function startCertgate (opts: CertgateOptions): Promise<ServerProcess> {
-  const cli = fileURLToPath(new URL('../../gateway/cli.js', import.meta.url))
+  const cli = opts.cli ?? fileURLToPath(new URL('../../gateway/cli.js', import.meta.url))
   const args = [...(opts.nodeArgs ?? []), cli, 'start']
   const options: SpawnOptions = {
     env: { ...process.env, CERTGATE_LISTEN: '127.0.0.1:0', CERTGATE_ADMIN_LISTEN: '127.0.0.1:0', CERTGATE_LOG_LEVEL: 'error', CERTGATE_DRAIN_TIMEOUT_MS: '0', ...opts.env },
