@@ -20,6 +20,8 @@ export interface SetupMessage {
   /** Spread connections over 127.0.0.1 … 127.0.0.<sources> (0 = let the kernel choose, from 127.0.0.1). */
   readonly sources: number
   readonly timeoutMs: number
+  /** Keep each connection open after its CONNACK (false: send DISCONNECT and close it). */
+  readonly hold: boolean
 }
 
 export interface DoneMessage {
@@ -74,7 +76,9 @@ function connectOne (i: number, started: number, done: DoneMessage & { perBin: n
         done.latenciesMs.push(t - t0)
         const bin = Math.floor((t - started) / BIN_MS)
         done.perBin[bin] = (done.perBin[bin] ?? 0) + 1
-        open.add(sock)
+        // DISCONNECT (§3.14) then close: a clean leave, so nothing counts it as a failure.
+        if (s.hold) open.add(sock)
+        else sock.end(Buffer.from([0xe0, 0x00]))
       } else {
         fail(why)
         sock.destroy()

@@ -35,6 +35,7 @@ const opt = options(USAGE, {
   workers: { default: '1', help: 'CERTGATE_WORKERS (pool threads; 0 = validate inline)' },
   targets: { default: 'bare,nginx,warm,cold', help: 'comma list of bare, nginx, warm, cold, inline (base-warm, base-cold are added by --baseline)' },
   'paced-seconds': { default: '6', help: 'seconds of the open-loop phase at half the max rate (0 = skip)' },
+  'paced-workers': { default: '1,0', help: 'CERTGATE_WORKERS values for the paced phase (1 = pool, 0 = inline)' },
   'cpu-prof': { default: '', help: 'directory: run certgate (warm) with --cpu-prof there' },
   'require-nginx': { default: '0', help: '1 = fail when nginx is missing instead of skipping it' },
   baseline: { default: '', help: 'another build\'s dist/gateway/cli.js: adds targets base-warm, base-cold (before/after in one run)' }
@@ -116,7 +117,7 @@ async function main (): Promise<void> {
     for (const t of targets) {
       const server = await t.start()
       try {
-        await runConnectLoop({ port: server.port, contexts, concurrency, durationMs: num(opt.warmup, 'warmup') * 1000 })
+        const warm = await runConnectLoop({ port: server.port, contexts, concurrency, durationMs: num(opt.warmup, 'warmup') * 1000 })
         const v0 = server.adminPort === undefined ? undefined : sumCount((await scrape(server.adminPort)).text, 'certgate_validation_duration_seconds')
         const cpu0 = cpuMsOf(server.pids())
         const threads0 = threadCpuMs(server.pid)
@@ -131,6 +132,7 @@ async function main (): Promise<void> {
         if (v0 !== undefined && v1 !== undefined && v1.count > v0.count) s.workerValidationUs = ((v1.sum - v0.sum) / (v1.count - v0.count)) * 1e6
         samples.push(s)
         lastRun.set(t.name, res)
+        if (t.key === 'warm' && prof.length > 0) console.log(`  (the cpu profile of this certgate covers ${warm.completed + res.completed} connections: npm run load:profile -- <file> --conns ${warm.completed + res.completed})`)
         console.log(`  round ${r + 1} ${t.name.padEnd(34)} ${s.connPerSec.toFixed(0).padStart(6)} conn/s  ${s.cpuMsPerConn.toFixed(3)} ms CPU/conn  p50 ${fmt(s.p50)} ms  p99 ${fmt(s.p99)} ms  failed ${s.failed}`)
       } finally {
         await server.stop()
@@ -149,11 +151,12 @@ async function main (): Promise<void> {
 
   // Open loop at half of certgate's maximum (warm): client-side time to authenticated, and
   // certgate's own handshake-done → decision histogram, the difference between two scrapes.
-  let paced: object | undefined
+  const paced: object[] = []
   const warmRow = rows.find((r) => r.key === 'warm')
-  if (pacedSeconds > 0 && warmRow !== undefined && Number.isFinite(warmRow.connPerSec)) {
-    const rate = Math.max(1, Math.round(warmRow.connPerSec / 2))
-    const cg = await certgate(10_000)
+  const pacedWorkers = opt['paced-workers'].split(',').map((w) => w.trim()).filter((w) => w !== '')
+  for (const workers of pacedSeconds > 0 && warmRow !== undefined && Number.isFinite(warmRow.connPerSec) ? pacedWorkers : []) {
+    const rate = Math.max(1, Math.round((warmRow?.connPerSec ?? 2) / 2))
+    const cg = await certgate(10_000, workers)
     try {
       await runConnectLoop({ port: cg.port, contexts, concurrency, durationMs: num(opt.warmup, 'warmup') * 1000 })
       const labels = { result: 'authenticated' }
@@ -164,9 +167,10 @@ async function main (): Promise<void> {
       const after = histogramBuckets((await scrape(cg.adminPort ?? 0)).text, 'certgate_auth_duration_seconds', labels)
       const p50 = histogramPercentile(before, after, 50)
       const p99 = histogramPercentile(before, after, 99)
-      paced = { ratePerSec: rate, achievedPerSec: res.completed / (res.elapsedMs / 1000), completed: res.completed, failed: res.failed, cpuMsPerConn: (cpu1 - cpu0) / Math.max(res.completed, 1), clientP50Ms: percentile(res.latenciesMs, 50), clientP99Ms: percentile(res.latenciesMs, 99), authDecision: { observations: p99.count, p50Ms: p50.value * 1000, p99Ms: p99.value * 1000, p99BucketUpperMs: p99.bucketUpper * 1000 } }
-      lastRun.set(`certgate paced at ${rate}/s`, res)
-      console.log(`\npaced at ${rate} conn/s (half of certgate's max): client p50 ${fmt(percentile(res.latenciesMs, 50))} ms p99 ${fmt(percentile(res.latenciesMs, 99))} ms; certgate auth decision (handshake done -> decision) p50 ${fmt(p50.value * 1000, 3)} ms, p99 ${fmt(p99.value * 1000, 3)} ms (bucket <= ${p99.bucketUpper * 1000} ms), ${p99.count} observations, failed ${res.failed}`)
+      paced.push({ workers: Number(workers), ratePerSec: rate, achievedPerSec: res.completed / (res.elapsedMs / 1000), completed: res.completed, failed: res.failed, cpuMsPerConn: (cpu1 - cpu0) / Math.max(res.completed, 1), clientP50Ms: percentile(res.latenciesMs, 50), clientP99Ms: percentile(res.latenciesMs, 99), authDecision: { observations: p99.count, p50Ms: p50.value * 1000, p99Ms: p99.value * 1000, p99BucketUpperMs: p99.bucketUpper * 1000 } })
+      lastRun.set(`certgate (workers ${workers}) paced at ${rate}/s`, res)
+      console.log(`
+paced at ${rate} conn/s (half of certgate's max), CERTGATE_WORKERS=${workers}: client p50 ${fmt(percentile(res.latenciesMs, 50))} ms p99 ${fmt(percentile(res.latenciesMs, 99))} ms; certgate auth decision (handshake done -> decision) p50 ${fmt(p50.value * 1000, 3)} ms, p99 ${fmt(p99.value * 1000, 3)} ms (bucket <= ${p99.bucketUpper * 1000} ms), ${p99.count} observations, failed ${res.failed}`)
     } finally {
       await cg.stop()
     }

@@ -5,6 +5,7 @@
 // V8 heap from certgate's /metrics beside it. The client side is several processes (their TLS
 // state costs memory too, and one process's open-files limit may be too low). Prints a table,
 // writes JSON + SVG.
+import { spawnSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { createFleet } from './support/fleet.js'
@@ -41,14 +42,20 @@ function gauge (text: string, name: string): number {
 }
 
 async function main (): Promise<void> {
-  const devices = num(opt.devices, 'devices')
+  const requested = num(opt.devices, 'devices')
   const processes = Math.max(1, num(opt.processes, 'processes'))
   const concurrency = Math.max(1, num(opt.concurrency, 'concurrency'))
   const embedded = opt.upstream === 'embedded'
   if (!embedded && opt.upstream !== 'mosquitto') throw new Error('--upstream must be mosquitto or embedded')
   if (!embedded && mosquittoBinary() === undefined) throw new Error(MOSQUITTO_MISSING)
   // certgate: device + upstream socket per connection (+ the broker's end when embedded).
-  const nofile = (embedded ? 3 : 2) * devices + 4096
+  const perConnFiles = embedded ? 3 : 2
+  const nofile = perConnFiles * requested + 512
+  // What this machine allows: a child inherits our hard limit unless we may raise it (root with CAP_SYS_RESOURCE).
+  const probe = spawnSync('/bin/sh', ['-c', `ulimit -Hn ${nofile} 2>/dev/null; ulimit -n ${nofile} 2>/dev/null || ulimit -n "$(ulimit -Hn)"; ulimit -n`], { encoding: 'utf8' })
+  const limit = Number(probe.stdout.trim()) || 1024
+  const devices = limit >= nofile ? requested : Math.floor((limit - 512) / perConnFiles)
+  if (devices < requested) console.log(`NOTICE: the hard open-files limit here is ${limit}: one certgate process can hold ${devices} forwarded connections, not ${requested} (${nofile} files needed). Measuring ${devices} and extrapolating per connection. To hold ${requested}: raise the hard limit (ulimit -Hn ${nofile} as root with CAP_SYS_RESOURCE, LimitNOFILE in systemd, --ulimit nofile in docker).`)
   console.log(`node ${process.version}; ${devices} idle connections through certgate to ${opt.upstream}, ${processes} client processes`)
   const fleet = await createFleet(devices)
   const cleanup: Array<() => Promise<void>> = []
@@ -67,12 +74,11 @@ async function main (): Promise<void> {
       nofile
     })
     cleanup.unshift(gw.stop)
-    const limit = openFilesLimit(gw.pid)
-    if (limit < nofile) throw new Error(`certgate may open only ${limit} files, ${nofile} are needed: run as root, or raise the hard limit (ulimit -Hn ${nofile}) and try again`)
+    if (openFilesLimit(gw.pid) < perConnFiles * devices + 512) throw new Error(`certgate may open only ${openFilesLimit(gw.pid)} files, ${perConnFiles * devices + 512} are needed: raise the hard limit (ulimit -Hn)`)
     const clients = await startFleetClients({
       processes, port: gw.port, devices: fleet.devices, chainPem: fleet.chainPem,
       serverCaPem: readFileSync(join(fleet.dataDir, 'dev-server-cert.pem'), 'utf8'),
-      concurrency: Math.ceil(concurrency / processes), sources: num(opt.sources, 'sources'), timeoutMs: num(opt['timeout-s'], 'timeout-s') * 1000
+      concurrency: Math.ceil(concurrency / processes), sources: num(opt.sources, 'sources'), timeoutMs: num(opt['timeout-s'], 'timeout-s') * 1000, hold: true
     })
     cleanup.unshift(clients.close)
     const rssEmpty = rssBytes(gw.pid)
@@ -87,17 +93,19 @@ async function main (): Promise<void> {
     const rssPeak = Math.max(rssConnected, ...samples)
     const failed = Object.values(run.failures).reduce((a, b) => a + b, 0)
     const result = {
-      devices, upstream: opt.upstream, connected: run.connected, failed, failures: run.failures,
+      requested, devices, openFilesLimit: limit, upstream: opt.upstream, connected: run.connected, failed, failures: run.failures,
       connectS: run.elapsedMs / 1000, connectP50Ms: percentile(run.latenciesMs, 50), connectP99Ms: percentile(run.latenciesMs, 99),
       rssEmptyMiB: rssEmpty / MiB, rssConnectedMiB: rssConnected / MiB, rssPeakMiB: rssPeak / MiB, rssSamplesMiB: samples.map((b) => b / MiB),
       rssPerConnKiB: (rssPeak - rssEmpty) / Math.max(run.connected, 1) / 1024,
+      // Linear in connections above the empty gateway: what `requested` would take here.
+      rssExtrapolatedMiB: (rssEmpty + ((rssPeak - rssEmpty) / Math.max(run.connected, 1)) * requested) / MiB,
       heapUsedMiB: gauge(metrics, 'certgate_process_nodejs_heap_size_used_bytes') / MiB, liveConnections: gauge(metrics, 'certgate_live_connections'),
       mosquittoRssMiB: mosquitto === undefined ? undefined : rssBytes(mosquitto.pid) / MiB
     }
     console.log(`\nidle fleet, node ${process.version}, ${devices} connections to ${opt.upstream}:`)
-    console.log('| connections held | failed | certgate RSS empty MiB | RSS all connected MiB | RSS peak (held) MiB | KiB per connection | V8 heap used MiB |')
-    console.log('|---|---|---|---|---|---|---|')
-    console.log(`| ${run.connected} | ${failed} | ${fmt(result.rssEmptyMiB, 0)} | ${fmt(result.rssConnectedMiB, 0)} | ${fmt(result.rssPeakMiB, 0)} | ${fmt(result.rssPerConnKiB, 1)} | ${fmt(result.heapUsedMiB, 0)} |`)
+    console.log(`| connections held | failed | certgate RSS empty MiB | RSS all connected MiB | RSS peak (held) MiB | KiB per connection | V8 heap used MiB | RSS for ${requested} MiB |`)
+    console.log('|---|---|---|---|---|---|---|---|')
+    console.log(`| ${run.connected} | ${failed} | ${fmt(result.rssEmptyMiB, 0)} | ${fmt(result.rssConnectedMiB, 0)} | ${fmt(result.rssPeakMiB, 0)} | ${fmt(result.rssPerConnKiB, 1)} | ${fmt(result.heapUsedMiB, 0)} | ${fmt(result.rssExtrapolatedMiB, 0)}${devices < requested ? ' (extrapolated)' : ''} |`)
     if (failed > 0) console.log(`failures by reason: ${JSON.stringify(run.failures)}`)
     writeRun(opt.out, 'idle-fleet', { options: opt, result }, `idle fleet: ${devices} connections through certgate to ${opt.upstream}, node ${process.version}`, [
       { name: 'device connect -> CONNACK', latenciesMs: run.latenciesMs, perBin: run.perBin, binMs: BIN_MS }

@@ -29,7 +29,8 @@ const opt = options(USAGE, {
   workers: { default: '', help: 'CERTGATE_WORKERS (empty: the gateway default)' },
   'health-ms': { default: '50', help: 'poll /healthz every this many ms' },
   sources: { default: '0', help: 'spread clients over 127.0.0.1..127.0.0.N (0: kernel-chosen from 127.0.0.1)' },
-  'timeout-s': { default: '120', help: 'per-connection timeout (the run stops by itself after it)' }
+  'timeout-s': { default: '120', help: 'per-connection timeout (the run stops by itself after it)' },
+  hold: { default: 'auto', help: '1: every device stays connected (certgate then needs 2 open files per device); 0: DISCONNECT after CONNACK; auto: 1 if the open-files limit allows' }
 })
 
 async function main (): Promise<void> {
@@ -38,7 +39,7 @@ async function main (): Promise<void> {
   const processes = Math.max(1, num(opt.processes, 'processes'))
   const concurrency = Math.max(1, num(opt.concurrency, 'concurrency'))
   // Two descriptors per forwarded connection in certgate, one in Mosquitto, plus headroom.
-  const nofile = 2 * devices + 4096
+  const nofile = 2 * devices + 512
   console.log(`node ${process.version} (OpenSSL ${process.versions.openssl}); ${devices} devices, ${concurrency} in flight over ${processes} client processes`)
   const fleet = await createFleet(devices)
   const mosquitto = await startMosquitto({ nofile })
@@ -52,14 +53,16 @@ async function main (): Promise<void> {
   const gw = await startCertgate({ env, nofile })
   const cleanup: Array<() => Promise<void>> = [gw.stop, mosquitto.stop]
   try {
-    for (const [who, pid] of [['certgate', gw.pid], ['mosquitto', mosquitto.pid]] as const) {
-      const limit = openFilesLimit(pid)
-      if (limit < nofile) throw new Error(`${who} may open only ${limit} files, ${nofile} are needed: run as root, or raise the hard limit (ulimit -Hn ${nofile}, or LimitNOFILE in systemd) and try again`)
-    }
+    const limit = Math.min(openFilesLimit(gw.pid), openFilesLimit(mosquitto.pid))
+    const raise = `raise the hard open-files limit (ulimit -Hn ${nofile} as root, LimitNOFILE in systemd, --ulimit nofile in docker)`
+    const hold = opt.hold === '1' || (opt.hold === 'auto' && limit >= nofile)
+    if (hold && limit < nofile) throw new Error(`certgate/mosquitto may open only ${limit} files; holding ${devices} devices needs ${nofile}: ${raise}, or use --hold 0`)
+    if (!hold && opt.hold === 'auto') console.log(`NOTICE: the open-files limit here is ${limit}, ${nofile} are needed to hold all ${devices} devices connected at once; each device sends DISCONNECT after its CONNACK instead (--hold 0). To hold them: ${raise}.`)
+    if (!hold && 2 * concurrency + 512 > limit) throw new Error(`even ${concurrency} connections in flight need ${2 * concurrency + 512} open files (limit ${limit}): lower --concurrency`)
     const clients = await startFleetClients({
       processes, port: gw.port, devices: fleet.devices, chainPem: fleet.chainPem,
       serverCaPem: readFileSync(join(fleet.dataDir, 'dev-server-cert.pem'), 'utf8'),
-      concurrency: Math.ceil(concurrency / processes), sources: num(opt.sources, 'sources'), timeoutMs: num(opt['timeout-s'], 'timeout-s') * 1000
+      concurrency: Math.ceil(concurrency / processes), sources: num(opt.sources, 'sources'), timeoutMs: num(opt['timeout-s'], 'timeout-s') * 1000, hold
     })
     cleanup.unshift(clients.close)
     const cpu0 = { gw: cpuMs(gw.pid), mq: cpuMs(mosquitto.pid) }
@@ -69,14 +72,14 @@ async function main (): Promise<void> {
     const cpu1 = { gw: cpuMs(gw.pid), mq: cpuMs(mosquitto.pid) }
     const refusals = Object.values(run.failures).reduce((a, b) => a + b, 0)
     const result = {
-      devices, connected: run.connected, refusals, failures: run.failures,
+      devices, held: hold, openFilesLimit: limit, connected: run.connected, refusals, failures: run.failures,
       allConnectedS: run.elapsedMs / 1000, ratePerSec: run.connected / (run.elapsedMs / 1000),
       connectP50Ms: percentile(run.latenciesMs, 50), connectP99Ms: percentile(run.latenciesMs, 99), connectMaxMs: percentile(run.latenciesMs, 100),
       certgateCpuMsPerConn: (cpu1.gw - cpu0.gw) / Math.max(run.connected, 1), mosquittoCpuMsPerConn: (cpu1.mq - cpu0.mq) / Math.max(run.connected, 1),
       certgateRssMiB: rssBytes(gw.pid) / 2 ** 20,
       healthz: { everyMs: num(opt['health-ms'], 'health-ms'), probes: hp.probes, failures: hp.failures, p50Ms: percentile(hp.latenciesMs, 50), p99Ms: hp.p99Ms, maxMs: hp.maxMs }
     }
-    console.log(`\nreconnect storm, node ${process.version}, ${devices} devices, ${concurrency} in flight:`)
+    console.log(`\nreconnect storm, node ${process.version}, ${devices} devices, ${concurrency} in flight, ${hold ? 'all held connected' : 'each leaving after its CONNACK'}:`)
     console.log('| devices | connected | refusals | all connected after s | conn/s | connect p50 ms | p99 ms | certgate CPU ms/conn | /healthz probes | /healthz p99 ms | /healthz max ms |')
     console.log('|---|---|---|---|---|---|---|---|---|---|---|')
     console.log(`| ${devices} | ${result.connected} | ${refusals} | ${fmt(result.allConnectedS, 1)} | ${result.ratePerSec.toFixed(0)} | ${fmt(result.connectP50Ms)} | ${fmt(result.connectP99Ms)} | ${fmt(result.certgateCpuMsPerConn, 3)} | ${hp.probes} (${hp.failures} failed) | ${fmt(hp.p99Ms)} | ${fmt(hp.maxMs)} |`)

@@ -45,6 +45,7 @@ export async function startFleetClients (opts: {
   concurrency: number
   sources: number
   timeoutMs: number
+  hold: boolean
 }): Promise<FleetClients> {
   const script = fileURLToPath(new URL('../fleet-client.js', import.meta.url))
   const n = Math.max(1, Math.min(opts.processes, opts.devices.length))
@@ -55,7 +56,7 @@ export async function startFleetClients (opts: {
   }
   const per = Math.ceil(opts.devices.length / n)
   const ready = children.map(async (child, k) => {
-    const setup: SetupMessage = { kind: 'setup', port: opts.port, devices: opts.devices.slice(k * per, (k + 1) * per), chainPem: opts.chainPem, serverCaPem: opts.serverCaPem, concurrency: opts.concurrency, sources: opts.sources, timeoutMs: opts.timeoutMs }
+    const setup: SetupMessage = { kind: 'setup', port: opts.port, devices: opts.devices.slice(k * per, (k + 1) * per), chainPem: opts.chainPem, serverCaPem: opts.serverCaPem, concurrency: opts.concurrency, sources: opts.sources, timeoutMs: opts.timeoutMs, hold: opts.hold }
     const answer = next(child, 'ready', 300_000)
     child.send(setup)
     return await answer

@@ -41,9 +41,12 @@ test('handshake storm: every target authenticates connections and costs CPU; the
     assert.ok(r.p50 > 0 && r.p99 >= r.p50, `${r.key}: p50 ${r.p50} p99 ${r.p99}`)
     assert.equal(r.failed, 0, `${r.key} had failed connections`)
   }
-  const paced = json.paced as { completed: number, failed: number, authDecision: { observations: number, p99Ms: number } }
-  assert.ok(paced.completed > 0 && paced.failed === 0)
-  assert.ok(paced.authDecision.observations >= paced.completed && paced.authDecision.p99Ms > 0, JSON.stringify(paced.authDecision))
+  const paced = json.paced as Array<{ workers: number, completed: number, failed: number, authDecision: { observations: number, p99Ms: number } }>
+  assert.deepEqual(paced.map((p) => p.workers), [1, 0])
+  for (const p of paced) {
+    assert.ok(p.completed > 0 && p.failed === 0)
+    assert.ok(p.authDecision.observations >= p.completed && p.authDecision.p99Ms > 0, JSON.stringify(p.authDecision))
+  }
   assert.match(svg, /^<svg [^>]*xmlns="http:\/\/www.w3.org\/2000\/svg"/)
   assert.match(svg, /<polyline /)
 })
