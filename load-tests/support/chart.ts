@@ -14,7 +14,7 @@ export interface ChartSeries {
 const COLOURS = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#17becf']
 const W = 1100
 const H = 420
-const PAD = { left: 60, right: 20, top: 40, bottom: 50 }
+const PAD = { left: 60, right: 20, top: 56, bottom: 50 }
 const PANEL_W = (W - 3 * PAD.left) / 2
 
 const esc = (s: string): string => s.replace(/[<>&"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;' })[c] ?? c)
@@ -36,15 +36,15 @@ function cdfPanel (series: readonly ChartSeries[], x0: number): string {
   const y1 = H - PAD.bottom
   const x = (ms: number): number => x0 + ((Math.log10(Math.max(ms, 0.01)) - lo) / Math.max(hi - lo, 0.1)) * PANEL_W
   const y = (frac: number): number => y1 - frac * (y1 - PAD.top)
-  let out = axes(x0, 'time to authenticated: CDF', 'ms (log scale)', 'fraction of connections')
-  for (let d = Math.ceil(lo); d <= Math.floor(hi); d++) {
+  let out = axes(x0, 'latency distribution (CDF)', 'ms (log scale)', 'fraction')
+  for (let d = Math.floor(lo); d <= Math.floor(hi); d++) {
     for (const m of [1, 2, 5]) {
       const v = m * 10 ** d
       if (Math.log10(v) < lo || Math.log10(v) > hi) continue
       out += `<line x1="${f(x(v))}" y1="${PAD.top}" x2="${f(x(v))}" y2="${y1}" stroke="#eee"/><text x="${f(x(v))}" y="${y1 + 14}" text-anchor="middle" font-size="10">${v < 1 ? v.toFixed(2) : v}</text>`
     }
   }
-  for (const frac of [0, 0.5, 0.9, 0.99, 1]) out += `<line x1="${x0}" y1="${f(y(frac))}" x2="${x0 + PANEL_W}" y2="${f(y(frac))}" stroke="#eee"/><text x="${x0 - 4}" y="${f(y(frac) + 3)}" text-anchor="end" font-size="10">${frac}</text>`
+  for (const frac of [0, 0.5, 0.9, 0.99]) out += `<line x1="${x0}" y1="${f(y(frac))}" x2="${x0 + PANEL_W}" y2="${f(y(frac))}" stroke="#eee"/><text x="${x0 - 4}" y="${f(y(frac) + 3)}" text-anchor="end" font-size="10">${frac}</text>`
   series.forEach((s, i) => {
     const sorted = [...s.latenciesMs].sort((a, b) => a - b)
     if (sorted.length === 0) return
