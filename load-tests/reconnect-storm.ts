@@ -30,6 +30,7 @@ const opt = options(USAGE, {
   'health-ms': { default: '50', help: 'poll /healthz every this many ms' },
   sources: { default: '0', help: 'spread clients over 127.0.0.1..127.0.0.N (0: kernel-chosen from 127.0.0.1)' },
   'timeout-s': { default: '120', help: 'per-connection timeout (the run stops by itself after it)' },
+  cli: { default: '', help: 'another build\'s dist/gateway/cli.js to measure instead of this one (before/after)' },
   hold: { default: 'auto', help: '1: every device stays connected (certgate then needs 2 open files per device); 0: DISCONNECT after CONNACK; auto: 1 if the open-files limit allows' }
 })
 
@@ -50,7 +51,7 @@ async function main (): Promise<void> {
     CERTGATE_MAX_HANDSHAKES: String(Math.max(4096, concurrency * 2)),
     ...(opt.workers === '' ? {} : { CERTGATE_WORKERS: opt.workers })
   }
-  const gw = await startCertgate({ env, nofile })
+  const gw = await startCertgate({ env, nofile, ...(opt.cli === '' ? {} : { cli: opt.cli }) })
   const cleanup: Array<() => Promise<void>> = [gw.stop, mosquitto.stop]
   try {
     const limit = Math.min(openFilesLimit(gw.pid), openFilesLimit(mosquitto.pid))
