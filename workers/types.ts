@@ -52,18 +52,40 @@ export interface ValidationOutcome {
   readonly chain: ChainVerdict
 }
 
-/** One validation task. `anchors` is sent only when the worker reported a stale trust epoch. */
-export interface ValidationTask {
-  readonly epoch: number
+/** One device's certificates, as sent. */
+export interface ValidationItem {
   readonly leaf: Uint8Array
   readonly intermediates: readonly Uint8Array[]
+}
+
+/** One validation task. `anchors` is sent only when the worker reported a stale trust epoch. */
+export interface ValidationTask extends ValidationItem {
+  readonly epoch: number
   readonly at: number
   readonly anchors?: readonly Uint8Array[]
 }
 
+/**
+ * Several validations in one message: the pool sends whatever queued up while every thread was
+ * busy, so one thread wake-up and one message each way serve them all. Same epoch rule as a task.
+ */
+export interface ValidationBatch {
+  readonly epoch: number
+  readonly at: number
+  readonly anchors?: readonly Uint8Array[]
+  readonly items: readonly ValidationItem[]
+}
+
+export type DoneReply = { readonly kind: 'done', readonly outcome: ValidationOutcome, readonly cacheHits: number, readonly cacheMisses: number, readonly cacheSize: number, readonly micros: number }
+
 export type ValidationReply =
   | { readonly kind: 'stale', readonly workerEpoch: number }
-  | { readonly kind: 'done', readonly outcome: ValidationOutcome, readonly cacheHits: number, readonly cacheMisses: number, readonly cacheSize: number, readonly micros: number }
+  | DoneReply
+
+/** The answer to a batch: one reply per item, in order. */
+export type ValidationBatchReply =
+  | { readonly kind: 'stale', readonly workerEpoch: number }
+  | { readonly kind: 'batch', readonly replies: readonly DoneReply[] }
 
 /** Fixed per-thread settings, passed as Piscina workerData. */
 export interface WorkerConfig {

@@ -1,11 +1,12 @@
-// Piscina worker entry: validates one device chain against this thread's trust snapshot.
-// Holds the snapshot (parsed anchors, keyed by the trust epoch) and this thread's cache of
-// verified intermediates; a new epoch empties the cache, so nothing outlives a trust change.
+// Piscina worker entry: validates device chains against this thread's trust snapshot, one task
+// or a batch of them per message. Holds the snapshot (parsed anchors, keyed by the trust epoch)
+// and this thread's cache of verified intermediates; a new epoch empties the cache, so nothing
+// outlives a trust change.
 import { workerData } from 'node:worker_threads'
 import { createExpiringLru } from '../cache/expiring-lru.js'
 import { buildAnchorSet, validatePath, type AnchorSet, type IntermediateCache } from './validate-chain.js'
 import { OID } from './certificate.js'
-import type { ValidationReply, ValidationTask, WorkerConfig } from './types.js'
+import type { DoneReply, ValidationBatch, ValidationBatchReply, ValidationItem, ValidationReply, ValidationTask, WorkerConfig } from './types.js'
 
 const { cacheEntries } = workerData as WorkerConfig
 
@@ -14,7 +15,14 @@ let anchors: AnchorSet = buildAnchorSet([]).set
 // 0 entries turns the cache off (benchmarks measure the cold path that way).
 const cache: IntermediateCache | undefined = cacheEntries > 0 ? createExpiringLru({ maxEntries: cacheEntries }) : undefined
 
-export default function validate (task: ValidationTask): ValidationReply {
+function one (item: ValidationItem, at: number): DoneReply {
+  const started = process.hrtime.bigint()
+  const outcome = validatePath(item.leaf, item.intermediates, anchors, { at, requiredEku: OID.clientAuth, cache })
+  const { hits, misses } = cache?.takeStats() ?? { hits: 0, misses: 0 }
+  return { kind: 'done', outcome, cacheHits: hits, cacheMisses: misses, cacheSize: cache?.size ?? 0, micros: Number(process.hrtime.bigint() - started) / 1000 }
+}
+
+export default function validate (task: ValidationTask | ValidationBatch): ValidationReply | ValidationBatchReply {
   if (task.anchors !== undefined) {
     anchors = buildAnchorSet(task.anchors).set
     epoch = task.epoch
@@ -22,8 +30,6 @@ export default function validate (task: ValidationTask): ValidationReply {
   } else if (task.epoch !== epoch) {
     return { kind: 'stale', workerEpoch: epoch }
   }
-  const started = process.hrtime.bigint()
-  const outcome = validatePath(task.leaf, task.intermediates, anchors, { at: task.at, requiredEku: OID.clientAuth, cache })
-  const { hits, misses } = cache?.takeStats() ?? { hits: 0, misses: 0 }
-  return { kind: 'done', outcome, cacheHits: hits, cacheMisses: misses, cacheSize: cache?.size ?? 0, micros: Number(process.hrtime.bigint() - started) / 1000 }
+  if ('items' in task) return { kind: 'batch', replies: task.items.map((item) => one(item, task.at)) }
+  return one(task, task.at)
 }

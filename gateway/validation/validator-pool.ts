@@ -1,7 +1,7 @@
 // The Piscina pool that runs chain validation off the event loop. Owns the trust snapshot sent
 // to workers (verified CAs, numbered by epoch). Only importer of piscina.
 import { Piscina } from 'piscina'
-import type { ValidationOutcome, ValidationReply, ValidationTask, WorkerConfig } from '../../workers/types.js'
+import type { DoneReply, ValidationBatch, ValidationBatchReply, ValidationOutcome, ValidationReply, ValidationTask, WorkerConfig } from '../../workers/types.js'
 import { buildAnchorSet, validatePath, type IntermediateCache } from '../../workers/validate-chain.js'
 import { OID } from '../../workers/certificate.js'
 import { createExpiringLru } from '../../cache/expiring-lru.js'
@@ -71,9 +71,21 @@ function createInlineValidator (options: ValidatorPoolOptions, hooks: ValidatorP
   }
 }
 
+/** Most validations sent to a thread in one message (bounds one message's work and latency). */
+const BATCH_MAX = 32
+
+interface Waiting { readonly leaf: Uint8Array, readonly intermediates: readonly Uint8Array[], readonly resolve: (v: PoolVerdict) => void }
+
+/**
+ * A Piscina pool with at most one message per thread in flight. A validation that finds a thread
+ * free goes at once, alone; validations that arrive while every thread is busy wait here and go
+ * together in the next message. Each message costs a structured clone and a thread wake-up each
+ * way, so under a storm one hop serves many devices, while a quiet gateway adds no delay.
+ * `maxQueue` bounds the validations waiting here.
+ */
 export function createValidatorPool (options: ValidatorPoolOptions, hooks: ValidatorPoolHooks = {}): ValidatorPool {
   const now = options.now ?? Date.now
-  const pool = new Piscina<ValidationTask, ValidationReply>({
+  const pool = new Piscina<ValidationTask | ValidationBatch, ValidationReply | ValidationBatchReply>({
     filename: (options.workerFile ?? new URL('../../workers/validate-worker.js', import.meta.url)).href,
     minThreads: options.threads,
     maxThreads: options.threads,
@@ -82,43 +94,79 @@ export function createValidatorPool (options: ValidatorPoolOptions, hooks: Valid
     workerData: { cacheEntries: options.cacheEntries } satisfies WorkerConfig
   })
   let snapshot: Snapshot = { epoch: 0, cas: [], ders: [] }
-  let running = 0
+  const waiting: Waiting[] = []
+  let busy = 0 // messages out at the threads
+  let running = 0 // validations inside them
+  let closed = false
 
-  async function runOnce (snap: Snapshot, leaf: Uint8Array, intermediates: readonly Uint8Array[]): Promise<PoolVerdict> {
-    const base = { epoch: snap.epoch, leaf, intermediates, at: now() }
-    let reply = await pool.run(base)
-    if (reply.kind === 'stale') reply = await pool.run({ ...base, anchors: snap.ders })
-    if (reply.kind !== 'done') return { kind: 'failed', detail: 'worker kept reporting a stale trust snapshot' }
-    hooks.onValidated?.(reply)
-    const { outcome } = reply
-    return { kind: 'done', outcome, anchorName: outcome.chain.ok ? snap.cas[outcome.chain.anchorIndex]?.name : undefined }
+  /** One message to a thread; sends the anchors again if the thread's snapshot is stale. */
+  async function send (snap: Snapshot, items: readonly Waiting[]): Promise<readonly DoneReply[] | undefined> {
+    const at = now()
+    const message = (anchors: readonly Uint8Array[] | undefined): ValidationTask | ValidationBatch => {
+      const base = { epoch: snap.epoch, at, ...(anchors === undefined ? {} : { anchors }) }
+      const [only] = items
+      // A lone validation goes as a plain task: the common case on a quiet gateway.
+      return items.length === 1 && only !== undefined
+        ? { ...base, leaf: only.leaf, intermediates: only.intermediates }
+        : { ...base, items: items.map((w) => ({ leaf: w.leaf, intermediates: w.intermediates })) }
+    }
+    let reply = await pool.run(message(undefined))
+    if (reply.kind === 'stale') reply = await pool.run(message(snap.ders))
+    if (reply.kind === 'stale') return undefined
+    return reply.kind === 'batch' ? reply.replies : [reply]
+  }
+
+  async function validateNow (items: readonly Waiting[]): Promise<PoolVerdict[]> {
+    const failed = (detail: string): PoolVerdict[] => items.map(() => ({ kind: 'failed', detail }))
+    // A trust change during validation: validate again against the new snapshot, so a CA
+    // removed meanwhile never authenticates anyone.
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const snap = snapshot
+      const replies = await send(snap, items)
+      if (replies?.length !== items.length) return failed('worker kept reporting a stale trust snapshot')
+      for (const r of replies) hooks.onValidated?.(r)
+      if (snap === snapshot) {
+        return replies.map(({ outcome }) => ({ kind: 'done', outcome, anchorName: outcome.chain.ok ? snap.cas[outcome.chain.anchorIndex]?.name : undefined }))
+      }
+    }
+    return failed('trust changed repeatedly during validation')
+  }
+
+  function dispatch (): void {
+    while (!closed && busy < options.threads && waiting.length > 0) {
+      const items = waiting.splice(0, BATCH_MAX)
+      busy++
+      running += items.length
+      validateNow(items).catch((err: unknown): PoolVerdict[] => {
+        // A worker that threw, exited or crashed fails every validation it held, closed.
+        const message = (err as Error).message
+        return items.map(() => /queue is at limit/i.test(message) ? { kind: 'overloaded' } : { kind: 'failed', detail: message })
+      }).then((verdicts) => {
+        busy--
+        running -= items.length
+        items.forEach((w, i) => { w.resolve(verdicts[i] ?? { kind: 'failed', detail: 'no verdict' }) })
+        dispatch()
+      }, () => undefined)
+    }
   }
 
   return {
     async validate (leaf, intermediates) {
-      if (pool.queueSize >= options.maxQueue) return { kind: 'overloaded' }
-      running++
-      try {
-        // A trust change during validation: validate again against the new snapshot, so a
-        // CA removed meanwhile never authenticates anyone.
-        for (let attempt = 0; attempt < 3; attempt++) {
-          const snap = snapshot
-          const verdict = await runOnce(snap, leaf, intermediates)
-          if (snap === snapshot) return verdict
-        }
-        return { kind: 'failed', detail: 'trust changed repeatedly during validation' }
-      } catch (err) {
-        const message = (err as Error).message
-        if (/queue is at limit/i.test(message)) return { kind: 'overloaded' }
-        return { kind: 'failed', detail: message }
-      } finally {
-        running--
-      }
+      if (closed) return { kind: 'failed', detail: 'the validator pool is closed' }
+      if (waiting.length >= options.maxQueue) return { kind: 'overloaded' }
+      return await new Promise<PoolVerdict>((resolve) => {
+        waiting.push({ leaf, intermediates, resolve })
+        dispatch()
+      })
     },
     setTrusted (cas) {
       snapshot = { epoch: snapshot.epoch + 1, cas: [...cas], ders: cas.map((c) => c.der) }
     },
-    stats: () => ({ queueSize: pool.queueSize, utilization: pool.utilization, running, threads: options.threads }),
-    close: async () => { await pool.close({ force: true }) }
+    stats: () => ({ queueSize: waiting.length, utilization: pool.utilization, running, threads: options.threads }),
+    close: async () => {
+      closed = true
+      for (const w of waiting.splice(0)) w.resolve({ kind: 'failed', detail: 'the validator pool is closed' })
+      await pool.close({ force: true })
+    }
   }
 }

@@ -1,7 +1,12 @@
 // A benchmark fleet: a root, two intermediates, N devices under the second, and a data
 // directory whose registry holds the CA (registered through the real proof-of-possession flow)
 // and every device. Shared by the load tests.
-import { mkdtempSync } from 'node:fs'
+//
+// Issuing a certificate with @peculiar/x509 costs ~6 ms here, so 20,000 devices take two
+// minutes: the certificates (not the registry) are kept in one file under the OS temp directory
+// and grown on demand, so later runs, and runs on another Node version, reuse them.
+import { X509Certificate, webcrypto } from 'node:crypto'
+import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createSecureContext, type SecureContext } from 'node:tls'
@@ -9,33 +14,87 @@ import { issue, issueHierarchy, type Issued } from '../../gateway/pki/issue.js'
 import { openSqliteRegistry } from '../../gateway/registry/sqlite-registry.js'
 import { createCaService } from '../../gateway/control/ca-service.js'
 
+export interface DeviceCert { readonly id: string, readonly pem: string, readonly keyPem: string }
+
 export interface Fleet {
   readonly dataDir: string
-  readonly root: Issued
-  readonly int1: Issued
-  readonly int2: Issued
-  readonly devices: ReadonlyArray<{ readonly id: string, readonly leaf: Issued }>
+  readonly rootPem: string
+  /** The intermediates every device sends after its leaf (int2, then int1). */
+  readonly chainPem: string
+  readonly devices: readonly DeviceCert[]
   /** One client TLS context per device (leaf + intermediates + the server CA), built once. */
   contexts: (serverCaPem: string) => SecureContext[]
+  /** Removes the data directory (registry and the server certificate certgate made). */
+  dispose: () => void
 }
 
-export async function createFleet (count: number): Promise<Fleet> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'certgate-bench-'))
-  const { root, int1, int2 } = await issueHierarchy()
-  const devices: Array<{ id: string, leaf: Issued }> = []
-  for (let i = 0; i < count; i++) {
-    const id = `bench-${String(i).padStart(6, '0')}`
-    devices.push({ id, leaf: await issue({ cn: id, issuer: int2 }) })
+interface StoredCa { readonly pem: string, readonly keyPem: string }
+interface Stored { readonly version: number, readonly createdAt: number, readonly root: StoredCa, readonly int1: StoredCa, readonly int2: StoredCa, readonly devices: DeviceCert[] }
+
+const DAY = 86_400_000
+const STORE = join(tmpdir(), 'certgate-load-fleet-v1.json')
+
+export function deviceId (i: number): string {
+  return `bench-${String(i).padStart(6, '0')}`
+}
+
+/** Rebuilds an Issued CA from stored PEMs so it can sign again (more devices, a verification certificate). */
+async function revive (ca: StoredCa, cn: string): Promise<Issued> {
+  const x = new X509Certificate(ca.pem)
+  const subtle = webcrypto.subtle
+  const alg = { name: 'ECDSA', namedCurve: 'P-256' }
+  const keyDer = Buffer.from(ca.keyPem.replace(/-----[^-]+-----|\s/g, ''), 'base64')
+  const privateKey = await subtle.importKey('pkcs8', keyDer, alg, true, ['sign'])
+  const publicKey = await subtle.importKey('spki', x.publicKey.export({ type: 'spki', format: 'der' }), alg, true, ['verify'])
+  return { der: new Uint8Array(x.raw), pem: ca.pem, keyPem: ca.keyPem, keys: { privateKey, publicKey }, keyAlgorithm: 'P-256', subjectCn: cn }
+}
+
+async function loadOrGrow (count: number, log: (line: string) => void): Promise<Stored> {
+  let stored: Stored | undefined
+  if (existsSync(STORE)) {
+    try {
+      const s = JSON.parse(readFileSync(STORE, 'utf8')) as Stored
+      // Leaves are issued for 365 days: start over well before any expires.
+      if (s.version === 1 && Date.now() - s.createdAt < 300 * DAY) stored = s
+    } catch { /* a torn or foreign file: start over */ }
   }
+  if (stored === undefined) {
+    const { root, int1, int2 } = await issueHierarchy()
+    stored = { version: 1, createdAt: Date.now(), root: { pem: root.pem, keyPem: root.keyPem }, int1: { pem: int1.pem, keyPem: int1.keyPem }, int2: { pem: int2.pem, keyPem: int2.keyPem }, devices: [] }
+  }
+  if (stored.devices.length < count) {
+    const int2 = await revive(stored.int2, 'certgate Intermediate 2')
+    const from = stored.devices.length
+    if (count - from > 500) log(`issuing ${count - from} device certificates (~6 ms each, kept in ${STORE} for later runs)`)
+    for (let i = from; i < count; i++) {
+      const leaf = await issue({ cn: deviceId(i), issuer: int2 })
+      stored.devices.push({ id: deviceId(i), pem: leaf.pem, keyPem: leaf.keyPem })
+    }
+    // Write then rename: a concurrent run never reads half a file.
+    const tmp = `${STORE}.${process.pid}.tmp`
+    writeFileSync(tmp, JSON.stringify(stored))
+    renameSync(tmp, STORE)
+  }
+  return stored
+}
+
+export async function createFleet (count: number, log: (line: string) => void = (l) => { console.log(l) }): Promise<Fleet> {
+  const stored = await loadOrGrow(count, log)
+  const devices = stored.devices.slice(0, count)
+  const dataDir = mkdtempSync(join(tmpdir(), 'certgate-bench-'))
   const registry = openSqliteRegistry(join(dataDir, 'registry.sqlite'))
   const cas = createCaService(registry, { verificationCodeTtlMs: 3_600_000 })
-  await cas.upload('bench-root', root.pem)
+  await cas.upload('bench-root', stored.root.pem)
   const { verificationCode } = await cas.generateVerificationCode('bench-root')
+  const root = await revive(stored.root, 'certgate Root CA')
   await cas.verify('bench-root', (await issue({ cn: verificationCode ?? '', issuer: root, eku: [] })).pem)
   await registry.importDevices(devices.map((d) => ({ deviceId: d.id, authType: 'certificateAuthority', primaryThumbprint: null, secondaryThumbprint: null, status: 'enabled', statusReason: null })))
   await registry.close()
+  const chainPem = stored.int2.pem + stored.int1.pem
   return {
-    dataDir, root, int1, int2, devices,
-    contexts: (serverCaPem) => devices.map((d) => createSecureContext({ key: d.leaf.keyPem, cert: d.leaf.pem + int2.pem + int1.pem, ca: serverCaPem }))
+    dataDir, rootPem: stored.root.pem, chainPem, devices,
+    contexts: (serverCaPem) => devices.map((d) => createSecureContext({ key: d.keyPem, cert: d.pem + chainPem, ca: serverCaPem })),
+    dispose: () => { rmSync(dataDir, { recursive: true, force: true }) }
   }
 }
+
