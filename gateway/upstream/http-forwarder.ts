@@ -9,7 +9,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
-import { pipeline } from 'node:stream/promises'
+import { EventEmitter } from 'node:events'
 import { Pool } from 'undici'
 import { connectUpstream, pump, type DeviceConnection, type Ended, type Forwarder, type HostPort } from './forwarder.js'
 import type { UpstreamHealth } from './upstream-health.js'
@@ -99,8 +99,11 @@ export function createHttpForwarder (opts: HttpForwarderOptions): Forwarder {
     if (device === undefined) { req.socket.destroy(); return } // never: only authenticated sockets are handed over
     const refusal = opts.health.admit()
     if (refusal !== undefined) { answer(res, device, 503, 'upstream_unavailable', refusal, { 'retry-after': '1' }); return }
-    const aborted = new AbortController()
-    res.once('close', () => { if (!res.writableFinished) aborted.abort() })
+    // An EventEmitter as undici's abort signal: an AbortController per request (and stream
+    // pipeline(), which makes one) costs a DOMException and an EventTarget every time.
+    const abort = new EventEmitter()
+    const exchange = { deviceLeft: false }
+    res.once('close', () => { if (!res.writableFinished) { exchange.deviceLeft = true; abort.emit('abort') } })
     const hasBody = req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] ?? '0') !== '0'
     let answered: Awaited<ReturnType<Pool['request']>> | undefined
     try {
@@ -109,11 +112,11 @@ export function createHttpForwarder (opts: HttpForwarderOptions): Forwarder {
         path: req.url ?? '/',
         headers: upstreamHeaders(req.rawHeaders, device, 'none'),
         body: hasBody ? req : null,
-        signal: aborted.signal
+        signal: abort
       })
     } catch (err) {
       const code = (err as { code?: string }).code ?? ''
-      if (aborted.signal.aborted) { opts.onRequest('device_aborted'); return }
+      if (exchange.deviceLeft) { opts.onRequest('device_aborted'); return }
       if (code === 'UND_ERR_HEADERS_TIMEOUT') { answer(res, device, 504, 'upstream_timeout', `upstream ${target} sent no response headers within ${opts.upstreamTimeoutMs} ms`); return }
       const unreachable = ['UND_ERR_CONNECT_TIMEOUT', 'ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN'].includes(code)
       if (unreachable) opts.health.failed(code)
@@ -125,16 +128,18 @@ export function createHttpForwarder (opts: HttpForwarderOptions): Forwarder {
     const out: Record<string, string | string[]> = {}
     for (const [name, value] of Object.entries(headers)) if (value !== undefined && !HOP_BY_HOP.has(name)) out[name] = value
     res.writeHead(statusCode, out)
-    try {
-      await pipeline(body, res)
-      opts.onRequest(`${Math.min(5, Math.max(1, Math.floor(statusCode / 100)))}xx` as HttpOutcome)
-    } catch (err) {
+    body.once('error', (err: Error & { code?: string }) => {
       // Headers are out: the only way left to tell the device is to end the connection.
       res.destroy()
-      if (aborted.signal.aborted) { opts.onRequest('device_aborted'); return }
+      if (exchange.deviceLeft) return
       opts.onRequest('upstream_failed_midway')
-      opts.onFailure({ deviceId: device.deviceId, outcome: 'upstream_failed_midway', detail: `upstream ${target} failed while sending the response body (${(err as { code?: string }).code ?? (err as Error).message})` })
-    }
+      opts.onFailure({ deviceId: device.deviceId, outcome: 'upstream_failed_midway', detail: `upstream ${target} failed while sending the response body (${err.code ?? err.message})` })
+    })
+    res.once('close', () => {
+      if (res.writableFinished) opts.onRequest(`${Math.min(5, Math.max(1, Math.floor(statusCode / 100)))}xx` as HttpOutcome)
+      else if (exchange.deviceLeft) { body.destroy(); opts.onRequest('device_aborted') }
+    })
+    body.pipe(res)
   }
 
   const onUpgrade = async (req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> => {

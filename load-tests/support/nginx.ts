@@ -34,6 +34,53 @@ export interface NginxOptions {
   readonly upstreamPort: number
   readonly workers?: number
   readonly nofile?: number
+  /**
+   * 'stream' (default): mTLS then a byte pump, as certgate's tcp mode. 'http': nginx's mTLS HTTP
+   * reverse proxy with upstream keep-alive and the client's subject in a header, as certgate's
+   * http mode.
+   */
+  readonly mode?: 'stream' | 'http'
+}
+
+function tlsLines (opts: NginxOptions, port: number): string[] {
+  return [
+    `    listen 127.0.0.1:${port} ssl;`,
+    `    ssl_certificate ${opts.certFile};`,
+    `    ssl_certificate_key ${opts.keyFile};`,
+    '    ssl_protocols TLSv1.3;',
+    '    ssl_verify_client on;',
+    `    ssl_client_certificate ${opts.caFile};`,
+    '    ssl_verify_depth 4;',
+    '    ssl_session_tickets off;',
+    '    ssl_session_cache off;'
+  ]
+}
+
+function streamBlock (opts: NginxOptions, port: number): string[] {
+  return ['stream {', '  server {', ...tlsLines(opts, port), `    proxy_pass 127.0.0.1:${opts.upstreamPort};`, '  }', '}']
+}
+
+function httpBlock (opts: NginxOptions, port: number, dir: string): string[] {
+  return [
+    'http {',
+    '  access_log off;',
+    // Temp paths inside the run's prefix (Debian's compiled-in /var/lib/nginx may not exist).
+    ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `  ${t}_temp_path ${join(dir, t)};`),
+    '  keepalive_requests 1000000;',
+    '  keepalive_timeout 300s;',
+    `  upstream backend { server 127.0.0.1:${opts.upstreamPort}; keepalive 256; }`,
+    '  server {',
+    ...tlsLines(opts, port),
+    '    location / {',
+    '      proxy_pass http://backend;',
+    '      proxy_http_version 1.1;',
+    '      proxy_set_header Connection "";',
+    '      proxy_set_header X-Client-Subject $ssl_client_s_dn;',
+    '      proxy_set_header X-Client-Verify $ssl_client_verify;',
+    '    }',
+    '  }',
+    '}'
+  ]
 }
 
 export async function startNginx (found: Extract<NginxFound, { ok: true }>, opts: NginxOptions): Promise<ServerProcess> {
@@ -47,20 +94,7 @@ export async function startNginx (found: Extract<NginxFound, { ok: true }>, opts
     `error_log ${join(dir, 'error.log')} error;`,
     `worker_rlimit_nofile ${opts.nofile ?? 65536};`,
     'events { worker_connections 32768; }',
-    'stream {',
-    '  server {',
-    `    listen 127.0.0.1:${port} ssl;`,
-    `    ssl_certificate ${opts.certFile};`,
-    `    ssl_certificate_key ${opts.keyFile};`,
-    '    ssl_protocols TLSv1.3;',
-    '    ssl_verify_client on;',
-    `    ssl_client_certificate ${opts.caFile};`,
-    '    ssl_verify_depth 4;',
-    '    ssl_session_tickets off;',
-    '    ssl_session_cache off;',
-    `    proxy_pass 127.0.0.1:${opts.upstreamPort};`,
-    '  }',
-    '}'
+    ...((opts.mode ?? 'stream') === 'http' ? httpBlock(opts, port, dir) : streamBlock(opts, port))
   ].join('\n') + '\n')
   // -e: the error log before the config is read (no /var/log/nginx); -p: the prefix for relative paths.
   const child = spawnWithNofile(opts.nofile ?? 65536, found.binary, ['-e', join(dir, 'error.log'), '-p', dir, '-c', conf, '-g', 'daemon off;'], { stdio: ['ignore', 'ignore', 'pipe'] })

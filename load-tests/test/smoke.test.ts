@@ -70,3 +70,18 @@ test('idle fleet: connections are held and certgate\'s resident memory is read',
   assert.ok(r.rssEmptyMiB > 10 && r.rssPeakMiB >= r.rssEmptyMiB * 0.9, `${r.rssEmptyMiB} → ${r.rssPeakMiB} MiB`)
   assert.ok(r.heapUsedMiB > 1)
 })
+
+test('keep-alive: requests flow through certgate http and tcp modes (and nginx when installed) with no errors', () => {
+  const nginx = detectNginx()
+  if (!nginx.ok) console.log(`NOTICE: nginx part of the keep-alive smoke test skipped: ${nginx.missing}`)
+  const { json, svg } = run('keep-alive.js', ['--seconds', '1', '--rounds', '1', '--connections', '4'])
+  const rows = json.rows as Array<{ key: string, reqPerSec: number, p99: number, cpuUsPerReq?: number, errors: number, non2xx: number }>
+  assert.deepEqual(rows.map((r) => r.key), nginx.ok ? ['direct', 'nginx-http', 'certgate-http', 'nginx-stream', 'certgate-tcp'] : ['direct', 'certgate-http', 'certgate-tcp'])
+  for (const r of rows) {
+    assert.ok(r.reqPerSec > 20, `${r.key}: ${r.reqPerSec} req/s`)
+    assert.equal(r.errors, 0, `${r.key} had errors`)
+    assert.equal(r.non2xx, 0, `${r.key} had non-2xx answers`)
+    if (r.key !== 'direct') assert.ok(r.cpuUsPerReq !== undefined && r.cpuUsPerReq > 1 && r.cpuUsPerReq < 100_000, `${r.key}: ${r.cpuUsPerReq} µs CPU per request`)
+  }
+  assert.match(svg, /<polyline /)
+})
