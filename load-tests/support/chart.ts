@@ -31,8 +31,9 @@ function axes (x0: number, title: string, xLabel: string, yLabel: string): strin
 function cdfPanel (series: readonly ChartSeries[], x0: number): string {
   const all = series.flatMap((s) => s.latenciesMs).filter((v) => v > 0)
   if (all.length === 0) return axes(x0, 'latency CDF (no data)', 'ms', 'fraction')
-  const lo = Math.log10(Math.max(0.01, Math.min(...all)))
-  const hi = Math.log10(Math.max(...all)) + 0.05
+  // reduce, not spread: a run can hold more latencies than the call stack has room for arguments.
+  const lo = Math.log10(Math.max(0.01, all.reduce((a, b) => Math.min(a, b), Infinity)))
+  const hi = Math.log10(all.reduce((a, b) => Math.max(a, b), 0)) + 0.05
   const y1 = H - PAD.bottom
   const x = (ms: number): number => x0 + ((Math.log10(Math.max(ms, 0.01)) - lo) / Math.max(hi - lo, 0.1)) * PANEL_W
   const y = (frac: number): number => y1 - frac * (y1 - PAD.top)
@@ -61,7 +62,7 @@ function cdfPanel (series: readonly ChartSeries[], x0: number): string {
 function throughputPanel (series: readonly ChartSeries[], x0: number): string {
   const rates = series.map((s) => s.perBin.map((n) => (n * 1000) / s.binMs))
   const maxT = Math.max(1, ...series.map((s) => s.perBin.length * s.binMs / 1000))
-  const maxR = Math.max(1, ...rates.flat())
+  const maxR = rates.flat().reduce((a, b) => Math.max(a, b), 1)
   const y1 = H - PAD.bottom
   const x = (t: number): number => x0 + (t / maxT) * PANEL_W
   const y = (r: number): number => y1 - (r / (maxR * 1.05)) * (y1 - PAD.top)
