@@ -68,7 +68,6 @@ async function forward (device: DeviceConnection, ctx: ConnectionContext, starte
   ctx.log.info({ event: 'closed', reason, detail: ended.detail, deviceId: identity.deviceId, listener: ctx.listener }, 'live connection closed')
 }
 
-
 /** Tracks the connection by deviceId so revocation can close it, and counts its bytes. */
 function trackLive (socket: TLSSocket, identity: Identity, ctx: ConnectionContext): { untrack: () => void } {
   let counted = { read: 0, written: 0 }
