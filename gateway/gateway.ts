@@ -191,6 +191,7 @@ function forwarderFor (l: ListenerConfig, upstream: HostPort, config: Config, me
   const target = `${upstream.host}:${upstream.port}`
   const health = createUpstreamHealth({
     target,
+    probeWindowMs: config.upstreamConnectTimeoutMs,
     onAttemptFailed: () => { metrics.upstreamFailed(l.name) },
     onChange: (up, detail) => {
       metrics.setUpstreamUp(l.name, up)

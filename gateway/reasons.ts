@@ -35,3 +35,7 @@ export const CLOSE_REASONS = [
   'shutdown'
 ] as const
 export type CloseReason = typeof CLOSE_REASONS[number]
+
+/** How an http-mode request from a device ended: the upstream's status class, or why certgate answered itself. */
+export const HTTP_OUTCOMES = ['1xx', '2xx', '3xx', '4xx', '5xx', 'upstream_unavailable', 'upstream_timeout', 'upstream_failed_midway', 'device_aborted', 'upgraded', 'upgrade_refused'] as const
+export type HttpOutcome = typeof HTTP_OUTCOMES[number]

@@ -9,7 +9,7 @@
 // Measures requests/s, p50/p99 latency, and proxy CPU per forwarded request (all threads of the
 // proxy's processes, nginx master + workers, from /proc). Prints a table, writes JSON + SVG.
 import { spawn } from 'node:child_process'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
@@ -129,7 +129,6 @@ async function main (): Promise<void> {
     const order = ['direct', 'nginx-http', 'certgate-http', 'nginx-stream', 'certgate-tcp']
     targets.sort((a, b) => order.indexOf(a.key) - order.indexOf(b.key))
     const tls = { cert: device.pem + fleet.chainPem, key: device.keyPem }
-    readFileSync(files.certFile) // certgate wrote it
     const samples: Sample[] = []
     for (let round = 0; round < rounds; round++) {
       for (const t of targets) {

@@ -51,19 +51,20 @@ export interface Forwarder {
 
 export type Connected =
   | { readonly ok: true, readonly upstream: Socket, readonly connectSeconds: number }
-  | { readonly ok: false, readonly reason: 'upstream_unavailable', readonly detail: string }
+  /** `attempted` false: refused without trying, the upstream being known down. */
+  | { readonly ok: false, readonly reason: 'upstream_unavailable', readonly detail: string, readonly attempted: boolean }
 
 /** Connects to the upstream, unless it is known to be down; gives up after `timeoutMs`. */
 export async function connectUpstream (target: HostPort, timeoutMs: number, health: UpstreamHealth): Promise<Connected> {
   const refusal = health.admit()
-  if (refusal !== undefined) return { ok: false, reason: 'upstream_unavailable', detail: refusal }
+  if (refusal !== undefined) return { ok: false, reason: 'upstream_unavailable', detail: refusal, attempted: false }
   return await new Promise((resolve) => {
     const started = performance.now()
     const s = connect({ host: target.host, port: target.port, noDelay: true })
     const fail = (detail: string): void => {
       s.destroy()
       health.failed(detail)
-      resolve({ ok: false, reason: 'upstream_unavailable', detail: `upstream ${target.host}:${target.port}: ${detail}` })
+      resolve({ ok: false, reason: 'upstream_unavailable', detail: `upstream ${target.host}:${target.port}: ${detail}`, attempted: true })
     }
     const timer = setTimeout(() => { fail(`did not accept the connection within ${timeoutMs} ms`) }, timeoutMs)
     s.once('connect', () => {

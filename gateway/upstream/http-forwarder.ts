@@ -16,9 +16,8 @@ import type { UpstreamHealth } from './upstream-health.js'
 import { xfccValue } from './xfcc.js'
 import { webSocketMqttFilter } from './websocket-mqtt.js'
 import { sanitize } from '../proxy-protocol/v2-header.js'
+import type { HttpOutcome } from '../reasons.js'
 
-export const HTTP_OUTCOMES = ['1xx', '2xx', '3xx', '4xx', '5xx', 'upstream_unavailable', 'upstream_timeout', 'upstream_failed_midway', 'device_aborted', 'upgraded', 'upgrade_refused'] as const
-export type HttpOutcome = typeof HTTP_OUTCOMES[number]
 
 export interface HttpForwarderOptions {
   readonly upstream: HostPort
@@ -40,6 +39,8 @@ export interface HttpForwarderOptions {
 
 /** Headers that describe one hop, never forwarded (RFC 9110 §7.6.1), and `expect` (answered here). */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authenticate', 'proxy-authorization', 'expect', 'http2-settings'])
+const INSPECTED_WEBSOCKET: ReadonlySet<string> = new Set(['sec-websocket-extensions'])
+const NOTHING: ReadonlySet<string> = new Set()
 /** Identity headers only certgate may set: a device's copies are dropped. */
 const forged = (name: string): boolean => name === 'x-forwarded-client-cert' || name.startsWith('x-certgate-')
 
@@ -55,18 +56,16 @@ interface DeviceHttp {
  * The device's headers minus forged ones, plus certgate's identity headers; minus hop-by-hop ones
  * too, except for an upgrade, whose Connection/Upgrade headers are the point.
  */
-function upstreamHeaders (raw: readonly string[], device: DeviceHttp, upgrade: 'none' | 'mqtt' | 'opaque'): string[] {
+function upstreamHeaders (req: IncomingMessage, device: DeviceHttp, upgrade: 'none' | 'mqtt' | 'opaque'): string[] {
   // An inspected WebSocket negotiates no extension (a compressed payload could not be checked).
-  const hopByHop = new Set<string>(upgrade === 'none' ? HOP_BY_HOP : upgrade === 'mqtt' ? ['sec-websocket-extensions'] : [])
-  if (upgrade === 'none') {
-    for (let i = 0; i < raw.length; i += 2) {
-      if ((raw[i] as string).toLowerCase() === 'connection') for (const t of (raw[i + 1] as string).split(',')) hopByHop.add(t.trim().toLowerCase())
-    }
-  }
+  const dropped = upgrade === 'none' ? HOP_BY_HOP : upgrade === 'mqtt' ? INSPECTED_WEBSOCKET : NOTHING
+  // Node has already joined and lowercased the Connection header for us.
+  const named = upgrade === 'none' ? req.headers.connection?.toLowerCase().split(',').map((t) => t.trim()) : undefined
+  const raw = req.rawHeaders
   const out: string[] = []
   for (let i = 0; i < raw.length; i += 2) {
     const name = (raw[i] as string).toLowerCase()
-    if (forged(name) || name === 'x-forwarded-for' || name === 'x-forwarded-proto' || hopByHop.has(name)) continue
+    if (forged(name) || name === 'x-forwarded-for' || name === 'x-forwarded-proto' || dropped.has(name) || named?.includes(name) === true) continue
     out.push(raw[i] as string, raw[i + 1] as string)
   }
   out.push('x-certgate-device-id', device.deviceId, 'x-forwarded-client-cert', device.xfcc, 'x-forwarded-for', device.forwardedFor, 'x-forwarded-proto', 'https')
@@ -110,7 +109,7 @@ export function createHttpForwarder (opts: HttpForwarderOptions): Forwarder {
       answered = await pool.request({
         method: req.method as 'GET',
         path: req.url ?? '/',
-        headers: upstreamHeaders(req.rawHeaders, device, 'none'),
+        headers: upstreamHeaders(req, device, 'none'),
         body: hasBody ? req : null,
         signal: abort
       })
@@ -153,10 +152,10 @@ export function createHttpForwarder (opts: HttpForwarderOptions): Forwarder {
     }
     if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') { refuse('400 Bad Request', 'upgrade_refused', `only WebSocket upgrades are forwarded, not "${sanitize(req.headers.upgrade ?? '').slice(0, 64)}"`); return }
     const c = await connectUpstream(opts.upstream, opts.connectTimeoutMs, opts.health)
-    if (!c.ok) { refuse(c.detail.includes('probes it again') ? '503 Service Unavailable' : '502 Bad Gateway', 'upstream_unavailable', c.detail); return }
+    if (!c.ok) { refuse(c.attempted ? '502 Bad Gateway' : '503 Service Unavailable', 'upstream_unavailable', c.detail); return }
     if (socket.destroyed) { c.upstream.destroy(); return }
     // The upgrade's own Connection/Upgrade/Sec-WebSocket-* headers go through as they are.
-    const headers = upstreamHeaders(req.rawHeaders, device, opts.websocketPayload)
+    const headers = upstreamHeaders(req, device, opts.websocketPayload)
     let text = `${req.method ?? 'GET'} ${req.url ?? '/'} HTTP/1.1\r\n`
     for (let i = 0; i < headers.length; i += 2) text += `${headers[i] as string}: ${headers[i + 1] as string}\r\n`
     c.upstream.write(text + '\r\n')

@@ -14,6 +14,12 @@ export interface UpstreamHealthOptions {
   readonly target: string
   readonly firstBackoffMs?: number
   readonly maxBackoffMs?: number
+  /**
+   * How long a probe may take to report before another is let through (an attempt whose caller
+   * never says how it went, say a request the device abandoned, must not leave the upstream
+   * "down" for good). Default 5 s, the upstream connect timeout's default.
+   */
+  readonly probeWindowMs?: number
   readonly now?: () => number
   readonly random?: () => number
   /** Told when the upstream goes down or comes back (logs, the up/down gauge). */
@@ -27,14 +33,16 @@ export function createUpstreamHealth (opts: UpstreamHealthOptions): UpstreamHeal
   const random = opts.random ?? Math.random
   const first = opts.firstBackoffMs ?? 250
   const max = opts.maxBackoffMs ?? 5000
-  let down: { since: number, backoffMs: number, retryAt: number, probing: boolean, detail: string } | undefined
+  const probeWindow = opts.probeWindowMs ?? 5000
+  let down: { since: number, backoffMs: number, retryAt: number, detail: string } | undefined
   return {
     admit: () => {
       if (down === undefined) return undefined
       const t = now()
-      if (!down.probing && t >= down.retryAt) { down.probing = true; return undefined }
+      // One probe at a time: the next is due only once this one has had its window.
+      if (t >= down.retryAt) { down.retryAt = t + probeWindow; return undefined }
       const wait = Math.max(0, Math.ceil((down.retryAt - t) / 1000))
-      return `upstream ${opts.target} is unreachable (${down.detail}) since ${new Date(down.since).toISOString()}; certgate probes it again ${down.probing ? 'now' : `in ${wait} s`}`
+      return `upstream ${opts.target} is unreachable (${down.detail}) since ${new Date(down.since).toISOString()}; certgate probes it again within ${wait} s`
     },
     succeeded: () => {
       if (down === undefined) return
@@ -47,7 +55,7 @@ export function createUpstreamHealth (opts: UpstreamHealthOptions): UpstreamHeal
       const backoffMs = down === undefined ? first : Math.min(max, down.backoffMs * 2)
       const wasUp = down === undefined
       // Jitter (50-100 %) so gateways restarted together do not probe in step.
-      down = { since: down?.since ?? t, backoffMs, retryAt: t + backoffMs * (0.5 + random() / 2), probing: false, detail }
+      down = { since: down?.since ?? t, backoffMs, retryAt: t + backoffMs * (0.5 + random() / 2), detail }
       if (wasUp) opts.onChange?.(false, `upstream ${opts.target} is unreachable: ${detail}`)
     },
     isUp: () => down === undefined

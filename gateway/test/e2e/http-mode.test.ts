@@ -19,7 +19,8 @@ import mqtt from 'mqtt'
 import { issueHierarchy, issue, type Issued } from '../../pki/issue.js'
 import { startHarness, type Harness } from '../support/harness.js'
 import { startHttpUpstream } from '../support/http-upstream.js'
-import { freePort, startMosquitto } from '../support/mosquitto.js'
+import { startMosquitto } from '../support/mosquitto.js'
+import { freePort } from '../support/ports.js'
 
 let pki: { root: Issued, int1: Issued, int2: Issued }
 before(async () => { pki = await issueHierarchy() })

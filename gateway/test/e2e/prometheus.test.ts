@@ -23,7 +23,7 @@ import type { MqttClient } from 'mqtt'
 import { issue, issueHierarchy } from '../../pki/issue.js'
 import { startHarness, type Harness } from '../support/harness.js'
 import { connectDevice, nextMessage, closed } from '../support/device.js'
-import { freePort } from '../support/mosquitto.js'
+import { freePort } from '../support/ports.js'
 
 interface Target { readonly refId: string, readonly expr: string }
 interface Panel { readonly type: string, readonly title: string, readonly targets?: readonly Target[], readonly panels?: readonly Panel[] }

@@ -8,7 +8,8 @@ import assert from 'node:assert/strict'
 import mqtt, { type MqttClient } from 'mqtt'
 import { issueHierarchy, issue } from '../../pki/issue.js'
 import { startHarness } from '../support/harness.js'
-import { freePort, startMosquitto } from '../support/mosquitto.js'
+import { startMosquitto } from '../support/mosquitto.js'
+import { freePort } from '../support/ports.js'
 
 function metric (text: string, name: string): number {
   return Number(new RegExp(`^${name.replace(/[{}"]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN)

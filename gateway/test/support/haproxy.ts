@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process'
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { waitForPort } from './mosquitto.js'
+import { waitForPort } from './ports.js'
 
 export interface HaProxy { readonly log: () => string, stop: () => Promise<void> }
 
@@ -22,7 +22,7 @@ export async function startHaProxy (config: string, listenPort: number): Promise
   child.stdout.on('data', (d: Buffer) => { log += d.toString() })
   child.stderr.on('data', (d: Buffer) => { log += d.toString() })
   try {
-    await waitForPort(listenPort, child, 10_000, 'haproxy')
+    await waitForPort(listenPort, () => child.exitCode !== null, 10_000, 'haproxy')
   } catch (err) {
     child.kill('SIGKILL')
     throw new Error(`${(err as Error).message}\n${log}`)

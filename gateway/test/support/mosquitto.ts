@@ -1,42 +1,15 @@
 // A real Mosquitto broker (Debian package) on a free loopback port, configured by the test.
-import { spawn, type ChildProcess } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer, connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { freePort, waitForPort } from './ports.js'
 
 export interface Mosquitto { readonly port: number, readonly log: () => string, stop: () => Promise<void> }
 
 export function mosquittoBinary (): string {
   for (const p of ['/usr/sbin/mosquitto', '/usr/bin/mosquitto', '/usr/local/sbin/mosquitto']) if (existsSync(p)) return p
   throw new Error('mosquitto is not installed (apt-get install mosquitto); .ci/run installs it')
-}
-
-export async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const s = createServer()
-    s.once('error', reject)
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address()
-      s.close(() => { resolve(typeof a === 'object' && a !== null ? a.port : 0) })
-    })
-  })
-}
-
-/** Waits until `child` (a server the test started) accepts connections on `port`. */
-export async function waitForPort (port: number, child: ChildProcess, timeoutMs: number, name = 'mosquitto'): Promise<void> {
-  const until = Date.now() + timeoutMs
-  while (Date.now() < until) {
-    if (child.exitCode !== null) throw new Error(`${name} exited with ${child.exitCode}`)
-    const ok = await new Promise<boolean>((resolve) => {
-      const c = connect(port, '127.0.0.1')
-      c.once('connect', () => { c.destroy(); resolve(true) })
-      c.once('error', () => { resolve(false) })
-    })
-    if (ok) return
-    await new Promise((r) => setTimeout(r, 50))
-  }
-  throw new Error(`${name} did not listen on ${port} within ${timeoutMs} ms`)
 }
 
 /** Starts Mosquitto with extra config lines (an ACL, say); anonymous clients allowed. */
@@ -52,7 +25,7 @@ export async function startMosquitto (extraConfig: readonly string[] = [], files
   let log = ''
   child.stderr.on('data', (d: Buffer) => { log += d.toString() })
   try {
-    await waitForPort(port, child, 5000)
+    await waitForPort(port, () => child.exitCode !== null, 5000, 'mosquitto')
   } catch (err) {
     child.kill('SIGKILL')
     throw new Error(`${(err as Error).message}\n${log}`)

@@ -1,4 +1,5 @@
-// Loopback port helpers for the load tests' child servers.
+// Loopback port helpers for the servers tests and load tests start as child processes
+// (Mosquitto, HAProxy, nginx, PostgreSQL).
 import { connect, createServer } from 'node:net'
 
 export async function freePort (): Promise<number> {
@@ -13,10 +14,10 @@ export async function freePort (): Promise<number> {
 }
 
 /** Waits until something accepts on 127.0.0.1:port; gives up when `exited()` or after the timeout. */
-export async function waitForPort (port: number, exited: () => boolean, timeoutMs: number): Promise<void> {
+export async function waitForPort (port: number, exited: () => boolean, timeoutMs: number, name = 'the process'): Promise<void> {
   const until = Date.now() + timeoutMs
   while (Date.now() < until) {
-    if (exited()) throw new Error('the process exited')
+    if (exited()) throw new Error(`${name} exited`)
     const ok = await new Promise<boolean>((resolve) => {
       const c = connect(port, '127.0.0.1')
       c.once('connect', () => { c.destroy(); resolve(true) })
@@ -25,5 +26,5 @@ export async function waitForPort (port: number, exited: () => boolean, timeoutM
     if (ok) return
     await new Promise((r) => setTimeout(r, 50))
   }
-  throw new Error(`nothing listened on ${port} within ${timeoutMs} ms`)
+  throw new Error(`${name} did not listen on ${port} within ${timeoutMs} ms`)
 }
