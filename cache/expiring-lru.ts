@@ -8,6 +8,8 @@ export interface ExpiringLru<V extends object> {
   get: (key: string) => V | undefined
   /** Stores until `expiresAt` (ms since epoch); an already-expired value is not stored. */
   set: (key: string, value: V, expiresAt: number) => void
+  /** Whether an unexpired value is held, without counting a hit or a miss or refreshing its recency. */
+  has: (key: string) => boolean
   clear: () => void
   readonly size: number
   /** Hits and misses since the last call; resets the counters. */
@@ -36,6 +38,10 @@ export function createExpiringLru<V extends object> (options: ExpiringLruOptions
     set (key, value, expiresAt) {
       if (expiresAt <= now()) { lru.delete(key); return }
       lru.set(key, { value, expiresAt })
+    },
+    has (key) {
+      const entry = lru.peek(key)
+      return entry !== undefined && entry.expiresAt > now()
     },
     clear () { lru.clear() },
     get size () { return lru.size },

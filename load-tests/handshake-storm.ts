@@ -38,6 +38,8 @@ const opt = options(USAGE, {
   'paced-workers': { default: '1,0', help: 'CERTGATE_WORKERS values for the paced phase (1 = pool, 0 = inline)' },
   'cpu-prof': { default: '', help: 'directory: run certgate (warm) with --cpu-prof there' },
   'require-nginx': { default: '0', help: '1 = fail when nginx is missing instead of skipping it' },
+  // The performance issue's setup (1 worker, session cache and tickets off); 2 was the earlier README runs'.
+  'nginx-workers': { default: '1', help: 'nginx worker_processes' },
   processes: { default: '', help: 'comma list of CERTGATE_PROCESSES values: adds a target procN (certgate tcp, cache warm, N gateway processes, CPU of the whole group) per value' },
   baseline: { default: '', help: 'another build\'s dist/gateway/cli.js: adds targets base-warm, base-cold (before/after in one run)' }
 })
@@ -80,7 +82,7 @@ async function main (): Promise<void> {
     console.log(`NOTICE: nginx skipped: ${nginx.missing}`)
     wanted.delete('nginx')
   }
-  console.log(`node ${process.version} (OpenSSL ${process.versions.openssl}); ${rounds} rounds x ${seconds} s; ${opt.devices} devices; concurrency ${concurrency}; targets ${[...wanted].join(',')}`)
+  console.log(`node ${process.version} (OpenSSL ${process.versions.openssl}); ${rounds} rounds x ${seconds} s; ${opt.devices} devices; concurrency ${concurrency}; nginx ${opt['nginx-workers']} worker(s), session cache and tickets off; targets ${[...wanted].join(',')}`)
   const fleet = await createFleet(num(opt.devices, 'devices'))
   const upstream = await startAckUpstream()
   const files = { certFile: join(fleet.dataDir, 'dev-server-cert.pem'), keyFile: join(fleet.dataDir, 'dev-server-key.pem'), caFile: join(fleet.dataDir, 'root.pem') }
@@ -104,7 +106,7 @@ async function main (): Promise<void> {
   const processCounts = opt.processes.split(',').map((n) => n.trim()).filter((n) => n !== '')
   const all: Target[] = [
     { key: 'bare', name: 'bare Node TLS (native verify)', start: async () => await startBareTls(files) },
-    ...(nginx.ok ? [{ key: 'nginx', name: 'nginx stream (ssl_verify_client)', start: async () => await startNginx(nginx, { ...files, upstreamPort: upstream.port }) }] : []),
+    ...(nginx.ok ? [{ key: 'nginx', name: 'nginx stream (ssl_verify_client)', start: async () => await startNginx(nginx, { ...files, upstreamPort: upstream.port, workers: num(opt['nginx-workers'], 'nginx-workers') }) }] : []),
     { key: 'warm', name: 'certgate tcp (cache warm)', start: async () => await certgate(10_000, opt.workers, prof) },
     { key: 'cold', name: 'certgate tcp (cache off)', start: async () => await certgate(0) },
     { key: 'inline', name: 'certgate tcp inline (cache warm)', start: async () => await certgate(10_000, '0') },

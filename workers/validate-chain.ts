@@ -157,6 +157,11 @@ function chainVerdict (leaf: Certificate, leafHash: string, sent: readonly Uint8
     : 'the device certificate\'s issuer was not sent by the device and is not a registered, verified CA (send the intermediates, or register and verify the issuing CA)')
 }
 
+/** Does `cache` hold this intermediate (by SHA-256), parsed? The event loop's warm-chain test (gateway/validation/warm-path.ts). */
+export function holdsIntermediate (cache: IntermediateCache, hash: string): boolean {
+  return cache.has('c' + hash)
+}
+
 function intermediate (der: Uint8Array, hash: string, cache: IntermediateCache | undefined): Certificate {
   const hit = cache?.get('c' + hash)?.cert
   if (hit !== undefined) return hit

@@ -33,7 +33,8 @@ export function createRefusalMemory (opts: { ttlMs: number, maxEntries: number, 
   }
   return {
     recall: (sent) => {
-      if (opts.ttlMs <= 0) return undefined
+      // Nothing remembered (the usual case): no hashing of what the device sent.
+      if (opts.ttlMs <= 0 || lru.size === 0) return undefined
       const hit = lru.get(key(sent))
       return hit === undefined ? undefined : { ...hit, detail: `${hit.detail} (refused moments ago; not validated again)` }
     },

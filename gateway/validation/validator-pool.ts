@@ -5,6 +5,7 @@ import type { DoneReply, ValidationBatch, ValidationBatchReply, ValidationOutcom
 import { buildAnchorSet, validatePath, type IntermediateCache } from '../../workers/validate-chain.js'
 import { OID } from '../../workers/certificate.js'
 import { createExpiringLru } from '../../cache/expiring-lru.js'
+import { withWarmPath } from './warm-path.js'
 
 export interface TrustedCa { readonly name: string, readonly der: Uint8Array }
 
@@ -41,9 +42,15 @@ export interface ValidatorPoolHooks {
 
 interface Snapshot { readonly epoch: number, readonly cas: readonly TrustedCa[], readonly ders: readonly Uint8Array[] }
 
-/** threads = 0 validates on the event loop (cheaper per connection on 2-core machines); otherwise a Piscina pool. */
+/**
+ * threads = 0 validates everything on the event loop (cheaper per connection on 2-core machines);
+ * otherwise a Piscina pool, with warm chains decided on the event loop (warm-path.ts) unless the
+ * cache is off (cacheEntries = 0: every validation goes to the pool).
+ */
 export function createValidator (options: ValidatorPoolOptions, hooks: ValidatorPoolHooks = {}): ValidatorPool {
-  return options.threads === 0 ? createInlineValidator(options, hooks) : createValidatorPool(options, hooks)
+  if (options.threads === 0) return createInlineValidator(options, hooks)
+  const pool = createValidatorPool(options, hooks)
+  return options.cacheEntries > 0 ? withWarmPath(pool, { cacheEntries: options.cacheEntries, ...(options.now === undefined ? {} : { now: options.now }) }, hooks) : pool
 }
 
 /**

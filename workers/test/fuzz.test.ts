@@ -15,6 +15,8 @@
 // mutated certificate: only unused extras or the order changed. FUZZ_SECONDS (default 30) bounds
 // the wall time, FUZZ_SEED (default below) fixes the mutations; a failure writes the exact input
 // to a JSON file in the temp directory (the corpus keys are random, so the file is the repro).
+// Every call also goes through the gateway's event-loop warm path when it would decide the input
+// (support/both-ways.ts): both verdicts must be identical.
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { performance } from 'node:perf_hooks'
@@ -25,11 +27,12 @@ import { join } from 'node:path'
 // issue.js first: it loads reflect-metadata and sets the crypto provider @peculiar/x509 needs.
 import { issue, issueHierarchy, type Issued, type KeyAlgorithm } from '../../gateway/pki/issue.js'
 import * as x509 from '@peculiar/x509'
-import { validateChain, type ValidateChainInput, type ValidateChainResult } from '../../index.js'
+import type { ValidateChainInput, ValidateChainResult } from '../../index.js'
 import { CertificateError, parseCertificate } from '../certificate.js'
 import { DerError } from '../der.js'
 import { CHAIN_REASONS } from '../types.js'
 import { LIMITS } from '../validate-chain.js'
+import { bothWays } from './support/both-ways.js'
 
 // ---- budget and seed ---------------------------------------------------------------------------
 
@@ -592,11 +595,14 @@ function inputOf (rng: Rng, c: Case): ValidateChainInput {
 
 interface Timed { readonly result: ValidateChainResult, readonly ms: number }
 
+// Every input is also decided by the gateway's event-loop warm path when it would take it, and must agree.
+const both = bothWays()
+
 async function timedValidate (input: ValidateChainInput): Promise<Timed> {
   const started = performance.now()
   let result: ValidateChainResult
   try {
-    result = await validateChain(input)
+    result = await both.validate(input)
   } catch (err) {
     throw new Error(`validateChain rejected instead of resolving: ${(err as Error).stack ?? String(err)}`)
   }
@@ -760,4 +766,6 @@ test('fuzz (d): an accepted mutation of an accepted chain changed only unused ex
     }
   })
   t.diagnostic(`accepted: ${mutantsChecked} mutated extras proven unused in accepted chains`)
+  t.diagnostic(`both ways: ${both.warmDecided} inputs so far also decided by the event loop's warm path, every one agreeing with the pool's validator`)
+  assert.ok(both.warmDecided > 0, 'the warm path never decided an input: the comparison proved nothing')
 })

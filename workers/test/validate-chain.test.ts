@@ -15,6 +15,7 @@ import { validateChain, type ValidateChainInput, type ValidateChainResult } from
 import { CHAIN_REASONS, type ChainReason } from '../types.js'
 import { LIMITS } from '../validate-chain.js'
 import { children, readTlv, whole } from '../der.js'
+import { bothWays } from './support/both-ways.js'
 
 const DAY = 86_400_000
 const now = Date.now()
@@ -540,6 +541,20 @@ test('validateChain: one row per rule', async (t) => {
       if (row.maxMs !== undefined) assert.ok(ms < row.maxMs, `took ${ms.toFixed(1)} ms (limit ${row.maxMs} ms)`)
     })
   }
+})
+
+test('validateChain: the gateway\'s event-loop warm path gives every row the same verdict as the pool', async (t) => {
+  const inputs = await Promise.all(rows.map(async (row) => ({ row, input: await row.build() })))
+  const both = bothWays()
+  // First pass: the accepted rows teach the warm path their intermediates, as the pool's verdicts do in the gateway.
+  for (const { input } of inputs) await both.validate(input)
+  const taught = both.warmDecided
+  for (const { row, input } of inputs) {
+    await t.test(row.name, async () => { checkRow(row, input, await both.validate(input)) })
+  }
+  t.diagnostic(`${both.warmDecided - taught} of ${rows.length} rows decided on the warm path too, each agreeing`)
+  // Refused leaves under warm intermediates must be among them, not only the good chains.
+  assert.ok(both.warmDecided - taught > rows.filter((r) => r.expect === 'ok').length)
 })
 
 test('validateChain: rows are unique and cover every chain reason the library can give', () => {
