@@ -19,16 +19,15 @@ export interface BothWays {
 
 /** Plain inputs only (the hostile shapes are the library's own business): a warm path per anchor set and EKU. */
 function usable (input: ValidateChainInput): boolean {
-  const i = input as Partial<ValidateChainInput> | null | undefined
+  const i = input as { leaf?: unknown, intermediates?: unknown, anchors?: unknown, at?: unknown, requiredEku?: unknown } | null | undefined
   return typeof i === 'object' && i !== null && i.leaf instanceof Uint8Array && Array.isArray(i.intermediates) && Array.isArray(i.anchors) &&
-    [...i.intermediates, ...i.anchors].every((c: unknown) => c instanceof Uint8Array) && (i.at === undefined || (i.at instanceof Date && !Number.isNaN(i.at.getTime()))) &&
+    Array.from(i.intermediates as unknown[]).concat(Array.from(i.anchors as unknown[])).every((c) => c instanceof Uint8Array) && (i.at === undefined || (i.at instanceof Date && !Number.isNaN(i.at.getTime()))) &&
     (i.requiredEku === undefined || (typeof i.requiredEku === 'string' && ekuOid(i.requiredEku) !== undefined))
 }
 
 /** The library's answer for the warm path's verdict, mapped exactly as index.ts maps validatePath's. */
 function asResult (v: PoolVerdict, input: ValidateChainInput): ValidateChainResult {
-  assert.equal(v.kind, 'done')
-  if (v.kind !== 'done') throw new Error('unreachable')
+  if (v.kind !== 'done') assert.fail(`the warm path answered ${v.kind}`)
   const { leaf, chain } = v.outcome
   if (!chain.ok) return { ok: false, reason: chain.reason, detail: chain.detail }
   const anchor = input.anchors[chain.anchorIndex] as Uint8Array
@@ -54,7 +53,7 @@ export function bothWays (): BothWays {
   return {
     async validate (input) {
       const cold = await validateChain(input)
-      if (!usable(input) || cold.ok === false && cold.reason === 'internal_error') return cold
+      if (!usable(input) || (!cold.ok && cold.reason === 'internal_error')) return cold
       const path = pathFor(input)
       const at = input.at?.getTime() ?? Date.now()
       const warm = path.decide(input.leaf, input.intermediates, at)
