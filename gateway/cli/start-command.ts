@@ -4,14 +4,7 @@
 import { configFromEnv } from '../config.js'
 import { parseFlags } from './args.js'
 import type { CliContext } from './context.js'
-import type { HostPort } from '../config.js'
-
-const fmt = (a: HostPort): string => a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`
-
-/** The contract's line per device listener; the listener's name and protocol follow when there are several. */
-export function listeningLines (listeners: ReadonlyArray<{ name: string, protocol: string, address: HostPort }>, admin: HostPort): string {
-  return listeners.map((l) => `certgate listening device=${fmt(l.address)} admin=${fmt(admin)}${listeners.length > 1 ? ` listener=${l.name} protocol=${l.protocol}` : ''}\n`).join('')
-}
+import { listeningLines } from '../listening-lines.js'
 
 const USAGE = `usage: certgate start
 
