@@ -77,7 +77,7 @@ export async function runProcessGroup (config: Config, ctx: CliContext): Promise
     const addresses: Ready[] = []
     const timer = setTimeout(() => { reject(new Error(`the gateway processes did not all start within ${START_TIMEOUT_MS / 1000} s`)) }, START_TIMEOUT_MS)
     for (let i = 1; i <= config.processes; i++) {
-      const w = cluster.fork({ ...env, CERTGATE_PROCESS_INDEX: String(i) })
+      const w = cluster.fork(env)
       workers.push(w)
       w.on('message', (m: unknown) => {
         if (!isMemberMessage(m)) return
