@@ -8,7 +8,7 @@
 import { constants } from 'node:crypto'
 import { createServer, type TLSSocket } from 'node:tls'
 import { createServer as createTcpServer, isIPv4, type BlockList, type Server, type Socket } from 'node:net'
-import type { HandshakeFailure } from '../metrics.js'
+import type { HandshakeFailure } from '../reasons.js'
 import { createAdmission } from './admission.js'
 import { readProxyHeader, sendsProxyHeader } from '../proxy-protocol/read-header.js'
 import type { Endpoint } from '../proxy-protocol/v2-header.js'
