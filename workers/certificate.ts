@@ -9,6 +9,7 @@ import {
 } from './der.js'
 import { readSignatureAlgorithm, readSpki, type KeyType, type SignatureCheck } from './algorithms.js'
 import { CertificateError } from './certificate-error.js'
+import { nameKey } from './name-compare.js'
 
 export { CertificateError }
 export type { KeyType, SignatureCheck }
@@ -46,6 +47,10 @@ const RECOGNISED_PASSIVE = new Set([
   '1.3.6.1.4.1.11129.2.4.2' // CT precertificate SCTs
 ])
 
+const KNOWN_EXTENSIONS = new Set<string>([
+  OID.basicConstraints, OID.keyUsage, OID.extKeyUsage, OID.subjectKeyId, OID.authorityKeyId, OID.subjectAltName, OID.nameConstraints
+])
+
 export const KEY_USAGE = { digitalSignature: 0, keyCertSign: 5 } as const
 
 export type GeneralName =
@@ -66,9 +71,14 @@ export interface Certificate {
   readonly tbs: Uint8Array
   readonly signature: Uint8Array
   readonly signatureCheck: SignatureCheck
-  /** DER of the issuer and subject Names; byte equality is the name-chaining rule used. */
+  /** 1 or 3 (v2 is accepted and reported as 2). */
+  readonly version: number
+  /** Why the serial number breaks RFC 5280 §4.1.2.2 (zero, negative or over 20 octets), if it does. */
+  readonly serialProblem: string | undefined
+  /** DER of the issuer and subject Names. */
   readonly issuer: Uint8Array
   readonly subject: Uint8Array
+  /** RFC 5280 §7.1 comparison keys of the Names (name-compare.ts): equal keys chain, whatever the encoding. */
   readonly issuerKey: string
   readonly subjectKey: string
   readonly selfIssued: boolean
@@ -93,8 +103,16 @@ export interface Certificate {
   readonly extKeyUsage: readonly string[] | undefined
   readonly subjectKeyId: Uint8Array | undefined
   readonly authorityKeyId: Uint8Array | undefined
+  /** The authorityKeyIdentifier extension is present (with or without its keyIdentifier). */
+  readonly hasAuthorityKeyIdExtension: boolean
+  /** The authorityKeyIdentifier carries authorityCertIssuer or authorityCertSerialNumber. */
+  readonly authorityKeyIdNamesIssuer: boolean
   readonly subjectAltNames: readonly GeneralName[] | undefined
+  readonly subjectAltNamesCritical: boolean
   readonly nameConstraints: NameConstraints | undefined
+  readonly nameConstraintsCritical: boolean
+  /** An extension marked critical that RFC 5280 requires to be non-critical, by name. */
+  readonly wronglyCritical: string | undefined
   /** OID of the first critical extension certgate does not understand. */
   readonly unknownCritical: string | undefined
 }
@@ -119,7 +137,7 @@ export function parseCertificate (der: Uint8Array): Certificate {
     i++
   }
   const serial = need(f[i++], TAG.INTEGER, 'serialNumber')
-  if (serial.end === serial.valueStart) throw new CertificateError('empty serialNumber')
+  const serialProblem = checkSerial(der, serial)
   const innerAlg = need(f[i++], TAG.SEQUENCE, 'signature')
   // RFC 5280 §4.1.1.2: the algorithm in tbsCertificate must equal the outer one.
   if (!bytesEqual(whole(der, innerAlg), whole(der, outerAlg))) throw new CertificateError('signature algorithm mismatch between tbsCertificate and Certificate')
@@ -144,6 +162,8 @@ export function parseCertificate (der: Uint8Array): Certificate {
   const subject = whole(der, subjectTlv)
   const names = readName(der, subjectTlv)
   readName(der, issuerTlv) // well-formedness only
+  const issuerKey = nameKey(der, issuerTlv)
+  const subjectKey = nameKey(der, subjectTlv)
   const spki = whole(der, spkiTlv)
   const key = readSpki(der, spkiTlv)
   let publicKey: KeyObject | undefined
@@ -158,9 +178,11 @@ export function parseCertificate (der: Uint8Array): Certificate {
     signatureCheck: readSignatureAlgorithm(der, outerAlg),
     issuer,
     subject,
-    issuerKey: Buffer.from(issuer).toString('latin1'),
-    subjectKey: Buffer.from(subject).toString('latin1'),
-    selfIssued: bytesEqual(issuer, subject),
+    version,
+    serialProblem,
+    issuerKey,
+    subjectKey,
+    selfIssued: issuerKey === subjectKey,
     subjectRdns: names.rdns,
     commonNames: names.commonNames,
     emailAddresses: names.emails,
@@ -182,10 +204,30 @@ export function parseCertificate (der: Uint8Array): Certificate {
     extKeyUsage: ext?.extKeyUsage,
     subjectKeyId: ext?.subjectKeyId,
     authorityKeyId: ext?.authorityKeyId,
+    hasAuthorityKeyIdExtension: ext?.hasAuthorityKeyIdExtension ?? false,
+    authorityKeyIdNamesIssuer: ext?.authorityKeyIdNamesIssuer ?? false,
     subjectAltNames: ext?.subjectAltNames,
+    subjectAltNamesCritical: ext?.subjectAltNamesCritical ?? false,
     nameConstraints: ext?.nameConstraints,
+    nameConstraintsCritical: ext?.nameConstraintsCritical ?? false,
+    wronglyCritical: ext?.wronglyCritical,
     unknownCritical: ext?.unknownCritical
   }
+}
+
+/**
+ * RFC 5280 §4.1.2.2: a positive integer of at most 20 octets (a sign octet of zero not counted).
+ * Reported, not thrown: profile.ts decides where it matters (a trusted root with serial 0 exists).
+ */
+function checkSerial (der: Uint8Array, serial: Tlv): string | undefined {
+  const len = serial.end - serial.valueStart
+  if (len === 0) throw new CertificateError('empty serialNumber')
+  const first = der[serial.valueStart] as number
+  if (len === 1 && first === 0) return 'its serial number is zero (RFC 5280 §4.1.2.2: it must be positive)'
+  if ((first & 0x80) !== 0) return 'its serial number is negative (RFC 5280 §4.1.2.2: it must be positive)'
+  const octets = first === 0 ? len - 1 : len
+  if (octets > 20) return `its serial number has ${octets} octets (RFC 5280 §4.1.2.2: at most 20)`
+  return undefined
 }
 
 function need (tlv: Tlv | undefined, tag: number, what: string): Tlv {
@@ -221,9 +263,27 @@ interface ExtensionFacts {
   extKeyUsage: string[] | undefined
   subjectKeyId: Uint8Array | undefined
   authorityKeyId: Uint8Array | undefined
+  hasAuthorityKeyIdExtension: boolean
+  authorityKeyIdNamesIssuer: boolean
   subjectAltNames: GeneralName[] | undefined
+  subjectAltNamesCritical: boolean
   nameConstraints: NameConstraints | undefined
+  nameConstraintsCritical: boolean
+  wronglyCritical: string | undefined
   unknownCritical: string | undefined
+}
+
+/**
+ * Extensions RFC 5280 says conforming CAs MUST mark non-critical: one marked critical is a
+ * certificate no conforming CA made (§4.2.1.1, §4.2.1.2, §4.2.1.8, §4.2.1.15, §4.2.2.1, §4.2.2.2).
+ */
+const MUST_BE_NON_CRITICAL: Record<string, string> = {
+  '2.5.29.35': 'authorityKeyIdentifier',
+  '2.5.29.14': 'subjectKeyIdentifier',
+  '2.5.29.9': 'subjectDirectoryAttributes',
+  '2.5.29.46': 'freshestCRL',
+  '1.3.6.1.5.5.7.1.1': 'authorityInfoAccess',
+  '1.3.6.1.5.5.7.1.11': 'subjectInfoAccess'
 }
 
 function readExtensions (der: Uint8Array, wrapper: Tlv): ExtensionFacts {
@@ -234,7 +294,8 @@ function readExtensions (der: Uint8Array, wrapper: Tlv): ExtensionFacts {
   if (list.length === 0) throw new CertificateError('empty extensions')
   const out: ExtensionFacts = {
     basicConstraints: undefined, keyUsage: undefined, extKeyUsage: undefined, subjectKeyId: undefined,
-    authorityKeyId: undefined, subjectAltNames: undefined, nameConstraints: undefined, unknownCritical: undefined
+    authorityKeyId: undefined, hasAuthorityKeyIdExtension: false, authorityKeyIdNamesIssuer: false, subjectAltNames: undefined,
+    subjectAltNamesCritical: false, nameConstraints: undefined, nameConstraintsCritical: false, wronglyCritical: undefined, unknownCritical: undefined
   }
   const seen = new Set<string>()
   for (const e of list) {
@@ -251,6 +312,13 @@ function readExtensions (der: Uint8Array, wrapper: Tlv): ExtensionFacts {
     if (valueTlv?.tag === TAG.BOOLEAN) { critical = readBoolean(der, valueTlv); valueTlv = parts[2] }
     else if (parts.length > 2) throw new CertificateError('bad Extension')
     if (valueTlv?.tag !== TAG.OCTET_STRING) throw new CertificateError(`extension ${oid}: extnValue must be an OCTET STRING`)
+    if (critical && out.wronglyCritical === undefined) out.wronglyCritical = MUST_BE_NON_CRITICAL[oid]
+    if (!KNOWN_EXTENSIONS.has(oid) && !RECOGNISED_PASSIVE.has(oid)) {
+      // An extension certgate does not know is not decoded: its value may be anything, even empty.
+      if (critical && out.unknownCritical === undefined) out.unknownCritical = oid
+      continue
+    }
+    // A known extension, acted on or not, must at least be one well-formed DER value.
     const body = readTlv(der, valueTlv.valueStart, valueTlv.end)
     if (body.end !== valueTlv.end) throw new CertificateError(`extension ${oid}: trailing bytes`)
     switch (oid) {
@@ -284,7 +352,12 @@ function readExtensions (der: Uint8Array, wrapper: Tlv): ExtensionFacts {
         break
       case OID.authorityKeyId: {
         if (body.tag !== TAG.SEQUENCE) throw new CertificateError('authorityKeyIdentifier must be a SEQUENCE')
-        for (const item of children(der, body, 3)) if (item.tag === 0x80) out.authorityKeyId = value(der, item)
+        out.hasAuthorityKeyIdExtension = true
+        for (const item of children(der, body, 3)) {
+          if (item.tag === 0x80) out.authorityKeyId = value(der, item)
+          else if (item.tag === 0xa1 || item.tag === 0x82) out.authorityKeyIdNamesIssuer = true
+          else throw new CertificateError('bad authorityKeyIdentifier field')
+        }
         break
       }
       case OID.subjectAltName: {
@@ -292,13 +365,13 @@ function readExtensions (der: Uint8Array, wrapper: Tlv): ExtensionFacts {
         const names = children(der, body, 256).map((t) => readGeneralName(der, t))
         if (names.length === 0) throw new CertificateError('empty subjectAltName')
         out.subjectAltNames = names
+        out.subjectAltNamesCritical = critical
         break
       }
       case OID.nameConstraints:
         out.nameConstraints = readNameConstraints(der, body)
+        out.nameConstraintsCritical = critical
         break
-      default:
-        if (critical && !RECOGNISED_PASSIVE.has(oid) && out.unknownCritical === undefined) out.unknownCritical = oid
     }
   }
   return out

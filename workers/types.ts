@@ -17,6 +17,7 @@ export const CHAIN_REASONS = [
   'unknown_critical_extension',
   'name_constraints_violated',
   'name_constraints_unsupported',
+  'nonconforming_certificate',
   'weak_key',
   'weak_algorithm',
   'unsupported_algorithm',
