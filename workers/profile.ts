@@ -3,7 +3,6 @@
 // extensions that belong only to CAs. A certificate breaking one was not made by a conforming CA,
 // and the strictest validators refuse it; so does certgate ('nonconforming_certificate').
 // Pure: facts in (certificate.ts), a problem sentence out; validate-chain.ts decides when to ask.
-import { bytesEqual } from './der.js'
 import { KEY_USAGE, type Certificate } from './certificate.js'
 
 export type Place = 'leaf' | 'intermediate' | 'anchor'
@@ -57,12 +56,12 @@ function caProblem (cert: Certificate): string | undefined {
 }
 
 /**
- * A self-signed anchor's AKI, when present, names its own key and nothing else: a keyIdentifier
- * equal to its SKI, no issuer name or serial (§4.2.1.1, CA/B BR 7.1.2.1.3).
+ * A self-signed anchor's AKI, when present, names a key and nothing else: a keyIdentifier, no
+ * issuer name or serial (§4.2.1.1, CA/B BR 7.1.2.1.3). It is not required to equal the SKI:
+ * OpenSSL 3.0's `req -x509` with a chosen SKI writes the key's hash as the AKI.
  */
 function selfSignedAkiProblem (cert: Certificate): string | undefined {
   if (cert.authorityKeyId === undefined) return 'its authorityKeyIdentifier has no keyIdentifier'
   if (cert.authorityKeyIdNamesIssuer) return 'its authorityKeyIdentifier names an issuer or serial number, which a self-signed certificate must not'
-  if (cert.subjectKeyId !== undefined && !bytesEqual(cert.authorityKeyId, cert.subjectKeyId)) return 'its authorityKeyIdentifier differs from its own subjectKeyIdentifier'
   return undefined
 }

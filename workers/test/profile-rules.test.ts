@@ -167,4 +167,11 @@ test('OpenSSL 3: req -x509 root, x509 -req v3_ca intermediate, devices from x509
     assert.ok(r.ok, r.ok ? '' : `device-${d}: ${r.reason}: ${r.detail}`)
     assert.equal(r.deviceId, `device-${d}`)
   }
+
+  // A root with a chosen SKI: OpenSSL 3.0 writes the key's hash as its AKI, so AKI != SKI.
+  ssl('req', '-x509', ...ec, '-keyout', 'own.key', '-out', 'own.pem', '-subj', '/O=Fleet/CN=Own SKI Root', '-days', '30', '-config', 'openssl.cnf', '-addext', 'subjectKeyIdentifier=0102030405060708')
+  ssl('req', '-new', ...ec, '-keyout', 'own-dev.key', '-out', 'own-dev.csr', '-subj', '/CN=device-own', '-config', 'openssl.cnf')
+  ssl('x509', '-req', '-in', 'own-dev.csr', '-CA', 'own.pem', '-CAkey', 'own.key', '-out', 'own-dev.pem', '-days', '30', '-extfile', 'openssl.cnf', '-extensions', 'usr_cert')
+  const own = await validateChain({ leaf: pemDer('own-dev.pem'), intermediates: [], anchors: [pemDer('own.pem')] })
+  assert.ok(own.ok, own.ok ? '' : `device-own: ${own.reason}: ${own.detail}`)
 })
