@@ -26,6 +26,11 @@ export const OID = {
   authorityKeyId: '2.5.29.35',
   subjectAltName: '2.5.29.17',
   nameConstraints: '2.5.29.30',
+  certificatePolicies: '2.5.29.32',
+  policyMappings: '2.5.29.33',
+  policyConstraints: '2.5.29.36',
+  inhibitAnyPolicy: '2.5.29.54',
+  anyPolicy: '2.5.29.32.0',
   anyExtendedKeyUsage: '2.5.29.37.0',
   clientAuth: '1.3.6.1.5.5.7.3.2',
   serverAuth: '1.3.6.1.5.5.7.3.1'
@@ -33,11 +38,10 @@ export const OID = {
 
 /**
  * Extensions certgate recognises without acting on them. They may be critical: none of them
- * narrows what a chain may do for client authentication with no policy requirement
+ * narrows what a chain may do for client authentication
  * (RFC 5280 §4.2: a critical extension must be recognised or the certificate rejected).
  */
 const RECOGNISED_PASSIVE = new Set([
-  '2.5.29.32', // certificatePolicies: certgate requires no policy (user-initial-policy-set = any-policy)
   '2.5.29.18', // issuerAltName
   '2.5.29.31', // cRLDistributionPoints
   '2.5.29.46', // freshestCRL
@@ -48,7 +52,8 @@ const RECOGNISED_PASSIVE = new Set([
 ])
 
 const KNOWN_EXTENSIONS = new Set<string>([
-  OID.basicConstraints, OID.keyUsage, OID.extKeyUsage, OID.subjectKeyId, OID.authorityKeyId, OID.subjectAltName, OID.nameConstraints
+  OID.basicConstraints, OID.keyUsage, OID.extKeyUsage, OID.subjectKeyId, OID.authorityKeyId, OID.subjectAltName, OID.nameConstraints,
+  OID.certificatePolicies, OID.policyMappings, OID.policyConstraints, OID.inhibitAnyPolicy
 ])
 
 export const KEY_USAGE = { digitalSignature: 0, keyCertSign: 5 } as const
@@ -111,6 +116,11 @@ export interface Certificate {
   readonly subjectAltNamesCritical: boolean
   readonly nameConstraints: NameConstraints | undefined
   readonly nameConstraintsCritical: boolean
+  /** RFC 5280 §4.2.1.4-5, 4.2.1.11, 4.2.1.14: what policy processing (policy.ts) needs. */
+  readonly policies: readonly string[] | undefined
+  readonly policyMappings: ReadonlyArray<readonly [issuerDomain: string, subjectDomain: string]> | undefined
+  readonly policyConstraints: { readonly requireExplicitPolicy: number | undefined, readonly inhibitPolicyMapping: number | undefined } | undefined
+  readonly inhibitAnyPolicy: number | undefined
   /** An extension marked critical that RFC 5280 requires to be non-critical, by name. */
   readonly wronglyCritical: string | undefined
   /** OID of the first critical extension certgate does not understand. */
@@ -210,6 +220,10 @@ export function parseCertificate (der: Uint8Array): Certificate {
     subjectAltNamesCritical: ext?.subjectAltNamesCritical ?? false,
     nameConstraints: ext?.nameConstraints,
     nameConstraintsCritical: ext?.nameConstraintsCritical ?? false,
+    policies: ext?.policies,
+    policyMappings: ext?.policyMappings,
+    policyConstraints: ext?.policyConstraints,
+    inhibitAnyPolicy: ext?.inhibitAnyPolicy,
     wronglyCritical: ext?.wronglyCritical,
     unknownCritical: ext?.unknownCritical
   }
@@ -269,6 +283,10 @@ interface ExtensionFacts {
   subjectAltNamesCritical: boolean
   nameConstraints: NameConstraints | undefined
   nameConstraintsCritical: boolean
+  policies: Certificate['policies']
+  policyMappings: Certificate['policyMappings']
+  policyConstraints: Certificate['policyConstraints']
+  inhibitAnyPolicy: number | undefined
   wronglyCritical: string | undefined
   unknownCritical: string | undefined
 }
@@ -295,7 +313,8 @@ function readExtensions (der: Uint8Array, wrapper: Tlv): ExtensionFacts {
   const out: ExtensionFacts = {
     basicConstraints: undefined, keyUsage: undefined, extKeyUsage: undefined, subjectKeyId: undefined,
     authorityKeyId: undefined, hasAuthorityKeyIdExtension: false, authorityKeyIdNamesIssuer: false, subjectAltNames: undefined,
-    subjectAltNamesCritical: false, nameConstraints: undefined, nameConstraintsCritical: false, wronglyCritical: undefined, unknownCritical: undefined
+    subjectAltNamesCritical: false, nameConstraints: undefined, nameConstraintsCritical: false, policies: undefined,
+    policyMappings: undefined, policyConstraints: undefined, inhibitAnyPolicy: undefined, wronglyCritical: undefined, unknownCritical: undefined
   }
   const seen = new Set<string>()
   for (const e of list) {
@@ -372,6 +391,18 @@ function readExtensions (der: Uint8Array, wrapper: Tlv): ExtensionFacts {
         out.nameConstraints = readNameConstraints(der, body)
         out.nameConstraintsCritical = critical
         break
+      case OID.certificatePolicies:
+        out.policies = readPolicies(der, body)
+        break
+      case OID.policyMappings:
+        out.policyMappings = readPolicyMappings(der, body)
+        break
+      case OID.policyConstraints:
+        out.policyConstraints = readPolicyConstraints(der, body)
+        break
+      case OID.inhibitAnyPolicy:
+        out.inhibitAnyPolicy = readSmallUint(der, body)
+        break
     }
   }
   return out
@@ -399,6 +430,48 @@ function readGeneralName (der: Uint8Array, t: Tlv, inConstraint = false): Genera
     default:
       return { kind: 'other', tag: t.tag }
   }
+}
+
+/** §4.2.1.4: the policy OIDs (qualifiers are not read); a policy OID appears at most once. */
+function readPolicies (der: Uint8Array, body: Tlv): string[] {
+  if (body.tag !== TAG.SEQUENCE) throw new CertificateError('certificatePolicies must be a SEQUENCE')
+  const oids: string[] = []
+  for (const info of children(der, body, 64)) {
+    const [oid] = info.tag === TAG.SEQUENCE ? children(der, info, 2) : []
+    if (oid === undefined) throw new CertificateError('bad PolicyInformation')
+    const id = oidString(der, oid)
+    if (oids.includes(id)) throw new CertificateError(`policy ${id} appears twice in certificatePolicies`)
+    oids.push(id)
+  }
+  if (oids.length === 0) throw new CertificateError('empty certificatePolicies')
+  return oids
+}
+
+/** §4.2.1.5: pairs of (issuerDomainPolicy, subjectDomainPolicy). */
+function readPolicyMappings (der: Uint8Array, body: Tlv): Array<[string, string]> {
+  if (body.tag !== TAG.SEQUENCE) throw new CertificateError('policyMappings must be a SEQUENCE')
+  const pairs = children(der, body, 64).map((m): [string, string] => {
+    const [a, b, extra] = m.tag === TAG.SEQUENCE ? children(der, m, 3) : []
+    if (a === undefined || b === undefined || extra !== undefined) throw new CertificateError('bad PolicyMapping')
+    return [oidString(der, a), oidString(der, b)]
+  })
+  if (pairs.length === 0) throw new CertificateError('empty policyMappings')
+  return pairs
+}
+
+/** §4.2.1.11: requireExplicitPolicy [0] and inhibitPolicyMapping [1], SkipCerts each; not both absent. */
+function readPolicyConstraints (der: Uint8Array, body: Tlv): NonNullable<Certificate['policyConstraints']> {
+  if (body.tag !== TAG.SEQUENCE) throw new CertificateError('policyConstraints must be a SEQUENCE')
+  let requireExplicitPolicy: number | undefined
+  let inhibitPolicyMapping: number | undefined
+  for (const item of children(der, body, 2)) {
+    const n = readSmallUint(der, { ...item, tag: TAG.INTEGER })
+    if (item.tag === 0x80 && requireExplicitPolicy === undefined && inhibitPolicyMapping === undefined) requireExplicitPolicy = n
+    else if (item.tag === 0x81 && inhibitPolicyMapping === undefined) inhibitPolicyMapping = n
+    else throw new CertificateError('bad policyConstraints field')
+  }
+  if (requireExplicitPolicy === undefined && inhibitPolicyMapping === undefined) throw new CertificateError('empty policyConstraints')
+  return { requireExplicitPolicy, inhibitPolicyMapping }
 }
 
 function readNameConstraints (der: Uint8Array, body: Tlv): NameConstraints {

@@ -18,6 +18,7 @@ export const CHAIN_REASONS = [
   'name_constraints_violated',
   'name_constraints_unsupported',
   'nonconforming_certificate',
+  'policy_constraints_violated',
   'weak_key',
   'weak_algorithm',
   'unsupported_algorithm',

@@ -8,6 +8,7 @@ import { bytesEqual } from './der.js'
 import { KEY_USAGE, OID, parseCertificate, type Certificate } from './certificate.js'
 import { checkNameConstraints } from './name-constraints.js'
 import { leafCanSignCertificates, leafProfileProblem, placeProblem } from './profile.js'
+import { policyProblem } from './policy.js'
 import type { ChainReason, ChainVerdict, LeafFacts, Refusal, ValidationOutcome } from './types.js'
 import type { ExpiringLru } from '../cache/expiring-lru.js'
 
@@ -277,7 +278,8 @@ function checkPath (path: readonly Certificate[], anchor: Certificate, opts: Val
       pathLenProblem(chain, i, who) ?? nameConstraintProblem(chain, i)
     if (problem !== undefined) return problem
   }
-  return undefined
+  const policy = policyProblem([...path].reverse())
+  return policy === undefined ? undefined : refuse('policy_constraints_violated', policy)
 }
 
 function issuerProblem (ca: Certificate, who: string, opts: ValidateOptions): Refusal | undefined {

@@ -66,6 +66,19 @@ async function reencodedIssuerChain (): Promise<ValidateChainInput> {
   return chain(new Uint8Array(cert.rawData), [ca], [root])
 }
 
+const POLICY = Uint8Array.of(0x06, 0x09, 0x2b, 0x06, 0x01, 0x04, 0x01, 0x83, 0xb2, 0x03, 0x07) // 1.3.6.1.4.1.55555.7
+const OTHER_POLICY = Uint8Array.of(0x06, 0x09, 0x2b, 0x06, 0x01, 0x04, 0x01, 0x83, 0xb2, 0x03, 0x08)
+const ANY_POLICY = Uint8Array.of(0x06, 0x04, 0x55, 0x1d, 0x20, 0x00)
+const policies = (...oids: Uint8Array[]): x509.Extension => new x509.Extension('2.5.29.32', false, tlv(0x30, ...oids.map((o) => tlv(0x30, o))))
+/** requireExplicitPolicy 0: every certificate below must assert a policy valid for the whole path (RFC 5280 §4.2.1.11). */
+const requireExplicit = new x509.Extension('2.5.29.36', true, tlv(0x30, tlv(0x80, Uint8Array.of(0))))
+
+/** A CA under the root with `caExtensions`, and a device under it with `leafExtensions`. */
+async function policyChain (caExtensions: x509.Extension[], leafExtensions: x509.Extension[]): Promise<ValidateChainInput> {
+  const ca = await issue({ cn: 'Policy CA', ca: true, issuer: root, extraExtensions: caExtensions })
+  return chain(await device(ca, { extraExtensions: leafExtensions }), [ca], [root])
+}
+
 interface Row { readonly name: string, readonly expect: string, readonly detail?: RegExp, readonly build: () => Promise<ValidateChainInput> }
 
 const rows: Row[] = [
@@ -87,6 +100,14 @@ const rows: Row[] = [
   { name: 'malformed SAN under a permitted subtree', expect: 'name_constraints_violated', detail: /malformed/, build: () => constrained(dnsConstraints(['example.com']), ['.example.com']) },
   { name: 'underscore SAN under a permitted subtree', expect: 'name_constraints_violated', detail: /malformed/, build: () => constrained(dnsConstraints(['example.com']), ['a_b.example.com']) },
   { name: 'underscore SAN with no name constraints (names are not certgate\'s business)', expect: 'ok', build: async () => chain(await device(int2, { sanDns: ['a_b.example.com'] }), [int2, int1], [root]) },
+
+  // Certificate policies (RFC 5280 §6.1 with user-initial-policy-set = anyPolicy).
+  { name: 'explicit policy required, CA and device assert the same policy', expect: 'ok', build: () => policyChain([requireExplicit, policies(POLICY)], [policies(POLICY)]) },
+  { name: 'explicit policy required, the device asserts another policy', expect: 'policy_constraints_violated', build: () => policyChain([requireExplicit, policies(POLICY)], [policies(OTHER_POLICY)]) },
+  { name: 'explicit policy required, CA asserts anyPolicy, device a policy', expect: 'ok', build: () => policyChain([requireExplicit, policies(ANY_POLICY)], [policies(POLICY)]) },
+  { name: 'explicit policy required, CA maps its policy to the device\'s', expect: 'ok', build: () => policyChain([requireExplicit, policies(POLICY), new x509.Extension('2.5.29.33', false, tlv(0x30, tlv(0x30, POLICY, OTHER_POLICY)))], [policies(OTHER_POLICY)]) },
+  { name: 'a policy mapping to anyPolicy', expect: 'policy_constraints_violated', detail: /anyPolicy/, build: () => policyChain([policies(POLICY), new x509.Extension('2.5.29.33', false, tlv(0x30, tlv(0x30, POLICY, ANY_POLICY)))], [policies(POLICY)]) },
+  { name: 'no policy required: a device without policies under a CA with policies', expect: 'ok', build: () => policyChain([policies(POLICY)], []) },
 
   // Parsing and path building.
   {

@@ -410,6 +410,15 @@ const rows: Row[] = [
   // A sent certificate that does not parse is dropped; the chain is malformed only if no path is left.
   { name: 'unneeded intermediate is random bytes', expect: 'ok', deviceId: 'device-1', build: () => chain(leaf, [int2, pseudoRandom(200), int1], [root]) },
   { name: 'the only possible issuer sent is random bytes', expect: 'malformed_certificate', detail: /intermediate/, build: () => chain(leaf, [int2, pseudoRandom(200)], [root]) },
+  {
+    name: 'a CA requires an explicit policy (policyConstraints), the device asserts none',
+    expect: 'policy_constraints_violated',
+    detail: /explicit certificate policy/,
+    build: async () => {
+      const ca = await issue({ cn: 'Policy CA', ca: true, issuer: root, extraExtensions: [new x509.Extension('2.5.29.36', true, tlv(0x30, tlv(0x80, Uint8Array.of(0))))] })
+      return chain(await device(ca), [ca], [root])
+    }
+  },
   { name: 'a critical AKI on the leaf', expect: 'nonconforming_certificate', detail: /authorityKeyIdentifier extension is critical/, build: async () => chain(await device(int2, { omitKeyIds: ['aki'], extraExtensions: [criticalAki(int2)] }), [int2, int1], [root]) },
 
   // Weak keys and algorithms.

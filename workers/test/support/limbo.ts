@@ -36,14 +36,14 @@ export interface Graded {
 /**
  * Features certgate does not implement, so their cases are skipped and counted:
  * - has-crl: revocation is another issue's; flip `crlsSupported` when validateChain takes `crls`.
- * - has-policy-constraints: RFC 5280 §6.1 policy processing is not implemented.
  * - max-chain-depth: certgate's depth is a fixed LIMITS.MAX_DEPTH, not an input.
  * - pedantic-public-suffix-wildcard: host-name policy (a public-suffix list), a TLS client's job.
- * - policy-inputs: PKITS cases run with non-default §6.1.1 inputs, which certgate does not take.
+ * - policy-inputs: PKITS cases run with non-default §6.1.1 inputs, which certgate does not take
+ *   (it runs policy processing with user-initial-policy-set = anyPolicy and nothing inhibited).
  */
 export interface RunnerOptions { readonly crlsSupported: boolean }
 
-const SKIPPED_FEATURES = ['has-policy-constraints', 'max-chain-depth', 'pedantic-public-suffix-wildcard'] as const
+const SKIPPED_FEATURES = ['max-chain-depth', 'pedantic-public-suffix-wildcard'] as const
 
 export function loadCases (file: URL): LimboCase[] {
   return (JSON.parse(readFileSync(file, 'utf8')) as { testcases: LimboCase[] }).testcases
