@@ -9,7 +9,7 @@ import {
 } from './der.js'
 import { readSignatureAlgorithm, readSpki, type KeyType, type SignatureCheck } from './algorithms.js'
 import { CertificateError } from './certificate-error.js'
-import { nameKey } from './name-compare.js'
+import { nameKey, rdnKeys } from './name-compare.js'
 
 export { CertificateError }
 export type { KeyType, SignatureCheck }
@@ -61,7 +61,8 @@ export const KEY_USAGE = { digitalSignature: 0, keyCertSign: 5 } as const
 export type GeneralName =
   | { readonly kind: 'dns' | 'email' | 'uri', readonly text: string }
   | { readonly kind: 'ip', readonly bytes: Uint8Array }
-  | { readonly kind: 'dir', readonly rdns: readonly Uint8Array[] }
+  /** RFC 5280 §7.1 comparison keys of the RDNs (name-compare.ts). */
+  | { readonly kind: 'dir', readonly rdns: readonly string[] }
   | { readonly kind: 'other', readonly tag: number }
 
 export interface GeneralSubtree { readonly base: GeneralName }
@@ -87,7 +88,8 @@ export interface Certificate {
   readonly issuerKey: string
   readonly subjectKey: string
   readonly selfIssued: boolean
-  readonly subjectRdns: readonly Uint8Array[]
+  /** RFC 5280 §7.1 comparison keys of the subject's RDNs, in order. */
+  readonly subjectRdns: readonly string[]
   readonly commonNames: readonly string[]
   readonly emailAddresses: readonly string[]
   readonly notBefore: number
@@ -193,7 +195,7 @@ export function parseCertificate (der: Uint8Array): Certificate {
     issuerKey,
     subjectKey,
     selfIssued: issuerKey === subjectKey,
-    subjectRdns: names.rdns,
+    subjectRdns: rdnKeys(der, subjectTlv),
     commonNames: names.commonNames,
     emailAddresses: names.emails,
     notBefore,
@@ -250,13 +252,12 @@ function need (tlv: Tlv | undefined, tag: number, what: string): Tlv {
   return tlv
 }
 
-interface NameFacts { rdns: Uint8Array[], commonNames: string[], emails: string[] }
+interface NameFacts { commonNames: string[], emails: string[] }
 
 function readName (der: Uint8Array, name: Tlv): NameFacts {
-  const out: NameFacts = { rdns: [], commonNames: [], emails: [] }
+  const out: NameFacts = { commonNames: [], emails: [] }
   for (const rdn of children(der, name, 64)) {
     if (rdn.tag !== TAG.SET) throw new CertificateError('RDN must be a SET')
-    out.rdns.push(whole(der, rdn))
     const atvs = children(der, rdn, 16)
     if (atvs.length === 0) throw new CertificateError('empty RDN')
     for (const atv of atvs) {
@@ -425,7 +426,8 @@ function readGeneralName (der: Uint8Array, t: Tlv, inConstraint = false): Genera
     case 0xa4: {
       const [name] = children(der, t, 1)
       if (name?.tag !== TAG.SEQUENCE) throw new CertificateError('bad directoryName')
-      return { kind: 'dir', rdns: readName(der, name).rdns }
+      readName(der, name) // well-formedness only
+      return { kind: 'dir', rdns: rdnKeys(der, name) }
     }
     default:
       return { kind: 'other', tag: t.tag }

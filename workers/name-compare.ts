@@ -22,7 +22,12 @@ function prepare (s: string): string {
  * prepared, any other value compared as its exact encoding.
  */
 export function nameKey (der: Uint8Array, name: Tlv): string {
-  const rdns: string[][] = []
+  return JSON.stringify(rdnKeys(der, name))
+}
+
+/** The comparison key of each RDN of a Name, in order (directoryName constraints match RDN by RDN). */
+export function rdnKeys (der: Uint8Array, name: Tlv): string[] {
+  const rdns: string[] = []
   for (const rdn of children(der, name, 64)) {
     const atvs: string[] = []
     for (const atv of children(der, rdn, 16)) {
@@ -31,7 +36,7 @@ export function nameKey (der: Uint8Array, name: Tlv): string {
       const type = oidString(der, typeTlv)
       atvs.push(`${type}=${STRING_TAGS.has(valueTlv.tag) ? 's:' + prepare(readString(der, valueTlv)) : `x${valueTlv.tag}:` + Buffer.from(value(der, valueTlv)).toString('hex')}`)
     }
-    rdns.push(atvs.sort())
+    rdns.push(JSON.stringify(atvs.sort()))
   }
-  return JSON.stringify(rdns)
+  return rdns
 }

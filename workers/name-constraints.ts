@@ -1,7 +1,6 @@
 // RFC 5280 §4.2.1.10 / §6.1.3(b)-(c) name constraints for the name forms certgate can judge:
 // dNSName, rfc822Name, iPAddress and directoryName. A constraint of any other form, when the
 // certificate carries a name of that form, fails closed ('unsupported').
-import { bytesEqual } from './der.js'
 import type { Certificate, GeneralName, NameConstraints } from './certificate.js'
 
 export type NameConstraintResult = undefined | { readonly reason: 'name_constraints_violated' | 'name_constraints_unsupported', readonly detail: string }
@@ -158,9 +157,12 @@ function ipMatches (addr: Uint8Array, constraint: Uint8Array): boolean {
   return true
 }
 
-/** A directoryName matches when the constraint's RDNs are a prefix of the name's. */
-function dirMatches (name: readonly Uint8Array[], constraint: readonly Uint8Array[]): boolean {
+/**
+ * A directoryName matches when the constraint's RDNs are a prefix of the name's, compared by
+ * RFC 5280 §7.1 (§4.2.1.10): a re-encoded or re-capitalised name cannot step out of an excluded subtree.
+ */
+function dirMatches (name: readonly string[], constraint: readonly string[]): boolean {
   if (constraint.length > name.length) return false
-  for (let i = 0; i < constraint.length; i++) if (!bytesEqual(name[i] as Uint8Array, constraint[i] as Uint8Array)) return false
+  for (let i = 0; i < constraint.length; i++) if (name[i] !== constraint[i]) return false
   return true
 }

@@ -42,20 +42,27 @@ async function constrained (nc: x509.Extension, sanDns: readonly string[]): Prom
   return chain(await device(ca, { sanDns }), [ca], [root])
 }
 
+const utf8 = (s: string): Uint8Array => tlv(0x0c, Buffer.from(s, 'utf8'))
+const atv = (oid: number[], v: Uint8Array): Uint8Array => tlv(0x31, tlv(0x30, Uint8Array.from([0x06, oid.length, ...oid]), v))
+const O = [0x55, 0x04, 0x0a]
+const CN = [0x55, 0x04, 0x03]
+
 /**
  * A device whose issuer Name is the intermediate's, re-encoded: UTF8String instead of
  * PrintableString, other capitals, doubled inner and trailing spaces (RFC 5280 §7.1).
  */
 async function reencodedIssuerChain (): Promise<ValidateChainInput> {
   const ca = await issue({ cn: 'Device CA', ca: true, issuer: root })
-  const utf8 = (s: string): Uint8Array => tlv(0x0c, Buffer.from(s, 'utf8'))
-  const atv = (oid: number[], v: Uint8Array): Uint8Array => tlv(0x31, tlv(0x30, Uint8Array.from([0x06, oid.length, ...oid]), v))
-  const issuerName = tlv(0x30, atv([0x55, 0x04, 0x0a], utf8('CERTGATE')), atv([0x55, 0x04, 0x03], utf8('device  ca ')))
+  return chain(await leafNamed(ca, [{ O: ['certgate'] }, { CN: ['device-1'] }], new x509.Name(tlv(0x30, atv(O, utf8('CERTGATE')), atv(CN, utf8('device  ca '))))), [ca], [root])
+}
+
+/** A device under `ca` with the given subject and issuer Names, as encoded. */
+async function leafNamed (ca: Issued, subject: x509.JsonName | x509.Name, issuer: x509.Name): Promise<Uint8Array> {
   const keys = await generateKeys('P-256')
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: '0a1b',
-    subject: [{ O: ['certgate'] }, { CN: ['device-1'] }],
-    issuer: new x509.Name(issuerName),
+    subject,
+    issuer,
     notBefore: new Date(Date.now() - DAY),
     notAfter: new Date(Date.now() + 30 * DAY),
     publicKey: keys.publicKey,
@@ -63,7 +70,15 @@ async function reencodedIssuerChain (): Promise<ValidateChainInput> {
     signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
     extensions: [await x509.AuthorityKeyIdentifierExtension.create(ca.keys.publicKey)]
   })
-  return chain(new Uint8Array(cert.rawData), [ca], [root])
+  return new Uint8Array(cert.rawData)
+}
+
+/** RFC 5280 §4.2.1.10: an excluded directoryName binds a re-encoded, re-capitalised subject too. */
+async function excludedDirReencoded (): Promise<ValidateChainInput> {
+  const excluded = new x509.Extension('2.5.29.30', true, tlv(0x30, tlv(0xa1, tlv(0x30, tlv(0xa4, tlv(0x30, atv(O, Uint8Array.from([0x13, 4, ...Buffer.from('Evil')]))))))))
+  const ca = await issue({ cn: 'Excluding CA', ca: true, issuer: root, extraExtensions: [excluded] })
+  const subject = new x509.Name(tlv(0x30, atv(O, utf8(' EVIL')), atv(CN, utf8('device-1'))))
+  return chain(await leafNamed(ca, subject, new x509.Name(new x509.X509Certificate(ca.der).subjectName.toArrayBuffer())), [ca], [root])
 }
 
 const POLICY = Uint8Array.of(0x06, 0x09, 0x2b, 0x06, 0x01, 0x04, 0x01, 0x83, 0xb2, 0x03, 0x07) // 1.3.6.1.4.1.55555.7
@@ -99,6 +114,7 @@ const rows: Row[] = [
   { name: 'dNSName constraint with a leading period is malformed', expect: 'name_constraints_violated', detail: /malformed/, build: () => constrained(dnsConstraints(['.example.com']), ['a.example.com']) },
   { name: 'malformed SAN under a permitted subtree', expect: 'name_constraints_violated', detail: /malformed/, build: () => constrained(dnsConstraints(['example.com']), ['.example.com']) },
   { name: 'underscore SAN under a permitted subtree', expect: 'name_constraints_violated', detail: /malformed/, build: () => constrained(dnsConstraints(['example.com']), ['a_b.example.com']) },
+  { name: 'excluded directoryName O=Evil binds a subject O=" EVIL" in UTF8String', expect: 'name_constraints_violated', detail: /excluded/, build: excludedDirReencoded },
   { name: 'underscore SAN with no name constraints (names are not certgate\'s business)', expect: 'ok', build: async () => chain(await device(int2, { sanDns: ['a_b.example.com'] }), [int2, int1], [root]) },
 
   // Certificate policies (RFC 5280 §6.1 with user-initial-policy-set = anyPolicy).
