@@ -9,7 +9,7 @@ import {
 } from './der.js'
 import { readSignatureAlgorithm, readSpki, type KeyType, type SignatureCheck } from './algorithms.js'
 import { CertificateError } from './certificate-error.js'
-import { nameKey, rdnKeys } from './name-compare.js'
+import { keyOf, nameKey, rdnKeys } from './name-compare.js'
 
 export { CertificateError }
 export type { KeyType, SignatureCheck }
@@ -174,8 +174,9 @@ export function parseCertificate (der: Uint8Array): Certificate {
   const subject = whole(der, subjectTlv)
   const names = readName(der, subjectTlv)
   readName(der, issuerTlv) // well-formedness only
-  const issuerKey = nameKey(der, issuerTlv)
-  const subjectKey = nameKey(der, subjectTlv)
+  const subjectRdns = rdnKeys(der, subjectTlv)
+  const subjectKey = keyOf(subjectRdns)
+  const issuerKey = bytesEqual(issuer, subject) ? subjectKey : nameKey(der, issuerTlv)
   const spki = whole(der, spkiTlv)
   const key = readSpki(der, spkiTlv)
   let publicKey: KeyObject | undefined
@@ -195,7 +196,7 @@ export function parseCertificate (der: Uint8Array): Certificate {
     issuerKey,
     subjectKey,
     selfIssued: issuerKey === subjectKey,
-    subjectRdns: rdnKeys(der, subjectTlv),
+    subjectRdns,
     commonNames: names.commonNames,
     emailAddresses: names.emails,
     notBefore,

@@ -13,8 +13,12 @@ const STRING_TAGS = new Set<number>([TAG.UTF8_STRING, TAG.PRINTABLE_STRING, TAG.
  * spaces folded to one.
  */
 function prepare (s: string): string {
+  // Most names are printable ASCII with single inner spaces: NFKC and space folding change nothing.
+  if (PLAIN.test(s)) return s.toLowerCase()
   return s.normalize('NFKC').toLowerCase().replace(/[\s\u00a0]+/g, ' ').trim()
 }
+
+const PLAIN = /^[\x21-\x7e]+(?: [\x21-\x7e]+)*$/
 
 /**
  * The comparison key of a Name (a SEQUENCE OF RDN, each a SET OF AttributeTypeAndValue):
@@ -22,7 +26,12 @@ function prepare (s: string): string {
  * prepared, any other value compared as its exact encoding.
  */
 export function nameKey (der: Uint8Array, name: Tlv): string {
-  return JSON.stringify(rdnKeys(der, name))
+  return keyOf(rdnKeys(der, name))
+}
+
+/** The Name's key from its RDN keys (what nameKey returns). */
+export function keyOf (rdnKeys: readonly string[]): string {
+  return JSON.stringify(rdnKeys)
 }
 
 /** The comparison key of each RDN of a Name, in order (directoryName constraints match RDN by RDN). */
