@@ -20,6 +20,8 @@ export const CHAIN_REASONS = [
   'unknown_critical_extension',
   'name_constraints_violated',
   'name_constraints_unsupported',
+  'nonconforming_certificate',
+  'policy_constraints_violated',
   'weak_key',
   'weak_algorithm',
   'unsupported_algorithm',
