@@ -15,6 +15,7 @@ export const GATEWAY_REASONS = [
   'registry_unavailable',
   'mqtt_protocol_error',
   'mqtt_client_id_mismatch',
+  'mqtt_version_unsupported',
   'upstream_unavailable'
 ] as const
 
@@ -31,6 +32,7 @@ export const CLOSE_REASONS = [
   'max_age',
   'idle',
   'upstream_closed',
+  'upstream_refused',
   'mqtt_protocol_error',
   'shutdown'
 ] as const

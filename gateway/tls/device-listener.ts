@@ -38,6 +38,8 @@ export interface DeviceListener {
   readonly address: { host: string, port: number }
   /** Stops accepting; open connections stay. */
   stopAccepting: () => void
+  /** Serves this certificate and key to new handshakes; connections already open keep theirs. */
+  setCertificate: (certPem: string, keyPem: string) => void
 }
 
 export function handshakeBucket (err: Error & { code?: string }): HandshakeFailure {
@@ -59,14 +61,17 @@ const peerOf = (s: Socket): Peer => ({
 })
 
 export async function startDeviceListener (opts: DeviceListenerOptions, hooks: DeviceListenerHooks): Promise<DeviceListener> {
+  const context = {
+    minVersion: 'TLSv1.2',
+    // No tickets: a resumed session carries only the leaf and a cached verdict (DESIGN.md §2).
+    secureOptions: constants.SSL_OP_NO_TICKET
+  } as const
   const server = createServer({
     cert: opts.certPem,
     key: opts.keyPem,
     requestCert: true,
     rejectUnauthorized: false,
-    minVersion: 'TLSv1.2',
-    // No tickets: a resumed session carries only the leaf and a cached verdict (DESIGN.md §2).
-    secureOptions: constants.SSL_OP_NO_TICKET,
+    ...context,
     handshakeTimeout: opts.handshakeTimeoutMs,
     // MQTT and request/response traffic is small writes: Nagle plus delayed ACKs would add ~40 ms.
     noDelay: true
@@ -145,6 +150,8 @@ export async function startDeviceListener (opts: DeviceListenerOptions, hooks: D
   if (addr === null || typeof addr === 'string') throw new Error('device listener has no TCP address')
   return {
     address: { host: addr.address, port: addr.port },
-    stopAccepting: () => { front.close() }
+    stopAccepting: () => { front.close() },
+    // The same options again: setSecureContext builds a new context from what it is given.
+    setCertificate: (certPem, keyPem) => { server.setSecureContext({ cert: certPem, key: keyPem, ...context }) }
   }
 }
