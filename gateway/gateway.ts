@@ -67,7 +67,7 @@ export async function startGateway (config: Config, deps: { log?: Logger, group?
   ensureDataDir(config.dataDir)
   const token = adminToken(config.dataDir, config.adminToken)
   const tls = await serverCertificate(config.dataDir, config.tlsCertFile, config.tlsKeyFile)
-  if (tls.generated) log.warn({ dataDir: config.dataDir }, 'using a generated development server certificate; set CERTGATE_TLS_CERT and CERTGATE_TLS_KEY in production')
+  if (tls.generated) log.warn({ dataDir: config.dataDir, ...(tls.regenerated === undefined ? {} : { regenerated: tls.regenerated }) }, 'using a generated development server certificate; set CERTGATE_TLS_CERT and CERTGATE_TLS_KEY in production')
 
   // A balancer's health check sends devices elsewhere while this gateway cannot admit any.
   let registryLost = false
