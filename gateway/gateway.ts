@@ -9,11 +9,12 @@ import { openRegistry } from './registry/open-registry.js'
 import { withRelayedChanges, type ChangeRelay } from './registry/relayed-changes.js'
 import type { Registry } from './registry/types.js'
 import { createValidator } from './validation/validator-pool.js'
-import { createMetrics, type Metrics } from './metrics.js'
+import { createMetrics, type HandshakeFailure, type Metrics } from './metrics.js'
 import { createLiveConnections } from './live/live-connections.js'
 import { startRevocation } from './live/revocation.js'
 import { startDeviceListener } from './tls/device-listener.js'
 import { startCertificateRotation, type CertificateRotation } from './tls/certificate-rotation.js'
+import { createOncePerAddress } from './tls/once-per-address.js'
 import { handleConnection, type ConnectionContext } from './connection.js'
 import { createTcpForwarder, type DeviceConnection, type Forwarder } from './upstream/forwarder.js'
 import { createMqttForwarder } from './upstream/mqtt-forwarder.js'
@@ -100,6 +101,7 @@ export async function startGateway (config: Config, deps: { log?: Logger, group?
   }
 
   const refusals = createRefusalMemory({ ttlMs: config.refusalMemoryMs, maxEntries: 10_000 })
+  const handshakeLog = createOncePerAddress({ intervalMs: 60_000, maxAddresses: 10_000 })
   // Any registry change may be the fix for a remembered refusal: forget them all.
   const stopForgetting = registry.onChange(() => { refusals.forget() })
   const pending = new Set<Promise<void>>()
@@ -126,9 +128,12 @@ export async function startGateway (config: Config, deps: { log?: Logger, group?
       },
       {
         onAccepted: () => { metrics.connectionAccepted(l.name) },
-        onHandshakeFailed: (bucket, err) => {
+        onHandshakeFailed: (bucket, err, address) => {
           metrics.handshakeFailed(l.name, bucket)
-          log.debug({ event: 'handshake_failed', bucket, code: err.code, message: err.message, listener: l.name }, 'TLS handshake failed')
+          if (!deviceCertificateFault(bucket)) { log.debug({ event: 'handshake_failed', bucket, code: err.code, message: err.message, listener: l.name }, 'TLS handshake failed'); return }
+          // The device's certificate is the problem: worth an operator's eye, once a minute per address.
+          const admitted = handshakeLog.admit(address)
+          if (admitted !== undefined) log.info({ event: 'handshake_refused', bucket, code: err.code, detail: err.reason ?? err.message, remote: address, listener: l.name, suppressed: admitted.suppressed }, 'TLS handshake refused: the device certificate cannot be used')
         },
         onSecure: (socket, peer) => {
           const p = handleConnection(socket, peer, ctx).catch((err: unknown) => {
@@ -243,6 +248,9 @@ function forwarderFor (l: ListenerConfig, upstream: HostPort, config: Config, me
       })
   }
 }
+
+/** Handshake failures that are the device certificate's doing (logged at info), not the network's. */
+const deviceCertificateFault = (bucket: HandshakeFailure): boolean => bucket === 'bad_certificate' || bucket === 'bad_certificate_proof'
 
 /** The certificate files a listener serves (its own, else the gateway's); undefined: the generated one. */
 function pairFiles (l: ListenerConfig, config: Config): { certFile: string, keyFile: string } | undefined {

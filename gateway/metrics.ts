@@ -5,7 +5,7 @@ import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, collectDefault
 import { CLOSE_REASONS, HTTP_OUTCOMES, REFUSAL_REASONS, type CloseReason, type HttpOutcome, type RefusalReason } from './reasons.js'
 
 /** TLS handshake failures, bucketed: the OpenSSL code varies with key type and version. */
-export const HANDSHAKE_FAILURES = ['timeout', 'bad_certificate_proof', 'no_shared_cipher', 'protocol', 'not_tls', 'other', 'over_capacity', 'rate_limited', 'proxy_header_invalid', 'proxy_header_untrusted'] as const
+export const HANDSHAKE_FAILURES = ['timeout', 'bad_certificate_proof', 'bad_certificate', 'no_shared_cipher', 'protocol', 'not_tls', 'other', 'over_capacity', 'rate_limited', 'proxy_header_invalid', 'proxy_header_untrusted'] as const
 export type HandshakeFailure = typeof HANDSHAKE_FAILURES[number]
 
 /** What the registry holds, read at scrape time. */
