@@ -37,7 +37,7 @@ const dial = async (leaf: Issued, protocolVersion: 4 | 5): ReturnType<typeof con
 const refusalCode = async (leaf: Issued, protocolVersion: 4 | 5): Promise<number | undefined> =>
   await dial(leaf, protocolVersion).then((c) => { c.end(true); return -1 }, (e: unknown) => (e as { code?: number }).code)
 
-test('a disabled device gets CONNACK 5 (MQTT 3.1.1) and 0x87 (MQTT 5); Mosquitto never sees it', async () => {
+test('a disabled device gets CONNACK 5 (MQTT 3.1.1) and 0x87 (MQTT 5); Mosquitto never sees it', { timeout: 20_000 }, async () => {
   await h.addDevice('off-1', { status: 'disabled', statusReason: 'returned for repair' })
   const leaf = await leafFor('off-1')
   assert.equal(await refusalCode(leaf, 4), 5)
@@ -46,14 +46,14 @@ test('a disabled device gets CONNACK 5 (MQTT 3.1.1) and 0x87 (MQTT 5); Mosquitto
   assert.doesNotMatch(broker.log(), /off-1/)
 })
 
-test('an unknown device, and one remembered as refused, get CONNACK 5 / 0x87 too', async () => {
+test('an unknown device, and one remembered as refused, get CONNACK 5 / 0x87 too', { timeout: 20_000 }, async () => {
   const leaf = await leafFor('ghost-1')
   assert.equal(await refusalCode(leaf, 5), 0x87)
   assert.equal(await refusalCode(leaf, 4), 5) // this one comes from the refusal memory
   assert.equal(h.logs.filter((l) => l.event === 'refused' && l.deviceId === 'ghost-1' && l.reason === 'device_unknown').length, 2)
 })
 
-test('an MQTT 5 device disabled while connected receives DISCONNECT 0x98 before the close', async () => {
+test('an MQTT 5 device disabled while connected receives DISCONNECT 0x98 before the close', { timeout: 20_000 }, async () => {
   await h.addDevice('live-5')
   const c = await dial(await leafFor('live-5'), 5)
   const told = new Promise<IDisconnectPacket>((resolve) => c.once('disconnect', resolve))
@@ -66,7 +66,7 @@ test('an MQTT 5 device disabled while connected receives DISCONNECT 0x98 before 
   c.end(true)
 })
 
-test('an MQTT 3.1.1 device disabled while connected is closed (3.1.1 has no server DISCONNECT)', async () => {
+test('an MQTT 3.1.1 device disabled while connected is closed (3.1.1 has no server DISCONNECT)', { timeout: 20_000 }, async () => {
   await h.addDevice('live-4')
   const c = await dial(await leafFor('live-4'), 4)
   let told = false
@@ -78,7 +78,7 @@ test('an MQTT 3.1.1 device disabled while connected is closed (3.1.1 has no serv
   c.end(true)
 })
 
-test('shutdown: an MQTT 5 device gets DISCONNECT 0x8B (server shutting down)', async () => {
+test('shutdown: an MQTT 5 device gets DISCONNECT 0x8B (server shutting down)', { timeout: 20_000 }, async () => {
   const own = await startHarness({ CERTGATE_UPSTREAM: `127.0.0.1:${broker.port}`, CERTGATE_PROTOCOL: 'mqtt', CERTGATE_DRAIN_TIMEOUT_MS: '0' })
   await own.registerCa('root', pki.root)
   await own.addDevice('bye-5')
