@@ -7,12 +7,12 @@ import { constants, hash, verify } from 'node:crypto'
 import { bytesEqual } from './der.js'
 import { KEY_USAGE, OID, parseCertificate, type Certificate } from './certificate.js'
 import { checkNameConstraints } from './name-constraints.js'
-import type { ChainReason, ChainVerdict, LeafFacts, Refusal, ValidationOutcome } from './types.js'
+import { MAX_SENT_CERTIFICATES, type ChainReason, type ChainVerdict, type LeafFacts, type Refusal, type ValidationOutcome } from './types.js'
 import type { ExpiringLru } from '../cache/expiring-lru.js'
 
 export const LIMITS = {
   /** Certificates a device may send besides its leaf. */
-  MAX_SENT: 10,
+  MAX_SENT: MAX_SENT_CERTIFICATES,
   /** Intermediates in one path between the leaf and the anchor. */
   MAX_DEPTH: 8,
   MAX_SIGNATURE_CHECKS: 32,

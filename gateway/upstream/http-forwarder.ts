@@ -18,6 +18,7 @@ import { xfccValue } from './xfcc.js'
 import { webSocketMqttFilter } from './websocket-mqtt.js'
 import { sanitize } from '../proxy-protocol/v2-header.js'
 import type { HttpOutcome } from '../reasons.js'
+import { ownedHeader } from './identity-headers.js'
 
 
 export interface HttpForwarderOptions {
@@ -44,8 +45,6 @@ export interface HttpForwarderOptions {
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authenticate', 'proxy-authorization', 'expect', 'http2-settings'])
 const INSPECTED_WEBSOCKET: ReadonlySet<string> = new Set(['sec-websocket-extensions'])
 const NOTHING: ReadonlySet<string> = new Set()
-/** Identity headers only certgate may set: a device's copies are dropped. */
-const forged = (name: string): boolean => name === 'x-forwarded-client-cert' || name.startsWith('x-certgate-')
 
 interface DeviceHttp {
   readonly deviceId: string
@@ -58,7 +57,7 @@ interface DeviceHttp {
 }
 
 /**
- * The device's headers minus forged ones, plus certgate's identity headers; minus hop-by-hop ones
+ * The device's headers minus the ones certgate owns (identity-headers.ts), plus certgate's identity headers; minus hop-by-hop ones
  * too, except for an upgrade, whose Connection/Upgrade headers are the point.
  */
 function upstreamHeaders (req: IncomingMessage, device: DeviceHttp, upgrade: 'none' | 'mqtt' | 'opaque'): string[] {
@@ -70,7 +69,7 @@ function upstreamHeaders (req: IncomingMessage, device: DeviceHttp, upgrade: 'no
   const out: string[] = []
   for (let i = 0; i < raw.length; i += 2) {
     const name = (raw[i] as string).toLowerCase()
-    if (forged(name) || name === 'x-forwarded-for' || name === 'x-forwarded-proto' || dropped.has(name) || named?.includes(name) === true) continue
+    if (ownedHeader(name) || dropped.has(name) || named?.includes(name) === true) continue
     out.push(raw[i] as string, raw[i + 1] as string)
   }
   out.push('x-certgate-device-id', device.deviceId, 'x-forwarded-client-cert', device.xfcc, 'x-forwarded-for', device.forwardedFor, 'x-forwarded-proto', 'https')
@@ -161,15 +160,15 @@ export function createHttpForwarder (opts: HttpForwarderOptions): Forwarder {
     const device = devices.get(req.socket)
     if (device === undefined) { socket.destroy(); return }
     device.busy++ // for good: an upgraded connection is never idle
-    const refuse = (status: string, outcome: HttpOutcome, detail: string): void => {
+    const answerUpgrade = (status: string, outcome: HttpOutcome, detail: string): void => {
       opts.onRequest(outcome)
       opts.onFailure({ deviceId: device.deviceId, outcome, detail })
       const body = errorBody(outcome, detail)
       socket.end(`HTTP/1.1 ${status}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nx-certgate-error: ${outcome}\r\nconnection: close\r\n\r\n${body}`)
     }
-    if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') { refuse('400 Bad Request', 'upgrade_refused', `only WebSocket upgrades are forwarded, not "${sanitize(req.headers.upgrade ?? '').slice(0, 64)}"`); return }
+    if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') { answerUpgrade('400 Bad Request', 'upgrade_refused', `only WebSocket upgrades are forwarded, not "${sanitize(req.headers.upgrade ?? '').slice(0, 64)}"`); return }
     const c = await connectUpstream(opts.upstream, opts.connectTimeoutMs, opts.health)
-    if (!c.ok) { refuse(c.attempted ? '502 Bad Gateway' : '503 Service Unavailable', 'upstream_unavailable', c.detail); return }
+    if (!c.ok) { answerUpgrade(c.attempted ? '502 Bad Gateway' : '503 Service Unavailable', 'upstream_unavailable', c.detail); return }
     if (socket.destroyed) { c.upstream.destroy(); return }
     // The upgrade's own Connection/Upgrade/Sec-WebSocket-* headers go through as they are.
     const headers = upstreamHeaders(req, device, opts.websocketPayload)
