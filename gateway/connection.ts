@@ -6,10 +6,10 @@ import type { Logger } from 'pino'
 import { authenticate, type Identity } from './auth/authenticate.js'
 import { readPeerChain } from './tls/peer-chain.js'
 import type { Peer } from './tls/device-listener.js'
-import type { DeviceConnection, Forwarder } from './upstream/forwarder.js'
+import type { DeviceConnection, Forwarder, Opened } from './upstream/forwarder.js'
 import type { LiveConnections, LiveEntry } from './live/live-connections.js'
 import type { Metrics } from './metrics.js'
-import type { RefusalReason } from './reasons.js'
+import type { CloseReason, RefusalReason } from './reasons.js'
 import type { Registry } from './registry/types.js'
 import type { ValidatorPool } from './validation/validator-pool.js'
 import type { RefusalMemory } from './auth/refusal-memory.js'
@@ -52,34 +52,43 @@ export async function handleConnection (socket: TLSSocket, peer: Peer, ctx: Conn
   try {
     // Tracked from here on, so later changes reach it; one heard while deciding is checked now.
     const changed = ctx.revocation.generation() === generation ? undefined : await ctx.revocation.stillAllowed(live.entry)
-    if (changed !== undefined) return refuse(socket, peer, ctx, started, changed)
+    if (changed !== undefined) return await refuse(socket, peer, ctx, started, changed)
     if (gone(socket)) return // closed by a change while being rechecked
-    await forward({ socket, identity: decision.identity, sent, ...peer }, ctx, started)
+    await forward({ socket, identity: decision.identity, sent, ...peer }, ctx, started, live)
   } finally {
     live.untrack()
   }
 }
 
 /** Opens the way upstream (the forwarder may still refuse), then serves until either side closes. */
-async function forward (device: DeviceConnection, ctx: ConnectionContext, started: number): Promise<void> {
+async function forward (device: DeviceConnection, ctx: ConnectionContext, started: number, live: Tracked): Promise<void> {
   const { socket, identity } = device
   const decided = performance.now()
   const opened = await ctx.forwarder.open(device)
-  if (!opened.ok) return refuse(socket, device, ctx, started, { ...opened, deviceId: identity.deviceId })
+  if (!opened.ok) return await refuse(socket, device, ctx, started, { ...opened, deviceId: identity.deviceId })
   if (gone(socket)) { opened.abandon(); return }
+  live.closeWith(opened.close)
   if (opened.connectSeconds !== undefined) ctx.metrics.upstreamConnected(ctx.listener, opened.connectSeconds)
   ctx.metrics.authenticated(ctx.listener, (decided - started) / 1000)
   ctx.metrics.certificateLifetime((identity.leafNotAfter - Date.now()) / 1000)
   ctx.log.info({ event: 'authenticated', deviceId: identity.deviceId, authType: identity.authType, ca: identity.caName, remote: device.source.address, listener: ctx.listener }, 'device authenticated')
   const ended = await opened.serve()
   if (ended.by === 'device') return
-  const reason = ended.by === 'upstream' ? 'upstream_closed' : 'mqtt_protocol_error'
+  const reason = ended.by === 'upstream' ? 'upstream_closed' : ended.by === 'upstream_refused' ? 'upstream_refused' : 'mqtt_protocol_error'
   ctx.metrics.liveClosed(ctx.listener, reason)
   ctx.log.info({ event: 'closed', reason, detail: ended.detail, deviceId: identity.deviceId, listener: ctx.listener }, 'live connection closed')
 }
 
+interface Tracked {
+  readonly entry: LiveEntry
+  untrack: () => void
+  /** Once serving: how certgate closes it (in the protocol's words); until then the socket is destroyed. */
+  closeWith: (close: Extract<Opened, { ok: true }>['close']) => void
+}
+
 /** Tracks the connection by deviceId so revocation can close it, and counts its bytes. */
-function trackLive (socket: TLSSocket, identity: Identity, ctx: ConnectionContext): { entry: LiveEntry, untrack: () => void } {
+function trackLive (socket: TLSSocket, identity: Identity, ctx: ConnectionContext): Tracked {
+  let closing: (reason: CloseReason) => void = () => { socket.destroy() }
   let counted = { read: 0, written: 0 }
   const flushBytes = (): void => {
     const now = { read: socket.bytesRead, written: socket.bytesWritten }
@@ -93,7 +102,7 @@ function trackLive (socket: TLSSocket, identity: Identity, ctx: ConnectionContex
     close: (reason, detail) => {
       ctx.log.info({ event: 'closed', reason, detail, deviceId: identity.deviceId, listener: ctx.listener }, 'live connection closed')
       ctx.metrics.liveClosed(ctx.listener, reason)
-      socket.destroy()
+      closing(reason)
     },
     flushBytes
   }
@@ -105,6 +114,7 @@ function trackLive (socket: TLSSocket, identity: Identity, ctx: ConnectionContex
   ctx.metrics.setLive(ctx.listener, ctx.live.count(ctx.listener))
   return {
     entry,
+    closeWith: (close) => { closing = close },
     untrack: () => {
       flushBytes()
       untrack()
@@ -116,10 +126,9 @@ function trackLive (socket: TLSSocket, identity: Identity, ctx: ConnectionContex
 /** A function, not a property read, so the check is not narrowed away across awaits. */
 const gone = (socket: TLSSocket): boolean => socket.destroyed
 
-function refuse (socket: TLSSocket, peer: Peer, ctx: ConnectionContext, started: number, r: DeviceRefusal): void {
+async function refuse (socket: TLSSocket, peer: Peer, ctx: ConnectionContext, started: number, r: DeviceRefusal): Promise<void> {
   ctx.metrics.refused(ctx.listener, r.reason, (performance.now() - started) / 1000)
   ctx.log.warn({ event: 'refused', reason: r.reason, detail: r.detail, deviceId: r.deviceId, remote: peer.source.address, listener: ctx.listener }, 'device refused')
-  // A forwarder that answered the device (an MQTT CONNACK) has ended the socket: let that reach it.
-  if (socket.writableEnded) setTimeout(() => socket.destroy(), 1000).unref()
-  else socket.destroy()
+  // The device is told in its protocol's words (an MQTT CONNACK, an HTTP 403), then closed.
+  await ctx.forwarder.refuse(socket, r)
 }

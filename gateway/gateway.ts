@@ -13,6 +13,9 @@ import { createMetrics, type Metrics } from './metrics.js'
 import { createLiveConnections } from './live/live-connections.js'
 import { startRevocation } from './live/revocation.js'
 import { startDeviceListener } from './tls/device-listener.js'
+import { startCertificateRotation, type CertificateRotation } from './tls/certificate-rotation.js'
+import { createOncePerAddress } from './tls/once-per-address.js'
+import type { HandshakeFailure } from './reasons.js'
 import { handleConnection, type ConnectionContext } from './connection.js'
 import { createTcpForwarder, type DeviceConnection, type Forwarder } from './upstream/forwarder.js'
 import { createMqttForwarder } from './upstream/mqtt-forwarder.js'
@@ -43,6 +46,8 @@ export interface Gateway {
   readonly registry: Registry
   readonly caService: CaService
   readonly log: Logger
+  /** Re-reads the server certificate files now (SIGHUP); they are also watched. */
+  reloadServerCertificates: () => void
   /** Stops accepting, waits up to the drain timeout for devices to leave, then closes everything. */
   close: () => Promise<void>
 }
@@ -64,7 +69,7 @@ export async function startGateway (config: Config, deps: { log?: Logger, group?
   ensureDataDir(config.dataDir)
   const token = adminToken(config.dataDir, config.adminToken)
   const tls = await serverCertificate(config.dataDir, config.tlsCertFile, config.tlsKeyFile)
-  if (tls.generated) log.warn({ dataDir: config.dataDir }, 'using a generated development server certificate; set CERTGATE_TLS_CERT and CERTGATE_TLS_KEY in production')
+  if (tls.generated) log.warn({ dataDir: config.dataDir, ...(tls.regenerated === undefined ? {} : { regenerated: tls.regenerated }) }, 'using a generated development server certificate; set CERTGATE_TLS_CERT and CERTGATE_TLS_KEY in production')
 
   // A balancer's health check sends devices elsewhere while this gateway cannot admit any.
   let registryLost = false
@@ -100,6 +105,7 @@ export async function startGateway (config: Config, deps: { log?: Logger, group?
   }
 
   const refusals = createRefusalMemory({ ttlMs: config.refusalMemoryMs, maxEntries: 10_000 })
+  const handshakeLog = createOncePerAddress({ intervalMs: 60_000, maxAddresses: 10_000 })
   // Any registry change may be the fix for a remembered refusal: forget them all.
   const stopForgetting = registry.onChange((change) => {
     refusals.forget()
@@ -107,6 +113,7 @@ export async function startGateway (config: Config, deps: { log?: Logger, group?
   })
   const pending = new Set<Promise<void>>()
   const forwarders: Forwarder[] = []
+  const rotations: CertificateRotation[] = []
   const started: Array<StartedListener & { stopAccepting: () => void }> = []
   for (const l of config.listeners) {
     const upstream = l.upstream ?? brokerAt
@@ -128,9 +135,12 @@ export async function startGateway (config: Config, deps: { log?: Logger, group?
       },
       {
         onAccepted: () => { metrics.connectionAccepted(l.name) },
-        onHandshakeFailed: (bucket, err) => {
+        onHandshakeFailed: (bucket, err, address) => {
           metrics.handshakeFailed(l.name, bucket)
-          log.debug({ event: 'handshake_failed', bucket, code: err.code, message: err.message, listener: l.name }, 'TLS handshake failed')
+          if (!deviceCertificateFault(bucket)) { log.debug({ event: 'handshake_failed', bucket, code: err.code, message: err.message, listener: l.name }, 'TLS handshake failed'); return }
+          // The device's certificate is the problem: worth an operator's eye, once a minute per address.
+          const admitted = handshakeLog.admit(address)
+          if (admitted !== undefined) log.info({ event: 'handshake_refused', bucket, code: err.code, detail: err.reason ?? err.message, remote: address, listener: l.name, suppressed: admitted.suppressed }, 'TLS handshake refused: the device certificate cannot be used')
         },
         onSecure: (socket, peer) => {
           const p = handleConnection(socket, peer, ctx).catch((err: unknown) => {
@@ -142,6 +152,7 @@ export async function startGateway (config: Config, deps: { log?: Logger, group?
         }
       }
     )
+    rotations.push(startCertificateRotation({ listener: l.name, files: pairFiles(l, config), initial: own }, { apply: (p) => { listener.setCertificate(p.certPem, p.keyPem) }, metrics, log }))
     started.push({ name: l.name, protocol: l.protocol, address: listener.address, upstream, stopAccepting: listener.stopAccepting })
   }
   const poolGauges = setInterval(() => {
@@ -170,9 +181,12 @@ export async function startGateway (config: Config, deps: { log?: Logger, group?
     registry,
     caService,
     log,
+    reloadServerCertificates: () => { for (const r of rotations) r.reload() },
     close: async () => {
       stopping = true
+      for (const r of rotations) r.stop()
       for (const l of started) l.stopAccepting()
+      for (const f of forwarders) f.drain()
       const drained = await Promise.race([
         Promise.allSettled([...pending]).then(() => true),
         new Promise<false>((resolve) => setTimeout(() => { resolve(false) }, config.drainTimeoutMs).unref())
@@ -191,6 +205,9 @@ export async function startGateway (config: Config, deps: { log?: Logger, group?
     }
   }
 }
+
+/** Why the embedded broker refuses MQTT 5 (docs/operations-day-two.md "MQTT 5"). */
+const EMBEDDED_BROKER_MQTT5 = 'an MQTT 5 CONNECT, and the embedded broker (aedes 1.x) speaks MQTT 3.1.1 only: set CERTGATE_UPSTREAM to a broker that speaks MQTT 5 (Mosquitto, EMQX, HiveMQ…), or connect with MQTT 3.1.1'
 
 /** The forwarding mode a listener is configured for, with its own fail-fast view of its upstream. */
 function forwarderFor (l: ListenerConfig, upstream: HostPort, config: Config, metrics: Metrics, log: Logger): Forwarder {
@@ -219,7 +236,7 @@ function forwarderFor (l: ListenerConfig, upstream: HostPort, config: Config, me
   const connectTimeoutMs = config.upstreamConnectTimeoutMs
   switch (l.protocol) {
     case 'mqtt':
-      return createMqttForwarder({ upstream, health, connectTimeoutMs, firstPacketTimeoutMs: config.mqttConnectTimeoutMs, maxConnectBytes: 256 * 1024, usernameIsDeviceId: l.mqttUsernameIsDeviceId, preamble })
+      return createMqttForwarder({ upstream, health, connectTimeoutMs, firstPacketTimeoutMs: config.mqttConnectTimeoutMs, maxConnectBytes: 256 * 1024, usernameIsDeviceId: l.mqttUsernameIsDeviceId, preamble, mqtt5Unsupported: l.upstream === undefined ? EMBEDDED_BROKER_MQTT5 : undefined })
     case 'tcp':
       return createTcpForwarder({ target: upstream, connectTimeoutMs, health, preamble })
     case 'http':
@@ -233,9 +250,20 @@ function forwarderFor (l: ListenerConfig, upstream: HostPort, config: Config, me
         mqttUsernameIsDeviceId: l.mqttUsernameIsDeviceId,
         maxUpstreamConnections: 256,
         onRequest: (outcome) => { metrics.httpRequest(l.name, outcome) },
-        onFailure: (f) => { log.warn({ event: 'http_failed', listener: l.name, ...f }, 'request not forwarded') }
+        onFailure: (f) => { log.warn({ event: 'http_failed', listener: l.name, ...f }, 'request not forwarded') },
+        refusalTimeoutMs: config.mqttConnectTimeoutMs
       })
   }
+}
+
+/** Handshake failures that are the device certificate's doing (logged at info), not the network's. */
+const deviceCertificateFault = (bucket: HandshakeFailure): boolean => bucket === 'bad_certificate' || bucket === 'bad_certificate_proof'
+
+/** The certificate files a listener serves (its own, else the gateway's); undefined: the generated one. */
+function pairFiles (l: ListenerConfig, config: Config): { certFile: string, keyFile: string } | undefined {
+  const certFile = l.tlsCertFile ?? config.tlsCertFile
+  const keyFile = l.tlsCertFile === undefined ? config.tlsKeyFile : l.tlsKeyFile
+  return certFile === undefined || keyFile === undefined ? undefined : { certFile, keyFile }
 }
 
 /** Addresses and CIDR blocks, as validated by the config; undefined when there are none. */

@@ -34,6 +34,10 @@ export interface Metrics {
   httpRequest: (listener: string, outcome: HttpOutcome) => void
   setLive: (listener: string, n: number) => void
   setPool: (s: { queueSize: number, utilization: number, running: number }) => void
+  /** The server certificate a listener now serves: its notAfter (ms since the epoch). */
+  serverCertificate: (listener: string, notAfter: number) => void
+  /** A changed server certificate file was served (`reloaded`) or refused, the last good pair kept (`failed`). */
+  serverCertificateReload: (listener: string, outcome: 'reloaded' | 'failed') => void
   metricsText: () => Promise<string>
 }
 
@@ -122,7 +126,21 @@ export function createMetrics (listeners: readonly string[], fleet: () => Promis
     }
   })
 
+  const servedNotAfter = new Map<string, number>()
+  new Gauge({
+    name: 'certgate_server_certificate_expiry_seconds',
+    help: 'Seconds until the server certificate each device listener serves expires (the soonest across processes)',
+    labelNames: ['listener'],
+    registers: [registry],
+    aggregator: 'min',
+    collect () {
+      for (const [listener, notAfter] of servedNotAfter) this.set({ listener }, Math.round((notAfter - Date.now()) / 1000))
+    }
+  })
+  const reloads = new Counter({ name: 'certgate_server_certificate_reloads_total', help: 'Server certificate file changes (or SIGHUPs) by outcome: reloaded, or failed with the last good pair kept', labelNames: ['listener', 'outcome'], ...r })
+
   for (const listener of listeners) {
+    for (const outcome of ['reloaded', 'failed']) reloads.inc({ listener, outcome }, 0)
     accepted.inc({ listener }, 0)
     live.set({ listener }, 0)
     for (const bucket of HANDSHAKE_FAILURES) handshakeFailed.inc({ listener, bucket }, 0)
@@ -170,6 +188,8 @@ export function createMetrics (listeners: readonly string[], fleet: () => Promis
     httpRequest: (listener, outcome) => { httpRequests.inc({ listener, outcome }) },
     setLive: (listener, n) => { live.set({ listener }, n) },
     setPool: (s) => { poolQueue.set(s.queueSize); poolUtil.set(s.utilization); poolRunning.set(s.running) },
+    serverCertificate: (listener, notAfter) => { servedNotAfter.set(listener, notAfter) },
+    serverCertificateReload: (listener, outcome) => { reloads.inc({ listener, outcome }) },
     metricsText: async () => await registry.metrics()
   }
 }

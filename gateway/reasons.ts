@@ -15,6 +15,7 @@ export const GATEWAY_REASONS = [
   'registry_unavailable',
   'mqtt_protocol_error',
   'mqtt_client_id_mismatch',
+  'mqtt_version_unsupported',
   'upstream_unavailable'
 ] as const
 
@@ -31,13 +32,14 @@ export const CLOSE_REASONS = [
   'max_age',
   'idle',
   'upstream_closed',
+  'upstream_refused',
   'mqtt_protocol_error',
   'shutdown'
 ] as const
 export type CloseReason = typeof CLOSE_REASONS[number]
 
 /** TLS handshake failures, bucketed (the OpenSSL code varies with key type and version), and connections closed before TLS. */
-export const HANDSHAKE_FAILURES = ['timeout', 'bad_certificate_proof', 'no_shared_cipher', 'protocol', 'not_tls', 'other', 'over_capacity', 'rate_limited', 'proxy_header_invalid', 'proxy_header_untrusted'] as const
+export const HANDSHAKE_FAILURES = ['timeout', 'bad_certificate_proof', 'bad_certificate', 'no_shared_cipher', 'protocol', 'not_tls', 'other', 'over_capacity', 'rate_limited', 'proxy_header_invalid', 'proxy_header_untrusted'] as const
 export type HandshakeFailure = typeof HANDSHAKE_FAILURES[number]
 
 /** How an http-mode request from a device ended: the upstream's status class, or why certgate answered itself. */

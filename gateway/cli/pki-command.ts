@@ -3,6 +3,7 @@
 // certificate for a verification code, and PKCS#12 bundles. Issuers can be ones made elsewhere
 // (any PEM key form); the key always stays in the files given.
 import { createHash, X509Certificate } from 'node:crypto'
+import { isIP } from 'node:net'
 import { join, resolve } from 'node:path'
 import { issue, toPem, type Issued, type KeyAlgorithm } from '../pki/issue.js'
 import { pkcs12Bundle } from '../pki/pkcs12.js'
@@ -24,15 +25,18 @@ subcommands:
   root           a self-signed root CA: <out>/root.pem and <out>/root.key
   intermediate   an intermediate CA signed by an issuer CA
   device         a device certificate (CN = deviceId) and its chain file, or --self-signed
+  server         a server certificate for the gateway itself (CERTGATE_TLS_CERT/CERTGATE_TLS_KEY)
   verification   the proof-of-possession certificate for a verification code
   p12            a password-protected PKCS#12 bundle (certificate, key, chain)
 
 Run "certgate pki <subcommand> --help" for its flags.
 `
 
-const KEY_TYPES: Readonly<Record<string, KeyAlgorithm>> = { ec: 'P-256', 'ec-p384': 'P-384', rsa: 'RSA-2048', 'rsa-3072': 'RSA-3072', 'rsa-4096': 'RSA-4096' }
+// Every key type here is one the validator accepts for a device (weak_key refuses the rest).
+const KEY_TYPES: Readonly<Record<string, KeyAlgorithm>> = { ec: 'P-256', 'ec-p384': 'P-384', 'ec-p521': 'P-521', ed25519: 'Ed25519', rsa: 'RSA-2048', 'rsa-3072': 'RSA-3072', 'rsa-4096': 'RSA-4096' }
 const COMMON_HELP = `  --out DIR        directory to write to (default ./pki; created 0700)
-  --key-type TYPE  ec (P-256, the default), ec-p384, rsa (2048 bits), rsa-3072, rsa-4096
+  --key-type TYPE  ec (P-256, the default), ec-p384, ec-p521, ed25519, rsa (2048 bits), rsa-3072,
+                   rsa-4096 (CAs made here must be ec, ec-p384 or rsa*: they sign with ECDSA or RSA)
   --force          replace files that already exist (refused otherwise)`
 const COMMON = {
   out: { type: 'string' },
@@ -42,10 +46,14 @@ const COMMON = {
 } as const
 const ISSUER = { issuer: { type: 'string' }, 'issuer-key': { type: 'string' } } as const
 
-function keyAlgorithm (value: string | undefined, usage: string): KeyAlgorithm {
+/** Key types a CA made here may have: what `--issuer` loads back (pki/load.ts). */
+const CA_KEY_TYPES = new Set(['ec', 'ec-p384', 'rsa', 'rsa-3072', 'rsa-4096'])
+
+function keyAlgorithm (value: string | undefined, usage: string, forCa = false): KeyAlgorithm {
   if (value === undefined) return 'P-256'
   const alg = Object.hasOwn(KEY_TYPES, value) ? KEY_TYPES[value] : undefined
   if (alg === undefined) throw new UsageError(`--key-type must be one of ${Object.keys(KEY_TYPES).join(', ')}, not "${value}"`, usage)
+  if (forCa && !CA_KEY_TYPES.has(value)) throw new UsageError(`--key-type ${value} is for devices; a CA must be one of ${[...CA_KEY_TYPES].join(', ')}`, usage)
   return alg
 }
 
@@ -63,8 +71,8 @@ function notAfter (days: number, issuer: Issued | undefined, ctx: CliContext): D
   return limit
 }
 
-/** ECDSA P-384 issuers sign with SHA-384, the rest with SHA-256. */
-const hashFor = (issuer: Issued | undefined): 'SHA-256' | 'SHA-384' => issuer?.keyAlgorithm === 'P-384' ? 'SHA-384' : 'SHA-256'
+/** ECDSA P-384 issuers sign with SHA-384, P-521 ones with SHA-512, the rest with SHA-256. */
+const hashFor = (issuer: Issued | undefined): 'SHA-256' | 'SHA-384' | 'SHA-512' => issuer?.keyAlgorithm === 'P-384' ? 'SHA-384' : issuer?.keyAlgorithm === 'P-521' ? 'SHA-512' : 'SHA-256'
 
 const thumbprint = (der: Uint8Array): string => createHash('sha256').update(der).digest('hex')
 
@@ -87,7 +95,7 @@ async function root (args: readonly string[], ctx: CliContext): Promise<number> 
   const v = parseFlags(args, { ...COMMON, cn: { type: 'string' }, name: { type: 'string' }, 'path-len': { type: 'string' } }, ROOT_USAGE)
   if (v.help === true) { ctx.out(ROOT_USAGE); return 0 }
   const cn = required(v.cn, '--cn', ROOT_USAGE)
-  const alg = keyAlgorithm(v['key-type'], ROOT_USAGE)
+  const alg = keyAlgorithm(v['key-type'], ROOT_USAGE, true)
   const days = intFlag(v.days, '--days', 1, 36500, ROOT_USAGE) ?? 3650
   const pathLen = intFlag(v['path-len'], '--path-len', 0, 16, ROOT_USAGE)
   const dir = outDir(v.out, ctx)
@@ -120,7 +128,7 @@ async function intermediate (args: readonly string[], ctx: CliContext): Promise<
   const issuerFile = required(v.issuer, '--issuer', INTERMEDIATE_USAGE)
   const issuerKeyFile = required(v['issuer-key'], '--issuer-key', INTERMEDIATE_USAGE)
   const stem = required(v.name, '--name', INTERMEDIATE_USAGE)
-  const alg = keyAlgorithm(v['key-type'], INTERMEDIATE_USAGE)
+  const alg = keyAlgorithm(v['key-type'], INTERMEDIATE_USAGE, true)
   const days = intFlag(v.days, '--days', 1, 36500, INTERMEDIATE_USAGE) ?? 1825
   const pathLen = intFlag(v['path-len'], '--path-len', 0, 16, INTERMEDIATE_USAGE)
   const dir = outDir(v.out, ctx)
@@ -187,6 +195,57 @@ async function device (args: readonly string[], ctx: CliContext): Promise<number
   ctx.out(`device certificate for "${id}" (${alg}), ${selfSigned ? 'self-signed' : `signed by "${issuer?.subjectCn ?? ''}", chain file with ${unique.length} intermediate${unique.length === 1 ? '' : 's'}`}\n` +
     `SHA-256 thumbprint ${tp}\n${describeWritten(files, ctx)}` +
     (selfSigned ? `register it with: certgate device add --id ${id} --self-signed --primary ${tp}\n` : ''))
+  return 0
+}
+
+const SERVER_USAGE = `usage: certgate pki server (--dns NAME | --ip ADDR)... --issuer CA.pem --issuer-key CA.key [--cn NAME] [--name STEM] [--out DIR] [--key-type TYPE] [--days N] [--force]
+
+Creates a server certificate for the gateway's device listener (serverAuth), signed by your CA,
+with the names devices dial as subjectAltNames, and its private key:
+  <out>/<stem>.pem   the certificate followed by the issuer (unless it is a self-signed root):
+                     what CERTGATE_TLS_CERT names
+  <out>/<stem>.key   its private key: what CERTGATE_TLS_KEY names
+Devices verify it with the issuer's root. Rotate it by replacing the two files (certgate watches
+them and re-reads them on SIGHUP; see docs/operations-day-two.md).
+
+  --dns NAME         a DNS name devices dial (repeated or comma-separated), e.g. mqtt.example.com
+  --ip ADDR          an IP address devices dial (IPv4 or IPv6; repeated or comma-separated)
+  --issuer FILE      the issuing CA's certificate, PEM (required)
+  --issuer-key FILE  the issuing CA's private key, PEM (required)
+  --cn NAME          the subject CN (default: the first --dns, else the first --ip)
+  --name STEM        file name stem (default server)
+  --days N           validity in days (default 397, and never past the issuer's notAfter)
+${COMMON_HELP}
+`
+
+const DNS_NAME = /^(\*\.)?([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/
+
+async function server (args: readonly string[], ctx: CliContext): Promise<number> {
+  const v = parseFlags(args, { ...COMMON, ...ISSUER, dns: { type: 'string', multiple: true }, ip: { type: 'string', multiple: true }, cn: { type: 'string' }, name: { type: 'string' } }, SERVER_USAGE)
+  if (v.help === true) { ctx.out(SERVER_USAGE); return 0 }
+  const dns = listFlag(v.dns)
+  const ips = listFlag(v.ip)
+  if (dns.length + ips.length === 0) throw new UsageError('give at least one --dns or --ip: the names devices dial (a certificate naming nothing fails their host check)', SERVER_USAGE)
+  for (const d of dns) if (d.length > 253 || !DNS_NAME.test(d)) throw new UsageError(`--dns "${d}" is not a DNS name`, SERVER_USAGE)
+  for (const ip of ips) if (isIP(ip) === 0) throw new UsageError(`--ip "${ip}" is not an IPv4 or IPv6 address`, SERVER_USAGE)
+  const alg = keyAlgorithm(v['key-type'], SERVER_USAGE)
+  // CA/Browser Forum limit for public server certificates (398 days); a private CA may go longer.
+  const days = intFlag(v.days, '--days', 1, 36500, SERVER_USAGE) ?? 397
+  const issuer = await loadIssuer(required(v.issuer, '--issuer', SERVER_USAGE), required(v['issuer-key'], '--issuer-key', SERVER_USAGE), ctx)
+  const issuerCert = new X509Certificate(issuer.der)
+  const issuerIsRoot = issuerCert.subject === issuerCert.issuer && issuerCert.verify(issuerCert.publicKey)
+  const cn = v.cn ?? dns[0] ?? ips[0] ?? ''
+  const cert = await issue({ cn, issuer, keyAlgorithm: alg, hash: hashFor(issuer), eku: ['1.3.6.1.5.5.7.3.1'], sanDns: dns, sanIp: ips, notAfter: notAfter(days, issuer, ctx) })
+  const stem = v.name ?? 'server'
+  const dir = outDir(v.out, ctx)
+  const files = [
+    { path: join(dir, `${stem}.pem`), content: cert.pem + (issuerIsRoot ? '' : issuer.pem), secret: false },
+    { path: join(dir, `${stem}.key`), content: cert.keyPem, secret: true }
+  ]
+  writeOutputs(files, v.force === true, ctx.cwd)
+  ctx.out(`server certificate "${cn}" (${alg}) for ${[...dns, ...ips].join(', ')}, signed by "${issuer.subjectCn}"${issuerIsRoot ? '' : ' (issuer appended)'}\n` +
+    `SHA-256 thumbprint ${thumbprint(cert.der)}\n${describeWritten(files, ctx)}` +
+    `serve it with: CERTGATE_TLS_CERT=${shown(files[0]?.path ?? '', ctx.cwd)} CERTGATE_TLS_KEY=${shown(files[1]?.path ?? '', ctx.cwd)}\n`)
   return 0
 }
 
@@ -260,5 +319,5 @@ async function p12 (args: readonly string[], ctx: CliContext): Promise<number> {
 }
 
 export async function pkiCommand (args: readonly string[], ctx: CliContext): Promise<number> {
-  return await dispatch(args, ctx, { name: 'pki', usage: USAGE, commands: { root, intermediate, device, verification, p12 } })
+  return await dispatch(args, ctx, { name: 'pki', usage: USAGE, commands: { root, intermediate, device, server, verification, p12 } })
 }

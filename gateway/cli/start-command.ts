@@ -14,7 +14,8 @@ CERTGATE_ADMIN_TOKEN, CERTGATE_TLS_CERT, CERTGATE_TLS_KEY and more; several devi
 come from the JSON file named by CERTGATE_CONFIG. Once listening it prints, per device listener,
   certgate listening device=<host>:<port> admin=<host>:<port>
 (followed by " listener=<name> protocol=<protocol>" when there are several).
-SIGTERM (or SIGINT) stops accepting, drains and exits 0. With CERTGATE_PROCESSES=N (N > 1) it
+SIGTERM (or SIGINT) stops accepting, drains and exits 0. SIGHUP re-reads CERTGATE_TLS_CERT and
+CERTGATE_TLS_KEY (and listeners' tlsCert/tlsKey), which are also watched for changes. With CERTGATE_PROCESSES=N (N > 1) it
 runs N gateway processes sharing the ports and prints the lines once.
 `
 
@@ -27,6 +28,10 @@ export async function startCommand (args: readonly string[], ctx: CliContext, en
   const { default: cluster } = await import('node:cluster')
   if (config.processes > 1 && cluster.isPrimary) return await (await import('../cluster/process-group.js')).runProcessGroup(config, ctx)
   const group = config.processes > 1 ? (await import('../cluster/group-member.js')).joinGroup(env) : undefined
+  // SIGHUP re-reads the server certificate files (they are watched too); never a reason to exit,
+  // not even while starting (the files are read at start anyway).
+  let onHangup = (): void => undefined
+  process.on('SIGHUP', () => { onHangup() })
   // Loaded here so the other commands do not pay for the gateway's modules.
   const { startGateway } = await import('../gateway.js')
   const gw = await startGateway(config, group === undefined ? {} : { group, broker: group.broker })
@@ -43,6 +48,10 @@ export async function startCommand (args: readonly string[], ctx: CliContext, en
   // Before the listening lines: a script may send SIGTERM the moment it reads them.
   process.on('SIGTERM', () => { stop('SIGTERM') })
   process.on('SIGINT', () => { stop('SIGINT') })
+  onHangup = () => {
+    gw.log.info({ signal: 'SIGHUP' }, 're-reading the server certificate files')
+    gw.reloadServerCertificates()
+  }
   // In a group the primary prints the lines, once.
   if (group === undefined) ctx.out(listeningLines(gw.listeners, gw.admin))
   else group.ready(gw.listeners.map(({ name, protocol, address }) => ({ name, protocol, address })), gw.admin)

@@ -29,6 +29,9 @@ export async function runProcessGroup (config: Config, ctx: CliContext): Promise
   const stopRequested = (): boolean => signalled.stop
   process.on('SIGTERM', stop)
   process.on('SIGINT', stop)
+  // Every process serves the certificate itself: each re-reads it (workers forked later read it at start).
+  const workers: Worker[] = []
+  process.on('SIGHUP', () => { for (const w of workers) if (w.isConnected() && w.process.pid !== undefined) w.process.kill('SIGHUP') })
   ensureDataDir(config.dataDir)
   adminToken(config.dataDir, config.adminToken)
   await serverCertificate(config.dataDir, config.tlsCertFile, config.tlsKeyFile)
@@ -46,7 +49,6 @@ export async function runProcessGroup (config: Config, ctx: CliContext): Promise
   const metricsText = groupMetrics()
   // Node's default on Linux is round-robin (the primary accepts and hands connections out evenly);
   // NODE_CLUSTER_SCHED_POLICY=none lets the processes accept from the shared socket themselves.
-  const workers: Worker[] = []
   let stopping = false
   const exitCodes = new Map<Worker, number>()
 

@@ -9,7 +9,7 @@ x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoPro
 
 type CryptoKeyPair = webcrypto.CryptoKeyPair
 
-export type KeyAlgorithm = 'P-256' | 'P-384' | 'RSA-2048' | 'RSA-3072' | 'RSA-4096' | 'RSA-1024' | 'Ed25519'
+export type KeyAlgorithm = 'P-256' | 'P-384' | 'P-521' | 'RSA-2048' | 'RSA-3072' | 'RSA-4096' | 'RSA-1024' | 'Ed25519'
 
 export interface Issued {
   readonly der: Uint8Array
@@ -33,13 +33,15 @@ export interface IssueOptions {
   readonly keyAlgorithm?: KeyAlgorithm
   /** Reuse a key pair (key rollover, stale intermediates). */
   readonly keys?: CryptoKeyPair
-  readonly hash?: 'SHA-256' | 'SHA-384' | 'SHA-1'
+  readonly hash?: 'SHA-256' | 'SHA-384' | 'SHA-512' | 'SHA-1'
   /** EKU OIDs; none by default for CAs, clientAuth for leaves. Pass [] for no extension. */
   readonly eku?: readonly string[]
   /** x509.KeyUsageFlags bit set; default keyCertSign|cRLSign for CAs, digitalSignature for leaves. Pass 0 to omit. */
   readonly keyUsage?: number
   readonly basicConstraints?: 'omit' | 'non-critical'
   readonly sanDns?: readonly string[]
+  /** IP address SANs (v4 or v6), after the DNS names. */
+  readonly sanIp?: readonly string[]
   readonly extraExtensions?: readonly x509.Extension[]
   /** Key identifiers to leave out (RFC 5280 §4.2.1.1-2 want both): for tests of non-conforming certificates. */
   readonly omitKeyIds?: ReadonlyArray<'aki' | 'ski'>
@@ -52,6 +54,7 @@ export async function generateKeys (alg: KeyAlgorithm): Promise<CryptoKeyPair> {
   switch (alg) {
     case 'P-256':
     case 'P-384':
+    case 'P-521':
       return await subtle.generateKey({ name: 'ECDSA', namedCurve: alg }, true, ['sign', 'verify'])
     case 'RSA-2048':
     case 'RSA-3072':
@@ -88,7 +91,8 @@ export async function issue (opts: IssueOptions): Promise<Issued> {
   if (!omit.has('ski')) extensions.push(await x509.SubjectKeyIdentifierExtension.create(keys.publicKey))
   const issuerCert = opts.issuer === undefined ? undefined : new x509.X509Certificate(opts.issuer.der)
   if (opts.issuer !== undefined && issuerCert !== undefined && !omit.has('aki')) extensions.push(await authorityKeyId(issuerCert, opts.issuer.keys.publicKey))
-  if (opts.sanDns !== undefined) extensions.push(new x509.SubjectAlternativeNameExtension(opts.sanDns.map((d) => ({ type: 'dns' as const, value: d }))))
+  const san = [...(opts.sanDns ?? []).map((d) => ({ type: 'dns' as const, value: d })), ...(opts.sanIp ?? []).map((ip) => ({ type: 'ip' as const, value: ip }))]
+  if (opts.sanDns !== undefined || opts.sanIp !== undefined) extensions.push(new x509.SubjectAlternativeNameExtension(san))
   if (opts.extraExtensions !== undefined) extensions.push(...opts.extraExtensions)
 
   const signer = opts.issuer ?? { keys, keyAlgorithm }

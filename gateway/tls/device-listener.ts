@@ -30,7 +30,8 @@ export interface DeviceListenerOptions {
 
 export interface DeviceListenerHooks {
   readonly onAccepted: () => void
-  readonly onHandshakeFailed: (bucket: HandshakeFailure, err: Error & { code?: string }) => void
+  /** `address`: the device's (from a trusted balancer's header when there is one). */
+  readonly onHandshakeFailed: (bucket: HandshakeFailure, err: Error & { code?: string, reason?: string }, address: string) => void
   readonly onSecure: (socket: TLSSocket, peer: Peer) => void
 }
 
@@ -38,6 +39,8 @@ export interface DeviceListener {
   readonly address: { host: string, port: number }
   /** Stops accepting; open connections stay. */
   stopAccepting: () => void
+  /** Serves this certificate and key to new handshakes; connections already open keep theirs. */
+  setCertificate: (certPem: string, keyPem: string) => void
 }
 
 export function handshakeBucket (err: Error & { code?: string }): HandshakeFailure {
@@ -47,6 +50,10 @@ export function handshakeBucket (err: Error & { code?: string }): HandshakeFailu
   // signature (OpenSSL 3.0) or a provider signature failure (OpenSSL 3.5, Node 22+), RSA-PSS an
   // invalid first/last octet.
   if (/OCTET_INVALID|BAD_SIGNATURE|SIGNATURE_FAILURE|DIGEST_CHECK_FAILED/.test(code)) return 'bad_certificate_proof'
+  // A certificate OpenSSL will not use in the handshake: a key on a curve TLS does not allow
+  // (secp256k1: "wrong curve"), a key type or signature scheme it cannot use, a key too small for
+  // its security level, a certificate it cannot decode. The device's fault, not the network's.
+  if (/WRONG_CURVE|WRONG_SIGNATURE_TYPE|UNKNOWN_CERTIFICATE_TYPE|UNSUPPORTED_CERTIFICATE|BAD_ECPOINT|KEY_TOO_SMALL|MD_TOO_WEAK|CERT_LENGTH_MISMATCH|BAD_CERTIFICATE|ILLEGAL_POINT_COMPRESSION|UNSUPPORTED_ELLIPTIC_CURVE|NO_SUITABLE_SIGNATURE_ALGORITHM/.test(code)) return 'bad_certificate'
   if (code === 'ERR_SSL_NO_SHARED_CIPHER' || code === 'ERR_SSL_UNSUPPORTED_PROTOCOL' || code === 'ERR_SSL_NO_PROTOCOLS_AVAILABLE') return 'no_shared_cipher'
   if (code === 'ERR_SSL_HTTP_REQUEST' || code === 'ERR_SSL_WRONG_VERSION_NUMBER' || code === 'ERR_SSL_PACKET_LENGTH_TOO_LONG' || code === 'ERR_SSL_UNKNOWN_PROTOCOL') return 'not_tls'
   if (code.startsWith('ERR_SSL') || code === 'ECONNRESET') return 'protocol'
@@ -59,14 +66,17 @@ const peerOf = (s: Socket): Peer => ({
 })
 
 export async function startDeviceListener (opts: DeviceListenerOptions, hooks: DeviceListenerHooks): Promise<DeviceListener> {
+  const context = {
+    minVersion: 'TLSv1.2',
+    // No tickets: a resumed session carries only the leaf and a cached verdict (DESIGN.md §2).
+    secureOptions: constants.SSL_OP_NO_TICKET
+  } as const
   const server = createServer({
     cert: opts.certPem,
     key: opts.keyPem,
     requestCert: true,
     rejectUnauthorized: false,
-    minVersion: 'TLSv1.2',
-    // No tickets: a resumed session carries only the leaf and a cached verdict (DESIGN.md §2).
-    secureOptions: constants.SSL_OP_NO_TICKET,
+    ...context,
     handshakeTimeout: opts.handshakeTimeoutMs,
     // MQTT and request/response traffic is small writes: Nagle plus delayed ACKs would add ~40 ms.
     noDelay: true
@@ -75,7 +85,7 @@ export async function startDeviceListener (opts: DeviceListenerOptions, hooks: D
   const handshakes = new WeakMap<Socket, () => void>()
   const peers = new WeakMap<Socket, Peer>()
   const closeBeforeTls = (raw: Socket, bucket: HandshakeFailure, detail: string): void => {
-    hooks.onHandshakeFailed(bucket, Object.assign(new Error(detail), { code: bucket }))
+    hooks.onHandshakeFailed(bucket, Object.assign(new Error(detail), { code: bucket }), (peers.get(raw) ?? peerOf(raw)).source.address)
     raw.destroy()
   }
   /** Admission by the device's address, then the TLS handshake (counted until it ends). */
@@ -129,8 +139,9 @@ export async function startDeviceListener (opts: DeviceListenerOptions, hooks: D
   // tls/test/device-listener.test.ts fails on any Node release that changes it.
   const parentOf = (tls: TLSSocket): Socket => (tls as TLSSocket & { _parent?: Socket | null })._parent ?? tls
   server.on('tlsClientError', (err: Error & { code?: string }, socket: TLSSocket) => {
-    handshakes.get(parentOf(socket))?.()
-    hooks.onHandshakeFailed(handshakeBucket(err), err)
+    const raw = parentOf(socket)
+    handshakes.get(raw)?.()
+    hooks.onHandshakeFailed(handshakeBucket(err), err, (peers.get(raw) ?? peerOf(raw)).source.address)
     socket.destroy()
   })
   server.on('secureConnection', (socket: TLSSocket) => {
@@ -146,6 +157,8 @@ export async function startDeviceListener (opts: DeviceListenerOptions, hooks: D
   if (addr === null || typeof addr === 'string') throw new Error('device listener has no TCP address')
   return {
     address: { host: addr.address, port: addr.port },
-    stopAccepting: () => { front.close() }
+    stopAccepting: () => { front.close() },
+    // The same options again: setSecureContext builds a new context from what it is given.
+    setCertificate: (certPem, keyPem) => { server.setSecureContext({ cert: certPem, key: keyPem, ...context }) }
   }
 }

@@ -6,7 +6,7 @@ import { connect, type Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { TLSSocket } from 'node:tls'
 import type { Identity } from '../auth/authenticate.js'
-import type { RefusalReason } from '../reasons.js'
+import type { CloseReason, RefusalReason } from '../reasons.js'
 import type { HostPort } from '../config.js'
 import type { SentChain } from '../tls/peer-chain.js'
 import type { UpstreamHealth } from './upstream-health.js'
@@ -30,6 +30,8 @@ export interface DeviceConnection {
 export type Ended =
   | { readonly by: 'device' }
   | { readonly by: 'upstream', readonly detail: string }
+  /** The broker answered the CONNECT with a refusing CONNACK (passed on to the device), then closed. */
+  | { readonly by: 'upstream_refused', readonly detail: string }
   | { readonly by: 'protocol', readonly detail: string }
 
 export type Opened =
@@ -41,12 +43,48 @@ export type Opened =
     serve: () => Promise<Ended>
     /** The device left before serving began: release what open() took. */
     abandon: () => void
+    /** certgate ends the served connection (revoked, idle, shutdown…): in the protocol's words where it has them. */
+    close: (reason: CloseReason) => void
   }
   | { readonly ok: false, readonly reason: RefusalReason, readonly detail: string }
 
+/** A refusal as the device's mode answers it. */
+export interface DeviceRefusal { readonly reason: RefusalReason, readonly detail: string }
+
 export interface Forwarder {
   open: (device: DeviceConnection) => Promise<Opened>
+  /**
+   * Tells a refused device so in its protocol (mqtt: CONNACK, http: a 403 JSON error), then closes
+   * it; resolves once the socket is closed. Transient refusals are not answered in a way that
+   * stops a client from retrying.
+   */
+  refuse: (socket: TLSSocket, refusal: DeviceRefusal) => Promise<void>
+  /** Shutdown began: let idle connections go now rather than at the drain timeout. */
+  drain: () => void
   close: () => Promise<void>
+}
+
+/** How long a device may take to read certgate's last words before its connection is destroyed. */
+export const FAREWELL_MS = 1000
+
+/** Ends the socket (TLS close_notify) after `last`, destroys it if the device has not closed it within FAREWELL_MS; resolves when closed. */
+export async function endWith (socket: Duplex, last?: Buffer): Promise<void> {
+  if (socket.destroyed) return
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(() => socket.destroy(), FAREWELL_MS)
+    timer.unref()
+    socket.once('close', () => { clearTimeout(timer); resolve() })
+    socket.on('error', () => undefined)
+    // Read and drop whatever the device still sends, so its own close is seen.
+    socket.resume()
+    if (!socket.writableEnded) socket.end(last)
+  })
+}
+
+/** Closes a socket at once; resolves when closed. */
+export async function destroyed (socket: Duplex): Promise<void> {
+  if (socket.destroyed) return
+  await new Promise<void>((resolve) => { socket.once('close', () => { resolve() }); socket.destroy() })
 }
 
 export type Connected =
@@ -98,22 +136,44 @@ export function guarded (guard: StreamGuard): StreamFilter {
   }
 }
 
+/** Lets certgate end a pump itself: filled in by pump(). */
+export interface PumpHandle {
+  /**
+   * Stops both directions and drops the upstream at once, then tells the device `last` (if any),
+   * ends its TLS (close_notify) and destroys it after FAREWELL_MS. The pump ends `by: 'device'`:
+   * whoever said goodbye has counted it.
+   */
+  goodbye?: (last: Buffer | undefined) => void
+}
+
 /**
  * Pumps both ways with backpressure until either side closes; then closes the other. Resolves
  * with how it ended, once both are closed. A filter, if given, sees the device's bytes first.
  */
-export async function pump (device: Duplex, upstream: Socket, filter?: StreamFilter): Promise<Ended> {
+export async function pump (device: Duplex, upstream: Socket, filter?: StreamFilter, handle?: PumpHandle): Promise<Ended> {
   return await new Promise((resolve) => {
     let ended: Ended | undefined
     let upstreamError: string | undefined
     let closed = 0
+    let leaving = false
     const onClose = (side: 'device' | 'upstream') => (): void => {
       ended ??= side === 'device'
         ? { by: 'device' }
         : { by: 'upstream', detail: upstreamError === undefined ? 'the upstream closed the connection' : `the upstream connection failed (${upstreamError})` }
       if (side === 'device') upstream.destroy()
-      else device.destroy()
+      else if (!leaving) device.destroy()
       if (++closed === 2) resolve(ended)
+    }
+    if (handle !== undefined) {
+      handle.goodbye = (last) => {
+        if (ended !== undefined || device.destroyed) { device.destroy(); return }
+        ended = { by: 'device' }
+        leaving = true
+        upstream.unpipe(device)
+        if (filter === undefined) device.unpipe(upstream) // else the 'data' listener drops what comes now
+        upstream.destroy()
+        void endWith(device, last)
+      }
     }
     // Errors end up as 'close'; listening keeps them from being unhandled.
     device.on('error', () => undefined)
@@ -152,8 +212,11 @@ export function createTcpForwarder (opts: { target: HostPort, connectTimeoutMs: 
       const c = await connectUpstream(opts.target, opts.connectTimeoutMs, opts.health)
       if (!c.ok) return c
       if (opts.preamble !== undefined && !device.socket.destroyed) c.upstream.write(opts.preamble(device))
-      return { ok: true, connectSeconds: c.connectSeconds, serve: async () => await pump(device.socket, c.upstream), abandon: () => { c.upstream.destroy() } }
+      return { ok: true, connectSeconds: c.connectSeconds, serve: async () => await pump(device.socket, c.upstream), abandon: () => { c.upstream.destroy() }, close: () => { device.socket.destroy() } }
     },
+    // A byte stream has no words for "refused": the connection closes.
+    refuse: async (socket) => { await (socket.writableEnded ? endWith(socket) : destroyed(socket)) },
+    drain: () => undefined,
     close: async () => undefined
   }
 }

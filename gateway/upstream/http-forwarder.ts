@@ -11,7 +11,8 @@ import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { EventEmitter } from 'node:events'
 import { Pool } from 'undici'
-import { connectUpstream, pump, type DeviceConnection, type Ended, type Forwarder, type HostPort } from './forwarder.js'
+import { connectUpstream, endWith, pump, type DeviceConnection, type Ended, type Forwarder, type HostPort } from './forwarder.js'
+import { createHttpRefusals } from './http-refusal.js'
 import type { UpstreamHealth } from './upstream-health.js'
 import { xfccValue } from './xfcc.js'
 import { webSocketMqttFilter } from './websocket-mqtt.js'
@@ -36,6 +37,8 @@ export interface HttpForwarderOptions {
   readonly maxUpstreamConnections: number
   readonly onRequest: (outcome: HttpOutcome) => void
   readonly onFailure: (f: { deviceId: string, outcome: HttpOutcome, detail: string }) => void
+  /** How long a refused device may take to send the request its refusal answers. */
+  readonly refusalTimeoutMs: number
 }
 
 /** Headers that describe one hop, never forwarded (RFC 9110 §7.6.1), and `expect` (answered here). */
@@ -49,6 +52,8 @@ interface DeviceHttp {
   readonly forwardedFor: string
   /** How the connection ended, when an upgraded stream's upstream ended it. */
   ended: Ended | undefined
+  /** Requests (or an upgrade) in progress: a connection with none is idle. */
+  busy: number
 }
 
 /**
@@ -84,6 +89,10 @@ export function createHttpForwarder (opts: HttpForwarderOptions): Forwarder {
     connect: { timeout: opts.connectTimeoutMs }
   })
   const devices = new WeakMap<Socket, DeviceHttp>()
+  const refusals = createHttpRefusals(opts.refusalTimeoutMs)
+  /** Served connections, so shutdown can let the idle ones go at once. */
+  const served = new Set<Socket>()
+  let draining = false
 
   const answer = (res: ServerResponse, device: DeviceHttp, status: number, outcome: HttpOutcome, detail: string, extra: Record<string, string> = {}): void => {
     opts.onRequest(outcome)
@@ -95,6 +104,13 @@ export function createHttpForwarder (opts: HttpForwarderOptions): Forwarder {
   const onRequest = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const device = devices.get(req.socket)
     if (device === undefined) { req.socket.destroy(); return } // never: only authenticated sockets are handed over
+    device.busy++
+    res.once('close', () => {
+      device.busy--
+      if (draining && device.busy === 0) void endWith(req.socket) // after the response, which is queued first
+    })
+    // Shutting down: this is the connection's last response (Connection: close).
+    if (draining) res.shouldKeepAlive = false
     const refusal = opts.health.admit()
     if (refusal !== undefined) { answer(res, device, 503, 'upstream_unavailable', refusal, { 'retry-after': '1' }); return }
     // An EventEmitter as undici's abort signal: an AbortController per request (and stream
@@ -143,6 +159,7 @@ export function createHttpForwarder (opts: HttpForwarderOptions): Forwarder {
   const onUpgrade = async (req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> => {
     const device = devices.get(req.socket)
     if (device === undefined) { socket.destroy(); return }
+    device.busy++ // for good: an upgraded connection is never idle
     const answerUpgrade = (status: string, outcome: HttpOutcome, detail: string): void => {
       opts.onRequest(outcome)
       opts.onFailure({ deviceId: device.deviceId, outcome, detail })
@@ -188,18 +205,30 @@ export function createHttpForwarder (opts: HttpForwarderOptions): Forwarder {
         deviceId: sanitize(identity.deviceId),
         xfcc: xfccValue({ leaf: device.sent.leaf, intermediates: device.sent.intermediates, thumbprint: identity.thumbprint, withChain: opts.forwardChain }),
         forwardedFor: device.source.address.replace(/^::ffff:(?=\d+\.)/, ''),
-        ended: undefined
+        ended: undefined,
+        busy: 0
       }
       devices.set(socket, state)
       return {
         ok: true,
         connectSeconds: undefined,
         serve: async () => await new Promise<Ended>((resolve) => {
-          socket.once('close', () => { resolve(state.ended ?? { by: 'device' }) })
+          served.add(socket)
+          socket.once('close', () => { served.delete(socket); resolve(state.ended ?? { by: 'device' }) })
           server.emit('connection', socket)
         }),
-        abandon: () => undefined
+        abandon: () => undefined,
+        close: () => { socket.destroy() }
       }
+    },
+    refuse: async (socket, refusal) => {
+      if (socket.writableEnded) return await endWith(socket)
+      if (socket.destroyed) return
+      await refusals.answer(socket, refusal)
+    },
+    drain: () => {
+      draining = true
+      for (const socket of served) if ((devices.get(socket)?.busy ?? 0) === 0) void endWith(socket)
     },
     close: async () => { await pool.close() }
   }

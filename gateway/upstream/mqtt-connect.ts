@@ -96,7 +96,7 @@ function identifierRejected (protocolVersion: number): Buffer {
 
 export type Admitted =
   /** `forward`: the CONNECT as the broker gets it, then what was pipelined after it. */
-  | { readonly ok: true, readonly forward: readonly Buffer[], readonly guard: StreamGuard }
+  | { readonly ok: true, readonly forward: readonly Buffer[], readonly guard: StreamGuard, readonly protocolVersion: number }
   /** `reply`: what the device is told before it is closed (a CONNACK or DISCONNECT), if anything. */
   | { readonly ok: false, readonly reason: RefusalReason, readonly detail: string, readonly reply: Buffer | undefined }
 
@@ -116,5 +116,11 @@ export function admitConnect (bytes: Buffer, connectLength: number, deviceId: st
   const bad = rest.length === 0 ? undefined : guard(rest)
   if (bad !== undefined) return { ok: false, reason: 'mqtt_protocol_error', detail: bad.detail, reply: bad.farewell }
   const first = usernameIsDeviceId ? mqttPacket.generate({ ...connect, username: deviceId }) : encoded
-  return { ok: true, forward: rest.length === 0 ? [first] : [first, rest], guard }
+  return { ok: true, forward: rest.length === 0 ? [first] : [first, rest], guard, protocolVersion: version }
+}
+
+/** The protocol level a complete CONNECT names (3 = 3.1, 4 = 3.1.1, 5 = 5.0), or why it cannot be read. */
+export function connectProtocolVersion (bytes: Buffer, connectLength: number): number | string {
+  const connect = parseConnect(bytes.subarray(0, connectLength))
+  return typeof connect === 'string' ? connect : connect.protocolVersion ?? 4
 }
