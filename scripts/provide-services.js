@@ -12,6 +12,7 @@ import { existsSync, readdirSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { delimiter, dirname, join } from 'node:path'
 import { spawnSync } from 'node:child_process'
+import { pathToFileURL } from 'node:url'
 
 const SBIN = ['/usr/local/sbin', '/usr/sbin', '/sbin']
 
@@ -87,3 +88,6 @@ export function provideServices ({ log = (line) => { console.log(line) } } = {})
   }
   return path
 }
+
+// Run directly (npm's pretest): the check, and any install, come before the build and lint.
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) provideServices()
