@@ -63,7 +63,8 @@ export interface GroupLink {
 }
 
 /** `broker`: an embedded broker someone else runs (a process group's primary); else one is started here if needed. */
-export async function startGateway (config: Config, deps: { log?: Logger, group?: GroupLink, broker?: HostPort | undefined } = {}): Promise<Gateway> {
+/** `now`: the clock verification codes expire by (tests move it instead of waiting). */
+export async function startGateway (config: Config, deps: { log?: Logger, group?: GroupLink, broker?: HostPort | undefined, now?: () => number } = {}): Promise<Gateway> {
   // In a process group, every line says which process wrote it.
   const log = deps.log ?? pino({ level: config.logLevel, base: { service: 'certgate', ...(deps.group === undefined ? {} : { pid: process.pid }) } })
   ensureDataDir(config.dataDir)
@@ -161,7 +162,7 @@ export async function startGateway (config: Config, deps: { log?: Logger, group?
   }, 1000)
   poolGauges.unref()
 
-  const caService = createCaService(registry, { verificationCodeTtlMs: config.verificationCodeTtlMs })
+  const caService = createCaService(registry, { verificationCodeTtlMs: config.verificationCodeTtlMs, ...(deps.now === undefined ? {} : { now: deps.now }) })
   let stopping = false
   const admin = await startAdminServer(
     { listen: config.adminListen, token, maxBodyBytes: 256 * 1024 },

@@ -175,7 +175,14 @@ test('(c) a registry that cannot be read refuses the device as registry_unavaila
 
 // ---- (d) SIGTERM on the `start` process
 
-interface Started { readonly device: number, readonly admin: number, readonly stdout: () => string, readonly exited: Promise<number | null> }
+interface Started {
+  readonly device: number
+  readonly admin: number
+  readonly stdout: () => string
+  readonly exited: Promise<number | null>
+  /** Resolves once stdout holds a match for `re` (bounded: rejects after `ms`). */
+  readonly printed: (re: RegExp, ms: number) => Promise<void>
+}
 
 async function startProcess (env: Record<string, string>): Promise<Started & { kill: (signal: NodeJS.Signals) => void }> {
   const child = spawn(process.execPath, [CLI, 'start'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
@@ -193,7 +200,15 @@ async function startProcess (env: Record<string, string>): Promise<Started & { k
     child.stdout.on('data', check)
     void exited.then((code) => { clearTimeout(timer); reject(new Error(`exited ${code}:\n${out}\n${err}`)) })
   })
-  return { device: Number(line[1]), admin: Number(line[2]), stdout: () => out, exited, kill: (signal) => { child.kill(signal) } }
+  const printed = async (re: RegExp, ms: number): Promise<void> => { await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => { child.stdout.off('data', check); reject(new Error(`stdout never matched ${re} within ${ms} ms:\n${out}`)) }, ms)
+    function check (): void {
+      if (re.test(out)) { clearTimeout(timer); child.stdout.off('data', check); resolve() }
+    }
+    child.stdout.on('data', check)
+    check()
+  }) }
+  return { device: Number(line[1]), admin: Number(line[2]), stdout: () => out, exited, printed, kill: (signal) => { child.kill(signal) } }
 }
 
 test('(d) SIGTERM stops accepting at once, drains for the drain timeout, closes the rest and exits 0', async (t) => {
@@ -232,7 +247,9 @@ test('(d) SIGTERM stops accepting at once, drains for the drain timeout, closes 
     const sigterm = Date.now()
     const gone = closed(c1, 3000)
     proc.kill('SIGTERM')
-    await new Promise((resolve) => setTimeout(resolve, 300))
+    // The gateway has taken the signal (it logs this, then stops accepting, in one step): a device
+    // still connected now is one the drain lets stay, not one whose close has not happened yet.
+    await proc.printed(/"signal":"SIGTERM"[^\n]*draining and shutting down/, 1000)
     assert.equal(c1.connected, true, 'a connected device may stay while the gateway drains')
     assert.equal((await fetch(`${admin}/healthz`)).status, 503, '/healthz while draining')
     const refused = await connectDevice({ ...device, leaf: leaf2 }).then(() => undefined, (e: unknown) => e as Error & { code?: string })

@@ -8,7 +8,8 @@
 // also proves the failure modes scripts depend on: a key that does not match the certificate and
 // a --cert file holding a private key are refused before anything is uploaded (exit 1, clear
 // message); an unreachable gateway and API refusals exit 1 with the API's code; usage errors exit
-// 2; --help exits 0 on every command and subcommand. `device import` reports each invalid line by
+// 2; --help exits 0 on every command and subcommand (those run in-process through the CLI context,
+// one of each through a real process for the entry's exit code). `device import` reports each invalid line by
 // number and imports nothing, and imports 100,000 devices that `device list` then returns in full
 // (the elapsed time is printed, not asserted). PKCS#12 bundles of RSA and EC devices are read by
 // Node and let the device in. Self-signed devices enroll with the thumbprint `pki` prints.
@@ -26,6 +27,7 @@ import { startHarness, type Harness } from '../support/harness.js'
 import { closed, connectDevice, nextMessage } from '../support/device.js'
 import { loadIssued } from '../../pki/load.js'
 import type { Issued } from '../../pki/issue.js'
+import { runCli } from '../../cli/run-cli.js'
 
 const CLI = fileURLToPath(new URL('../../cli.js', import.meta.url))
 
@@ -58,6 +60,21 @@ async function certgate (args: readonly string[], env: Record<string, string | u
   child.stderr.on('data', (d: Buffer) => err.push(d))
   const [code] = await once(child, 'exit') as [number | null]
   return { code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') }
+}
+
+/** The same command line run in-process through the injectable CLI context (no process start-up):
+ * for usage errors and --help, which touch neither the network nor files. */
+async function certgateInProcess (args: readonly string[]): Promise<Run> {
+  let stdout = ''
+  let stderr = ''
+  const ctx = {
+    out: (text: string) => { stdout += text },
+    err: (text: string) => { stderr += text },
+    env: { adminUrl, adminToken: h.gw.adminToken, dataDir: undefined },
+    cwd: dir
+  }
+  const { code } = await runCli(args, ctx, {})
+  return { code, stdout, stderr }
 }
 
 async function ok (args: readonly string[], env: Record<string, string | undefined> = {}): Promise<string> {
@@ -233,11 +250,14 @@ test('usage errors exit 2 with the usage of the command misused', async () => {
     ['device'], ['device', 'add'], ['device', 'add', '--id', 'x', '--primary', 'ab'], ['device', 'add', '--id', 'x', '--self-signed'],
     ['device', 'disable'], ['device', 'import'], ['device', 'import', '--file', 'f.csv', '--format', 'xml'], ['device', 'list', '--admin', 'not a url']
   ]
-  const runs = await Promise.all(cases.map(async (args) => ({ args, r: await certgate(args) })))
+  const runs = await Promise.all(cases.map(async (args) => ({ args, r: await certgateInProcess(args) })))
   for (const { args, r } of runs) {
     assert.equal(r.code, 2, `certgate ${args.join(' ')}: ${r.stderr}`)
     assert.match(r.stderr, /^certgate: .+\n\nusage: certgate/, `certgate ${args.join(' ')}`)
-  }
+  }  // The process entry maps the outcome to the exit code: one command line through a real process.
+  const real = await certgate(['pki', 'root'])
+  assert.equal(real.code, 2, real.stderr)
+  assert.match(real.stderr, /^certgate: .+\n\nusage: certgate pki root/)
 })
 
 test('--help exits 0 with the usage for every command and subcommand', async () => {
@@ -251,12 +271,14 @@ test('--help exits 0 with the usage for every command and subcommand', async () 
     cases.push([group, '--help'])
     for (const sub of subs) cases.push([group, sub, '--help'])
   }
-  const runs = await Promise.all(cases.map(async (args) => ({ args, r: await certgate(args) })))
+  const runs = await Promise.all(cases.map(async (args) => ({ args, r: await certgateInProcess(args) })))
   for (const { args, r } of runs) {
     assert.equal(r.code, 0, `certgate ${args.join(' ')}: ${r.stderr}`)
     const named = args.filter((a) => !a.startsWith('-') && a !== 'help').join(' ')
     assert.ok(r.stdout.startsWith(`usage: certgate ${named}`), `certgate ${args.join(' ')} printed:\n${r.stdout}`)
-  }
+  }  const real = await certgate(['device', 'add', '--help'])
+  assert.equal(real.code, 0, real.stderr)
+  assert.ok(real.stdout.startsWith('usage: certgate device add'), real.stdout)
 })
 
 test('device import of a CSV with invalid lines names each line and imports nothing', async () => {

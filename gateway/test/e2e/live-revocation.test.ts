@@ -37,9 +37,19 @@ test('replacing a self-signed device\'s thumbprints closes a connection whose ce
   const newCert = await issue({ cn: 'rot-1' })
   await h.addDevice('rot-1', selfSigned(sha256Hex(oldCert.der), null))
   const c = await connectDevice({ port: h.gw.device.port, serverCa: h.serverCa, leaf: oldCert })
+  await h.addDevice('rot-witness')
+  const witness = await connectDevice({ port: h.gw.device.port, serverCa: h.serverCa, leaf: await issue({ cn: 'rot-witness', issuer: pki.int2 }), chain: [pki.int2, pki.int1] })
   // Rotation step 1: the new certificate becomes secondary; the old one stays primary: no close.
   await h.gw.registry.putDevice({ deviceId: 'rot-1', status: 'enabled', statusReason: null, ...selfSigned(sha256Hex(oldCert.der), sha256Hex(newCert.der)) })
-  await new Promise((resolve) => setTimeout(resolve, 300))
+  // Proof that step 1 was applied rather than still pending: revocation handles the registry's
+  // changes in order, so once a later change (deleting the witness) has closed the witness, the
+  // rotation has been rechecked too.
+  const witnessGone = closed(witness, 1000)
+  await h.gw.registry.deleteDevice('rot-witness')
+  await h.waitForLog((l) => l.event === 'closed' && l.deviceId === 'rot-witness' && l.reason === 'device_deleted')
+  await witnessGone
+  witness.end(true)
+  assert.equal(h.logs.some((l) => l.event === 'closed' && l.deviceId === 'rot-1'), false, 'still listed: not closed')
   assert.equal(c.connected, true, 'still listed: stays connected')
   // Step 2: the old certificate is dropped: its connection closes.
   const gone = closed(c, 1000)

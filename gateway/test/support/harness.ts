@@ -24,7 +24,8 @@ export interface Harness {
   close: () => Promise<void>
 }
 
-export async function startHarness (env: Record<string, string> = {}): Promise<Harness> {
+/** `now`: the gateway's clock for verification-code expiry (default: the real one). */
+export async function startHarness (env: Record<string, string> = {}, opts: { now?: () => number } = {}): Promise<Harness> {
   const dataDir = mkdtempSync(join(tmpdir(), 'certgate-test-'))
   const logs: LogLine[] = []
   const waiters = new Set<() => void>()
@@ -44,7 +45,7 @@ export async function startHarness (env: Record<string, string> = {}): Promise<H
     CERTGATE_WORKERS: '1',
     ...env
   })
-  const gw = await startGateway(config, { log })
+  const gw = await startGateway(config, { log, ...(opts.now === undefined ? {} : { now: opts.now }) })
   return {
     gw,
     dataDir,

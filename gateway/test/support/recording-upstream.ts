@@ -23,6 +23,8 @@ export interface RecordingUpstream {
   readonly connects: UpstreamConnect[]
   /** Upstream connections open now. */
   openSockets: () => number
+  /** Resolves once `count` upstream connections (with or without a CONNECT) have closed. */
+  waitForClosed: (count: number, timeoutMs?: number) => Promise<void>
   /** Resolves with the first CONNECT from `clientId` (at once if one already arrived). */
   waitForConnect: (clientId: string, timeoutMs?: number) => Promise<UpstreamConnect>
   /**
@@ -42,6 +44,7 @@ export async function startRecordingUpstream (host = '127.0.0.1'): Promise<Recor
   const sockets = new Set<Socket>()
   const clientIds = new WeakMap<Socket, string>()
   const waiters = new Set<() => void>()
+  let closedSockets = 0
   const server = createServer((socket) => {
     sockets.add(socket)
     let record: UpstreamConnect | undefined
@@ -64,7 +67,9 @@ export async function startRecordingUpstream (host = '127.0.0.1'): Promise<Recor
     socket.on('error', () => undefined)
     socket.on('close', () => {
       sockets.delete(socket)
+      closedSockets++
       if (record !== undefined) record.closedAt = Date.now()
+      for (const w of waiters) w()
     })
   })
   await new Promise<void>((resolve, reject) => {
@@ -87,6 +92,14 @@ export async function startRecordingUpstream (host = '127.0.0.1'): Promise<Recor
     port: addr.port,
     connects,
     openSockets: () => sockets.size,
+    waitForClosed: async (count, timeoutMs = 5000) => { await new Promise<void>((resolve, reject) => {
+      const check = (): void => {
+        if (closedSockets >= count) { waiters.delete(check); clearTimeout(timer); resolve() }
+      }
+      const timer = setTimeout(() => { waiters.delete(check); reject(new Error(`${closedSockets} of ${count} upstream connections closed within ${timeoutMs} ms`)) }, timeoutMs)
+      waiters.add(check)
+      check()
+    }) },
     waitForConnect: async (clientId, timeoutMs = 5000) => await new Promise((resolve, reject) => {
       const check = (): void => {
         const hit = connects.find((c) => c.clientId === clientId)

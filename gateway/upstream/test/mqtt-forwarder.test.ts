@@ -107,12 +107,26 @@ const dc = (device: Socket): DeviceConnection => ({
   destination: { address: '127.0.0.1', port: 8883 }
 })
 
-/** What the one upstream connection received, once it has `length` bytes. */
-async function upstreamGot (up: Upstream, length: number): Promise<Buffer> {
+/** What the one upstream connection has received, once it has at least `length` bytes. */
+async function upstreamHas (up: Upstream, length: number): Promise<Buffer> {
   await waitFor('the upstream connection', () => up.connections.length === 1)
   const conn = up.connections[0]!
   await waitFor(`${length} bytes upstream`, () => Buffer.concat(conn.data).length >= length)
-  await new Promise((resolve) => setTimeout(resolve, 20)) // and nothing more
+  return Buffer.concat(conn.data)
+}
+
+/**
+ * Everything the one upstream connection ever received: the device hangs up, and once the
+ * forwarder has closed the upstream behind it, every byte it sent before has arrived. "Exactly
+ * these bytes, nothing more" is then shown by that close, not by waiting a while.
+ */
+async function upstreamGotAll (up: Upstream, opened: { serve: () => Promise<unknown> }, client: Socket): Promise<Buffer> {
+  await waitFor('the upstream connection', () => up.connections.length === 1)
+  const conn = up.connections[0]!
+  const serving = opened.serve()
+  client.end()
+  await serving
+  await conn.ended
   return Buffer.concat(conn.data)
 }
 
@@ -124,7 +138,7 @@ test('a valid 3.1.1 CONNECT with clientId = deviceId opens the upstream, which g
   const opened = await createMqttForwarder(options(up.target)).open(dc(device))
   assert.equal(opened.ok, true, JSON.stringify(opened))
   assert.ok(opened.ok)
-  assert.deepEqual(await upstreamGot(up, bytes.length), bytes)
+  assert.deepEqual(await upstreamGotAll(up, opened, client), bytes)
 })
 
 test('a CONNECT split across several small writes is reassembled', { timeout: 10_000 }, async (t) => {
@@ -141,7 +155,7 @@ test('a CONNECT split across several small writes is reassembled', { timeout: 10
   }
   const opened = await opening
   assert.ok(opened.ok, JSON.stringify(opened))
-  assert.deepEqual(await upstreamGot(up, bytes.length), bytes)
+  assert.deepEqual(await upstreamGotAll(up, opened, client), bytes)
 })
 
 test('an MQTT 5 CONNECT with clientId = deviceId opens the upstream', { timeout: 10_000 }, async (t) => {
@@ -151,7 +165,7 @@ test('an MQTT 5 CONNECT with clientId = deviceId opens the upstream', { timeout:
   client.write(bytes)
   const opened = await createMqttForwarder(options(up.target)).open(dc(device))
   assert.ok(opened.ok, JSON.stringify(opened))
-  assert.deepEqual(await upstreamGot(up, bytes.length), bytes)
+  assert.deepEqual(await upstreamGotAll(up, opened, client), bytes)
 })
 
 test('bytes sent after the CONNECT, while the upstream is being opened, are kept and pumped through', { timeout: 10_000 }, async (t) => {
@@ -278,7 +292,7 @@ test('a CONNECT larger than maxConnectBytes is refused as soon as its header say
     client.write(big)
     const opened = await createMqttForwarder(options(up.target, { maxConnectBytes: big.length })).open(dc(device))
     assert.ok(opened.ok, JSON.stringify(opened))
-    assert.deepEqual(await upstreamGot(up, big.length), big)
+    assert.deepEqual(await upstreamGotAll(up, opened, client), big)
   }
 })
 
@@ -332,7 +346,7 @@ test('username policy: the broker sees the deviceId as username (3.1.1 and 5), w
     const opened = await createMqttForwarder(options(up.target, { usernameIsDeviceId: true })).open(dc(device))
     assert.ok(opened.ok, JSON.stringify(opened))
     await waitFor('the upstream connection', () => up.connections.length === 1)
-    const got = parseAll(await upstreamGot(up, 2 + mqttPacket.generate({ ...sent, username: 'dev-1' }).length))
+    const got = parseAll(await upstreamGotAll(up, opened, client))
     assert.equal(got.length, 2)
     const connect = got[0] as mqttPacket.IConnectPacket
     assert.equal(connect.username, 'dev-1', `v${protocolVersion}`)
@@ -351,7 +365,7 @@ test('username policy: a CONNECT without a username gets one', { timeout: 10_000
   client.write(connectV4())
   const opened = await createMqttForwarder(options(up.target, { usernameIsDeviceId: true })).open(dc(device))
   assert.ok(opened.ok)
-  const [connect] = parseAll(await upstreamGot(up, connectV4().length + 7))
+  const [connect] = parseAll(await upstreamGotAll(up, opened, client))
   assert.equal((connect as mqttPacket.IConnectPacket).username, 'dev-1')
 })
 
@@ -366,7 +380,7 @@ test('a second CONNECT is a protocol violation: closed (MQTT 5: DISCONNECT 0x82 
       const opened = await createMqttForwarder(options(up.target)).open(dc(device))
       assert.ok(opened.ok)
       const serving = opened.serve()
-      await upstreamGot(up, connect().length)
+      await upstreamHas(up, connect().length)
       // A PUBLISH split so its header straddles two writes, then the second CONNECT.
       const p = publish()
       client.write(p.subarray(0, 1))
@@ -434,7 +448,7 @@ test('with a preamble (a PROXY header), the broker gets it first, then the CONNE
   const opened = await createMqttForwarder(options(up.target, { preamble: (d) => Buffer.concat([preamble, Buffer.from(d.identity.deviceId)]) })).open(dc(device))
   assert.ok(opened.ok)
   const expected = Buffer.concat([preamble, Buffer.from('dev-1'), connectV4()])
-  assert.deepEqual(await upstreamGot(up, expected.length), expected)
+  assert.deepEqual(await upstreamGotAll(up, opened, client), expected)
 })
 
 function parseAll (bytes: Buffer): mqttPacket.Packet[] {
