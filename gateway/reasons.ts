@@ -28,6 +28,7 @@ export const CLOSE_REASONS = [
   'device_changed',
   'ca_removed',
   'cert_expired',
+  'cert_revoked',
   'max_age',
   'idle',
   'upstream_closed',

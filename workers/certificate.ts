@@ -71,6 +71,8 @@ export interface Certificate {
   readonly subject: Uint8Array
   readonly issuerKey: string
   readonly subjectKey: string
+  /** The serialNumber INTEGER's content bytes, hex (how CRLs name it, RFC 5280 §5.1.2.6). */
+  readonly serial: string
   readonly selfIssued: boolean
   readonly subjectRdns: readonly Uint8Array[]
   readonly commonNames: readonly string[]
@@ -160,6 +162,7 @@ export function parseCertificate (der: Uint8Array): Certificate {
     subject,
     issuerKey: Buffer.from(issuer).toString('latin1'),
     subjectKey: Buffer.from(subject).toString('latin1'),
+    serial: Buffer.from(value(der, serial)).toString('hex'),
     selfIssued: bytesEqual(issuer, subject),
     subjectRdns: names.rdns,
     commonNames: names.commonNames,

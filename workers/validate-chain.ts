@@ -7,6 +7,7 @@ import { constants, hash, verify } from 'node:crypto'
 import { bytesEqual } from './der.js'
 import { KEY_USAGE, OID, parseCertificate, type Certificate } from './certificate.js'
 import { checkNameConstraints } from './name-constraints.js'
+import { pathCerts, revocationProblem, type RevocationSet } from './revocation.js'
 import type { ChainReason, ChainVerdict, LeafFacts, Refusal, ValidationOutcome } from './types.js'
 import type { ExpiringLru } from '../cache/expiring-lru.js'
 
@@ -40,6 +41,7 @@ export interface ValidateOptions {
   /** EKU OID the leaf (and any CA with an EKU extension) must allow. */
   readonly requiredEku: string
   readonly cache?: IntermediateCache | undefined
+  readonly revocation?: RevocationSet | undefined
 }
 
 const EKU_NAMES: Record<string, string> = { clientAuth: OID.clientAuth, serverAuth: OID.serverAuth }
@@ -180,7 +182,7 @@ class PathSearch {
     for (const anchor of this.anchors.bySubject.get(child.cert.issuerKey) ?? []) {
       if (!keyIdsAgree(child.cert, anchor.cert) || !this.signed(child, anchor, path.length === 1)) continue
       const problem = checkPath(path.map((n) => n.cert), anchor.cert, this.opts)
-      if (problem === undefined) return { ok: true, anchorIndex: anchor.index, pathNotAfter: Math.min(...path.map((n) => n.cert.notAfter), anchor.cert.notAfter) }
+      if (problem === undefined) return { ok: true, anchorIndex: anchor.index, pathNotAfter: Math.min(...path.map((n) => n.cert.notAfter), anchor.cert.notAfter), path: pathCerts([...path, anchor]) }
       this.fail(problem, 3)
     }
     if (path.length - 1 >= LIMITS.MAX_DEPTH) {
@@ -248,6 +250,7 @@ export function verifySignature (cert: Certificate, issuer: Certificate): boolea
 /** Every check on a complete candidate path: `path` is leaf first, then intermediates upwards. */
 function checkPath (path: readonly Certificate[], anchor: Certificate, opts: ValidateOptions): Refusal | undefined {
   const chain = [...path, anchor]
+  const revoked = revocationProblem(chain, opts.revocation); if (revoked !== undefined) return revoked
   for (let i = 1; i < chain.length; i++) {
     const ca = chain[i] as Certificate
     const who = i === chain.length - 1 ? 'the registered CA' : 'intermediate'

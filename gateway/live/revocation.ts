@@ -8,11 +8,14 @@ import type { LiveConnections, LiveEntry } from './live-connections.js'
 import type { Registry, RegistryChange } from '../registry/types.js'
 import type { TrustedCa } from '../validation/validator-pool.js'
 import type { CloseReason } from '../reasons.js'
+import type { CertificateRevocation } from './certificate-revocation.js'
 
 export interface RevocationDeps {
   readonly registry: Registry
   readonly live: LiveConnections
   readonly setTrusted: (cas: readonly TrustedCa[]) => void
+  /** Deny-list and CRLs: reloaded on revocation, CA and bulk changes, and asked on every recheck. */
+  readonly certificates?: CertificateRevocation
   readonly onError: (err: Error) => void
   readonly now?: () => number
 }
@@ -36,6 +39,7 @@ export async function startRevocation (deps: RevocationDeps): Promise<() => void
   }
 
   async function recheck (entries: readonly LiveEntry[]): Promise<void> {
+    await deps.certificates?.recheck(entries)
     const ids = [...new Set(entries.map((e) => e.identity.deviceId))]
     for (const [i, id] of ids.entries()) {
       // A bulk change rechecks every live device: yield now and then so the loop keeps serving.
@@ -53,12 +57,15 @@ export async function startRevocation (deps: RevocationDeps): Promise<() => void
   const onChange = (change: RegistryChange): void => {
     // 'bulk' means anything may have changed (an import, or a PostgreSQL reconnect after
     // changes went unheard): reload the trusted CAs and recheck every live device.
+    // A removed CA takes its CRL with it: CA and bulk changes reload revocation too.
+    if (change.kind !== 'device') deps.certificates?.refresh().catch(deps.onError)
+    if (change.kind === 'revocation') return
     const work = change.kind === 'ca'
       ? refreshTrust()
       : change.kind === 'device' ? recheck(deps.live.byDevice(change.deviceId)) : Promise.all([refreshTrust(), recheck(deps.live.all())])
     work.catch(deps.onError)
   }
 
-  await refreshTrust()
+  await Promise.all([refreshTrust(), deps.certificates?.refresh()])
   return deps.registry.onChange(onChange)
 }
