@@ -118,7 +118,7 @@ test('a CRL revoking a device, uploaded as PEM, closes it within a second; as ba
   assert.equal(put.status, 200, JSON.stringify(put.body))
   assert.equal(put.body.revokedCount, 1)
   assert.equal(put.body.crlNumber, 5)
-  assert.equal(put.body.issuer, 'CN=certgate Issuing CA')
+  assert.match(String(put.body.issuer), /CN=certgate Issuing CA/)
   assert.equal(typeof put.body.thisUpdate, 'string')
   assert.equal(typeof put.body.nextUpdate, 'string')
   assert.ok(await gone < 1000)
