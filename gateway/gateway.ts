@@ -84,10 +84,13 @@ export async function startGateway (config: Config, deps: { log?: Logger, group?
   deps.group?.shareMetrics(metrics)
   const validator = createValidator({ threads: config.workers, maxQueue: config.maxValidationQueue, cacheEntries: config.intermediateCacheEntries }, { onValidated: metrics.validated })
   const live = createLiveConnections({ maxConnectionAgeMs: config.maxConnectionAgeMs })
-  const stopRevocation = await startRevocation({
+  const revocation = await startRevocation({
     registry,
     live,
-    setTrusted: (cas) => { validator.setTrusted(cas) },
+    setTrusted: (cas) => {
+      validator.setTrusted(cas)
+      log.debug({ event: 'trust_updated', cas: cas.length }, 'trusted CAs reloaded')
+    },
     certificates: createCertificateRevocation({
       registry,
       live,
@@ -107,7 +110,10 @@ export async function startGateway (config: Config, deps: { log?: Logger, group?
 
   const refusals = createRefusalMemory({ ttlMs: config.refusalMemoryMs, maxEntries: 10_000 })
   // Any registry change may be the fix for a remembered refusal: forget them all.
-  const stopForgetting = registry.onChange(() => { refusals.forget() })
+  const stopForgetting = registry.onChange((change) => {
+    refusals.forget()
+    log.debug({ event: 'registry_change', change }, 'registry change heard')
+  })
   const pending = new Set<Promise<void>>()
   const forwarders: Forwarder[] = []
   const started: Array<StartedListener & { stopAccepting: () => void }> = []
@@ -116,7 +122,7 @@ export async function startGateway (config: Config, deps: { log?: Logger, group?
     if (upstream === undefined) throw new Error(`listener ${l.name} has no upstream`)
     const forwarder = forwarderFor(l, upstream, config, metrics, log)
     forwarders.push(forwarder)
-    const ctx: ConnectionContext = { listener: l.name, validator, registry, forwarder, live, metrics, log, refusals, idleTimeoutMs: config.idleTimeoutMs }
+    const ctx: ConnectionContext = { listener: l.name, validator, registry, forwarder, live, metrics, log, refusals, idleTimeoutMs: config.idleTimeoutMs, revocation }
     const own = l.tlsCertFile === undefined ? tls : await serverCertificate(config.dataDir, l.tlsCertFile, l.tlsKeyFile)
     const listener = await startDeviceListener(
       {
@@ -184,7 +190,7 @@ export async function startGateway (config: Config, deps: { log?: Logger, group?
       await Promise.allSettled([...pending])
       clearInterval(poolGauges)
       live.stop()
-      stopRevocation()
+      revocation.stop()
       stopForgetting()
       await admin.close()
       await Promise.allSettled(forwarders.map(async (f) => { await f.close() }))

@@ -8,6 +8,7 @@ import { EMPTY_REVOCATION, buildRevocationSet, revokedPathCert, type RevocationS
 import type { RevocationData } from '../../workers/types.js'
 import type { LiveConnections, LiveEntry } from './live-connections.js'
 import type { Registry } from '../registry/types.js'
+import type { Identity } from '../auth/authenticate.js'
 
 export interface CertificateRevocationDeps {
   readonly registry: Registry
@@ -22,6 +23,8 @@ export interface CertificateRevocation {
   refresh: () => Promise<void>
   /** Closes those of `entries` that the snapshot (after any refresh under way) revokes. */
   recheck: (entries: readonly LiveEntry[]) => Promise<void>
+  /** Why the snapshot (after any refresh under way) revokes a certificate `identity` relies on, if it does. */
+  revoked: (identity: Identity) => Promise<string | undefined>
 }
 
 type CrlEntry = RevocationData['crls'][number]
@@ -70,6 +73,14 @@ export function createCertificateRevocation (deps: CertificateRevocationDeps): C
     closeRevoked(deps.live.all())
   }
 
+  /** Waits until no refresh newer than the one seen is under way. */
+  async function settled (): Promise<void> {
+    for (let seen = latest; ; seen = latest) {
+      await seen.catch(() => undefined)
+      if (seen === latest) return
+    }
+  }
+
   return {
     refresh: async () => {
       // One after another, so an older load never lands after a newer one.
@@ -77,8 +88,12 @@ export function createCertificateRevocation (deps: CertificateRevocationDeps): C
       await latest
     },
     recheck: async (entries) => {
-      await latest.catch(() => undefined)
+      await settled()
       closeRevoked(entries)
+    },
+    revoked: async (identity) => {
+      await settled()
+      return revokedPathCert(identity.path, set)
     }
   }
 }
