@@ -16,6 +16,8 @@ export interface CertificateRevocationDeps {
   readonly setRevocation: (data: RevocationData) => void
   /** A stored CRL that no longer parses (it was checked at upload): it is left out, loudly. */
   readonly onBadCrl: (caName: string, err: Error) => void
+  /** A new snapshot is installed (and what it revokes closed). */
+  readonly onApplied?: (counts: { denied: number, crls: number, serials: number }) => void
 }
 
 export interface CertificateRevocation {
@@ -71,6 +73,7 @@ export function createCertificateRevocation (deps: CertificateRevocationDeps): C
     set = buildRevocationSet(data)
     deps.setRevocation(data)
     closeRevoked(deps.live.all())
+    deps.onApplied?.({ denied: data.denied.length, crls: data.crls.length, serials: data.crls.reduce((n, c) => n + c.serials.length, 0) })
   }
 
   /** Waits until no refresh newer than the one seen is under way. */
