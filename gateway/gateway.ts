@@ -96,7 +96,10 @@ export async function startGateway (config: Config, deps: { log?: Logger, group?
       live,
       setRevocation: (data) => { validator.setRevocation(data) },
       onBadCrl: (ca, err) => { log.error({ err, ca }, 'a stored CRL does not parse and is not applied') },
-      onApplied: (counts) => { log.debug({ event: 'revocation_updated', ...counts }, 'deny-list and CRLs reloaded') }
+      onApplied: (inForce) => {
+        metrics.setRevocation(inForce)
+        log.debug({ event: 'revocation_updated', denied: inForce.denied, crls: inForce.crls.length }, 'deny-list and CRLs reloaded')
+      }
     }),
     onError: (err) => { metrics.revocationFailed(); log.error({ err }, 'applying a registry change failed: revoked devices may still be connected') }
   })

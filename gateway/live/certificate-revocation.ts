@@ -9,6 +9,7 @@ import type { RevocationData } from '../../workers/types.js'
 import type { LiveConnections, LiveEntry } from './live-connections.js'
 import type { Registry } from '../registry/types.js'
 import type { Identity } from '../auth/authenticate.js'
+import type { RevocationInForce } from '../metrics.js'
 
 export interface CertificateRevocationDeps {
   readonly registry: Registry
@@ -17,7 +18,7 @@ export interface CertificateRevocationDeps {
   /** A stored CRL that no longer parses (it was checked at upload): it is left out, loudly. */
   readonly onBadCrl: (caName: string, err: Error) => void
   /** A new snapshot is installed (and what it revokes closed). */
-  readonly onApplied?: (counts: { denied: number, crls: number, serials: number }) => void
+  readonly onApplied?: (inForce: RevocationInForce) => void
 }
 
 export interface CertificateRevocation {
@@ -30,16 +31,20 @@ export interface CertificateRevocation {
 }
 
 type CrlEntry = RevocationData['crls'][number]
+type CrlTimes = RevocationInForce['crls'][number]
 
 export function createCertificateRevocation (deps: CertificateRevocationDeps): CertificateRevocation {
   let set: RevocationSet = buildRevocationSet(EMPTY_REVOCATION)
   const parsed = new Map<string, { readonly version: string, readonly entry: CrlEntry }>()
   let latest: Promise<void> = Promise.resolve()
 
+  let inForce: RevocationInForce = { denied: 0, crls: [] }
+
   async function load (): Promise<RevocationData> {
     const [denied, crls, cas] = await Promise.all([deps.registry.listRevocations(), deps.registry.listCrls(), deps.registry.listCas()])
     const caThumbprints = new Map(cas.map((c) => [c.name, c.thumbprint]))
     const entries: CrlEntry[] = []
+    const times: CrlTimes[] = []
     for (const crl of crls) {
       // A CRL checked against a CA certificate since replaced speaks for a key no longer registered.
       if (caThumbprints.get(crl.caName) !== crl.caThumbprint) continue
@@ -56,7 +61,9 @@ export function createCertificateRevocation (deps: CertificateRevocationDeps): C
         }
       }
       entries.push(hit.entry)
+      times.push({ ca: crl.caName, thisUpdate: Date.parse(crl.thisUpdate), nextUpdate: crl.nextUpdate === null ? undefined : Date.parse(crl.nextUpdate), revoked: crl.revokedCount })
     }
+    inForce = { denied: denied.length, crls: times }
     for (const name of parsed.keys()) if (!crls.some((c) => c.caName === name)) parsed.delete(name)
     return { denied: denied.map((r) => r.thumbprint), crls: entries }
   }
@@ -73,7 +80,7 @@ export function createCertificateRevocation (deps: CertificateRevocationDeps): C
     set = buildRevocationSet(data)
     deps.setRevocation(data)
     closeRevoked(deps.live.all())
-    deps.onApplied?.({ denied: data.denied.length, crls: data.crls.length, serials: data.crls.reduce((n, c) => n + c.serials.length, 0) })
+    deps.onApplied?.(inForce)
   }
 
   /** Waits until no refresh newer than the one seen is under way. */

@@ -134,6 +134,10 @@ test('a CRL revoking a device, uploaded as PEM, closes it within a second; as ba
   assert.equal(again.status, 200, JSON.stringify(again.body))
   assert.equal(again.body.crlNumber, 6)
   assert.equal((await call('GET', '/certificates/issuing/crl')).body.crlNumber, 6)
+  const metrics = await (await fetch(`http://127.0.0.1:${h.gw.admin.port}/metrics`)).text()
+  assert.match(metrics, /^certgate_crl_revoked_certificates\{ca="issuing"\} 1$/m)
+  assert.match(metrics, /^certgate_crl_next_update_seconds\{ca="issuing"\} \d+$/m)
+  assert.match(metrics, /^certgate_auth_total\{listener="device",result="refused",reason="cert_revoked"\} [1-9]/m)
 
   assert.equal((await call('DELETE', '/certificates/issuing/crl')).status, 204)
   assert.equal((await call('GET', '/certificates/issuing/crl')).status, 404)
