@@ -42,11 +42,20 @@ export function pathCerts (chain: ReadonlyArray<{ readonly cert: Certificate, re
   return chain.map((n) => ({ thumbprint: n.hash, issuer: n.cert.issuerKey, serial: n.cert.serial }))
 }
 
+const thumbprints = new WeakMap<Certificate, string>()
+
+function thumbprintOf (cert: Certificate): string {
+  let t = thumbprints.get(cert)
+  if (t === undefined) { t = hash('sha256', cert.der, 'hex'); thumbprints.set(cert, t) }
+  return t
+}
+
 /** The refusal checkPath returns for a candidate path holding a revoked certificate (leaf first, anchor last). */
 export function revocationProblem (chain: readonly Certificate[], set: RevocationSet | undefined): Refusal<'cert_revoked'> | undefined {
   if (set === undefined || (set.denied.size === 0 && set.byIssuer.size === 0)) return undefined
-  // Thumbprints are hashed only when a deny-list exists (~1 µs per certificate).
-  const path = chain.map((cert) => ({ thumbprint: set.denied.size === 0 ? '' : hash('sha256', cert.der, 'hex'), issuer: cert.issuerKey, serial: cert.serial }))
+  // Thumbprints are needed only when a deny-list exists; anchors and cached intermediates are the
+  // same objects connection after connection, so each is hashed once, not per connection.
+  const path = chain.map((cert) => ({ thumbprint: set.denied.size === 0 ? '' : thumbprintOf(cert), issuer: cert.issuerKey, serial: cert.serial }))
   const detail = revokedPathCert(path, set)
   return detail === undefined ? undefined : { ok: false, reason: 'cert_revoked', detail }
 }
