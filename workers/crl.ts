@@ -8,6 +8,7 @@ import {
   readTime, readTlv, value, whole, type Tlv
 } from './der.js'
 import { readSignatureAlgorithm, type SignatureCheck } from './algorithms.js'
+import { nameKey } from './name-compare.js'
 import type { Certificate } from './certificate.js'
 
 /** A CRL larger than this is refused before parsing (a 100,000-entry CRL is about 4 MB). */
@@ -37,7 +38,7 @@ export interface Crl {
   readonly tbs: Uint8Array
   readonly signature: Uint8Array
   readonly signatureCheck: SignatureCheck
-  /** The issuer Name's DER, and the same as a latin1 string (the key certificates use for issuers). */
+  /** The issuer Name's DER, and its RFC 5280 §7.1 comparison key (as Certificate.issuerKey). */
   readonly issuer: Uint8Array
   readonly issuerKey: string
   readonly thisUpdate: number
@@ -92,7 +93,7 @@ export function parseCrl (der: Uint8Array): Crl {
     signature: bitStringBytes(der, readTlv(der, sigTlv.start, sigTlv.end)),
     signatureCheck: readSignatureAlgorithm(der, algTlv),
     issuer: whole(der, issuerTlv),
-    issuerKey: Buffer.from(whole(der, issuerTlv)).toString('latin1'),
+    issuerKey: nameKey(der, issuerTlv),
     thisUpdate,
     nextUpdate,
     crlNumber,
@@ -176,7 +177,8 @@ export type CrlCheck = 'ok' | 'crl_issuer_mismatch' | 'crl_bad_signature'
 
 /** Is `crl` issued and signed by `ca`? RFC 5280 §6.3.3 (f)-(g): names match, cRLSign, signature. */
 export function checkCrlIssuer (crl: Crl, ca: Certificate): { result: CrlCheck, detail: string } {
-  if (!bytesEqual(crl.issuer, ca.subject)) return { result: 'crl_issuer_mismatch', detail: 'the CRL\'s issuer name is not this CA\'s subject' }
+  // RFC 5280 §6.3.3 (b)(1), names compared as §7.1 says (the key certificates chain by).
+  if (crl.issuerKey !== ca.subjectKey) return { result: 'crl_issuer_mismatch', detail: 'the CRL\'s issuer name is not this CA\'s subject' }
   if (crl.authorityKeyId !== undefined && ca.subjectKeyId !== undefined && !bytesEqual(crl.authorityKeyId, ca.subjectKeyId)) {
     return { result: 'crl_issuer_mismatch', detail: 'the CRL\'s authorityKeyIdentifier is not this CA\'s subjectKeyIdentifier (another key of the same name signed it)' }
   }

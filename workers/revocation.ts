@@ -9,7 +9,7 @@ import type { PathCert, Refusal, RevocationData, ValidationOutcome } from './typ
 
 export interface RevocationSet {
   readonly denied: ReadonlySet<string>
-  /** Issuer Name (DER as latin1) → the CRL's source and its revoked serials. */
+  /** Issuer Name (comparison key) → the CRL's source and its revoked serials. */
   readonly byIssuer: ReadonlyMap<string, { readonly source: string, readonly serials: ReadonlySet<string> }>
 }
 

@@ -1,6 +1,9 @@
 // The thread boundary: everything that crosses into a validation worker and back is declared
 // here and nowhere else. Only plain data (structured-clone safe), never classes or errors.
 
+/** Certificates a device may send besides its leaf: the gateway reads at most one more (so "too many" stays visible) and the validator refuses beyond it. */
+export const MAX_SENT_CERTIFICATES = 10
+
 /** Why a chain was refused. One closed set; the gateway adds its own reasons on top. */
 export const CHAIN_REASONS = [
   'malformed_certificate',
@@ -17,6 +20,8 @@ export const CHAIN_REASONS = [
   'unknown_critical_extension',
   'name_constraints_violated',
   'name_constraints_unsupported',
+  'nonconforming_certificate',
+  'policy_constraints_violated',
   'weak_key',
   'weak_algorithm',
   'unsupported_algorithm',
@@ -36,7 +41,7 @@ export interface Refusal<R extends string = ChainReason> {
 export interface PathCert {
   /** SHA-256 of the DER, lowercase hex: what the deny-list holds. */
   readonly thumbprint: string
-  /** The issuer Name's DER as a latin1 string, and the serial's bytes as hex: what a CRL lists. */
+  /** The issuer Name's comparison key (Certificate.issuerKey), and the serial's bytes as hex: what a CRL lists. */
   readonly issuer: string
   readonly serial: string
 }
@@ -47,7 +52,7 @@ export type ChainVerdict =
 
 /**
  * What is revoked, as plain data: the deny-list's thumbprints, and per CRL its issuer Name (DER,
- * latin1) with the serials it lists (hex of the INTEGER's bytes). Each side builds its look-up
+ * its comparison key) with the serials it lists (hex of the INTEGER's bytes). Each side builds its look-up
  * structure once per snapshot (workers/revocation.ts).
  */
 export interface RevocationData {

@@ -33,6 +33,7 @@ function reasonField (body: unknown): string | null {
 
 export function createRevocationRoutes (deps: RevocationRouteDeps): AdminRoute {
   const denyEntry = async (req: AdminRequest, raw: string): Promise<AdminResponse> => {
+    if (req.method !== 'GET' && req.method !== 'PUT' && req.method !== 'DELETE') throw new ApiError(405, 'method_not_allowed', `${req.method} is not allowed on /revocations/{thumbprint}; use GET, PUT or DELETE`)
     // Contract: thumbprints are SHA-256 hex, case-insensitive on input; stored lowercase.
     if (!THUMBPRINT.test(raw)) throw new ApiError(400, 'invalid_thumbprint', 'a thumbprint is the SHA-256 of the certificate DER as 64 hex digits')
     const thumbprint = raw.toLowerCase()
