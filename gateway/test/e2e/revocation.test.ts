@@ -113,8 +113,10 @@ test('a deny-listed self-signed device certificate is closed and refused', async
 test('a CRL revoking a device, uploaded as PEM, closes it within a second; as base64 DER it is accepted too; dropping it lets the device back', async () => {
   const { leaf, c } = await device('crl-1', issuing, [])
   const bystander = await device('crl-2', issuing, [])
+  // Made before the clock starts: the second counts from the upload, not from openssl's run.
+  const crl = await opensslCrl({ ca: issuing, revoked: [leaf], crlNumber: 5 })
   const gone = closed(c, 1000)
-  const put = await call('PUT', '/certificates/issuing/crl', { crl: await opensslCrl({ ca: issuing, revoked: [leaf], crlNumber: 5 }) })
+  const put = await call('PUT', '/certificates/issuing/crl', { crl })
   assert.equal(put.status, 200, JSON.stringify(put.body))
   assert.equal(put.body.revokedCount, 1)
   assert.equal(put.body.crlNumber, 5)
@@ -148,8 +150,9 @@ test('a CRL revoking a device, uploaded as PEM, closes it within a second; as ba
 
 test('a root\'s CRL revoking an intermediate closes the devices chained through it', async () => {
   const { leaf, c } = await device('crl-int-1', pki.int2, [pki.int2, pki.int1])
+  const crl = await opensslCrl({ ca: pki.root, revoked: [pki.int1] })
   const gone = closed(c, 1000)
-  const put = await call('PUT', '/certificates/root/crl', { crl: await opensslCrl({ ca: pki.root, revoked: [pki.int1] }) })
+  const put = await call('PUT', '/certificates/root/crl', { crl })
   assert.equal(put.status, 200, JSON.stringify(put.body))
   assert.ok(await gone < 1000)
   const line = await h.waitForLog((l) => l.event === 'closed' && l.deviceId === 'crl-int-1' && l.reason === 'cert_revoked')
