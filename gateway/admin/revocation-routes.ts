@@ -47,11 +47,10 @@ export function createRevocationRoutes (deps: RevocationRouteDeps): AdminRoute {
         const { record, created } = await deps.registry.putRevocation(thumbprint, reasonField(req.body))
         return { status: created ? 201 : 200, body: revocationResource(record) }
       }
-      case 'DELETE':
+      default:
+        // DELETE: any other method was refused above.
         if (!await deps.registry.deleteRevocation(thumbprint)) throw new ApiError(404, 'revocation_not_found', `${thumbprint} is not on the deny-list`)
         return { status: 204 }
-      default:
-        throw new ApiError(405, 'method_not_allowed', `${req.method} is not allowed on /revocations/{thumbprint}; use GET, PUT or DELETE`)
     }
   }
 
