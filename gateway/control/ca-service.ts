@@ -5,11 +5,12 @@
 import { randomBytes, X509Certificate } from 'node:crypto'
 import { parseCertificate, type Certificate } from '../../workers/certificate.js'
 import { sha256Hex, verifySignature } from '../../workers/validate-chain.js'
+import { placeProblem } from '../../workers/profile.js'
 import type { CaRecord, Registry } from '../registry/types.js'
 
 export const CA_ERROR_CODES = [
   'private_key_in_upload', 'pkcs12_in_upload', 'malformed_pem', 'not_one_certificate', 'malformed_certificate',
-  'not_a_ca', 'ca_expired', 'ca_not_yet_valid', 'weak_ca_key', 'ca_not_found', 'no_verification_code',
+  'not_a_ca', 'nonconforming_ca', 'ca_expired', 'ca_not_yet_valid', 'weak_ca_key', 'ca_not_found', 'no_verification_code',
   'wrong_verification_code', 'verification_code_expired', 'certificate_replaced', 'verification_cn_mismatch',
   'verification_wrong_signer', 'verification_cert_invalid_time', 'invalid_ca_name'
 ] as const
@@ -80,6 +81,10 @@ export function createCaService (registry: Registry, options: CaServiceOptions):
       const { der, cert } = certificateFromPem(pem)
       if (cert.basicConstraints?.ca !== true) throw new CaError('not_a_ca', 'the certificate is not a CA certificate (basicConstraints cA is not TRUE); register the CA that signs your devices, not a device certificate')
       if (cert.keyUsage !== undefined && cert.keyUsage[5] !== true) throw new CaError('not_a_ca', 'the certificate\'s keyUsage does not include keyCertSign, so it cannot sign device certificates')
+      // The validator holds a registered CA to RFC 5280's profile as a path's anchor: one that
+      // breaks it would be verified, then refuse every device under it. Say so now instead.
+      const nonconforming = placeProblem(cert, 'anchor')
+      if (nonconforming !== undefined) throw new CaError('nonconforming_ca', `the CA certificate does not conform to RFC 5280, so no device could chain to it: ${nonconforming}`)
       if (cert.notAfter < now()) throw new CaError('ca_expired', `the CA certificate expired at ${new Date(cert.notAfter).toISOString()}`)
       if (cert.notBefore > now()) throw new CaError('ca_not_yet_valid', `the CA certificate is not valid before ${new Date(cert.notBefore).toISOString()}`)
       if (cert.keyProblem !== undefined) throw new CaError('weak_ca_key', `the CA key is refused: ${cert.keyProblem}`)

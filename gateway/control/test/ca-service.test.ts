@@ -140,12 +140,15 @@ test('upload refuses PKCS#12 bundles, as base64 and as raw DER bytes', async (t)
   assert.equal(await f.registry.getCa('root'), undefined)
 })
 
-test('upload refuses non-CA, expired, not-yet-valid and weak-keyed certificates', async (t) => {
+test('upload refuses non-CA, nonconforming, expired, not-yet-valid and weak-keyed certificates', async (t) => {
   const f = fresh(t)
   await refuses(f.svc.upload('root', device.pem), 'not_a_ca')
   await refuses(f.svc.upload('root', (await issue({ cn: 'no bc', ca: true, basicConstraints: 'omit' })).pem), 'not_a_ca')
   // A CA whose keyUsage lacks keyCertSign.
   await refuses(f.svc.upload('root', (await issue({ cn: 'no keyCertSign', ca: true, keyUsage: KeyUsageFlags.digitalSignature | KeyUsageFlags.cRLSign })).pem), 'not_a_ca')
+  // CAs the validator would refuse as a path's anchor (RFC 5280 §4.2.1.9, §4.2.1.2): refused now, not after verification.
+  await refuses(f.svc.upload('root', (await issue({ cn: 'bc not critical', ca: true, basicConstraints: 'non-critical' })).pem), 'nonconforming_ca')
+  await refuses(f.svc.upload('root', (await issue({ cn: 'no SKI', ca: true, omitKeyIds: ['ski'] })).pem), 'nonconforming_ca')
   const expired = await issue({ cn: 'old CA', ca: true, notBefore: new Date(Date.now() - 3 * DAY), notAfter: new Date(Date.now() - DAY) })
   await refuses(f.svc.upload('root', expired.pem), 'ca_expired')
   const future = await issue({ cn: 'future CA', ca: true, notBefore: new Date(Date.now() + DAY), notAfter: new Date(Date.now() + 3 * DAY) })
