@@ -12,6 +12,7 @@ import { createValidator } from './validation/validator-pool.js'
 import { createMetrics, type Metrics } from './metrics.js'
 import { createLiveConnections } from './live/live-connections.js'
 import { startRevocation } from './live/revocation.js'
+import { createCertificateRevocation } from './live/certificate-revocation.js'
 import { startDeviceListener } from './tls/device-listener.js'
 import { startCertificateRotation, type CertificateRotation } from './tls/certificate-rotation.js'
 import { createOncePerAddress } from './tls/once-per-address.js'
@@ -29,6 +30,8 @@ import { createRefusalMemory } from './auth/refusal-memory.js'
 import { createCertificateRoutes } from './admin/certificate-routes.js'
 import { createDeviceRoutes } from './admin/device-routes.js'
 import { createImportRoute } from './admin/import-route.js'
+import { createRevocationRoutes } from './admin/revocation-routes.js'
+import { createCrlService } from './control/crl-service.js'
 
 export interface StartedListener {
   readonly name: string
@@ -94,6 +97,16 @@ export async function startGateway (config: Config, deps: { log?: Logger, group?
       validator.setTrusted(cas)
       log.debug({ event: 'trust_updated', cas: cas.length }, 'trusted CAs reloaded')
     },
+    certificates: createCertificateRevocation({
+      registry,
+      live,
+      setRevocation: (data) => { validator.setRevocation(data) },
+      onBadCrl: (ca, err) => { log.error({ err, ca }, 'a stored CRL does not parse and is not applied') },
+      onApplied: (inForce) => {
+        metrics.setRevocation(inForce)
+        log.debug({ event: 'revocation_updated', denied: inForce.denied, crls: inForce.crls.length }, 'deny-list and CRLs reloaded')
+      }
+    }),
     onError: (err) => { metrics.revocationFailed(); log.error({ err }, 'applying a registry change failed: revoked devices may still be connected') }
   })
 
@@ -165,11 +178,11 @@ export async function startGateway (config: Config, deps: { log?: Logger, group?
   const caService = createCaService(registry, { verificationCodeTtlMs: config.verificationCodeTtlMs, ...(deps.now === undefined ? {} : { now: deps.now }) })
   let stopping = false
   const admin = await startAdminServer(
-    { listen: config.adminListen, token, maxBodyBytes: 256 * 1024 },
+    { listen: config.adminListen, token, maxBodyBytes: 256 * 1024, bodyLimit: (path) => path.endsWith('/crl') ? 48 * 1024 * 1024 : undefined },
     {
       notReady: () => stopping ? 'stopping' : registryLost ? 'registry_unavailable' : undefined,
       metricsText: deps.group?.metricsText ?? metrics.metricsText,
-      routes: [createCertificateRoutes({ registry, cas: caService }), createDeviceRoutes({ registry, liveCount: (id) => live.byDevice(id).length }), createImportRoute({ registry })],
+      routes: [createCertificateRoutes({ registry, cas: caService }), createDeviceRoutes({ registry, liveCount: (id) => live.byDevice(id).length }), createImportRoute({ registry }), createRevocationRoutes({ registry, crls: createCrlService(registry) })],
       audit: opened.audit
     }
   )

@@ -10,8 +10,16 @@ export interface FleetSnapshot {
   readonly devices: Readonly<Record<'enabled' | 'disabled', number>>
 }
 
+/** What the revocation snapshot in force holds (deny-list size; per CA, its CRL's times in ms and size). */
+export interface RevocationInForce {
+  readonly denied: number
+  readonly crls: ReadonlyArray<{ readonly ca: string, readonly thisUpdate: number, readonly nextUpdate: number | undefined, readonly revoked: number }>
+}
+
 export interface Metrics {
   readonly registry: Registry
+  /** The deny-list and CRLs now applied (read at scrape time for the CRL age gauges). */
+  setRevocation: (r: RevocationInForce) => void
   connectionAccepted: (listener: string) => void
   handshakeFailed: (listener: string, bucket: HandshakeFailure) => void
   authenticated: (listener: string, seconds: number) => void
@@ -139,6 +147,34 @@ export function createMetrics (listeners: readonly string[], fleet: () => Promis
   })
   const reloads = new Counter({ name: 'certgate_server_certificate_reloads_total', help: 'Server certificate file changes (or SIGHUPs) by outcome: reloaded, or failed with the last good pair kept', labelNames: ['listener', 'outcome'], ...r })
 
+  // Revocation in force: set when a snapshot is applied; ages computed at scrape time.
+  let revocation: RevocationInForce = { denied: 0, crls: [] }
+  new Gauge({ name: 'certgate_denied_certificates', help: 'Certificate thumbprints on the deny-list', registers: [registry], aggregator: 'first', collect () { this.set(revocation.denied) } })
+  new Gauge({
+    name: 'certgate_crl_age_seconds',
+    help: 'Seconds since the thisUpdate of the CRL held for each CA',
+    labelNames: ['ca'],
+    registers: [registry],
+    aggregator: 'first',
+    collect () { this.reset(); for (const c of revocation.crls) this.set({ ca: c.ca }, Math.round((Date.now() - c.thisUpdate) / 1000)) }
+  })
+  new Gauge({
+    name: 'certgate_crl_next_update_seconds',
+    help: 'Seconds until the nextUpdate of the CRL held for each CA (negative: overdue; absent when the CRL names none)',
+    labelNames: ['ca'],
+    registers: [registry],
+    aggregator: 'first',
+    collect () { this.reset(); for (const c of revocation.crls) if (c.nextUpdate !== undefined) this.set({ ca: c.ca }, Math.round((c.nextUpdate - Date.now()) / 1000)) }
+  })
+  new Gauge({
+    name: 'certgate_crl_revoked_certificates',
+    help: 'Serials listed in the CRL held for each CA',
+    labelNames: ['ca'],
+    registers: [registry],
+    aggregator: 'first',
+    collect () { this.reset(); for (const c of revocation.crls) this.set({ ca: c.ca }, c.revoked) }
+  })
+
   for (const listener of listeners) {
     for (const outcome of ['reloaded', 'failed']) reloads.inc({ listener, outcome }, 0)
     accepted.inc({ listener }, 0)
@@ -158,6 +194,7 @@ export function createMetrics (listeners: readonly string[], fleet: () => Promis
 
   return {
     registry,
+    setRevocation: (r) => { revocation = r },
     connectionAccepted: (listener) => { accepted.inc({ listener }) },
     handshakeFailed: (listener, bucket) => { handshakeFailed.inc({ listener, bucket }) },
     authenticated: (listener, seconds) => {

@@ -29,6 +29,7 @@ export const CLOSE_REASONS = [
   'device_changed',
   'ca_removed',
   'cert_expired',
+  'cert_revoked',
   'max_age',
   'idle',
   'upstream_closed',

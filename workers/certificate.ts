@@ -87,6 +87,8 @@ export interface Certificate {
   /** RFC 5280 §7.1 comparison keys of the Names (name-compare.ts): equal keys chain, whatever the encoding. */
   readonly issuerKey: string
   readonly subjectKey: string
+  /** The serialNumber INTEGER's content bytes, hex (how CRLs name it, RFC 5280 §5.1.2.6). */
+  readonly serial: string
   readonly selfIssued: boolean
   /** RFC 5280 §7.1 comparison keys of the subject's RDNs, in order. */
   readonly subjectRdns: readonly string[]
@@ -195,6 +197,7 @@ export function parseCertificate (der: Uint8Array): Certificate {
     serialProblem,
     issuerKey,
     subjectKey,
+    serial: Buffer.from(value(der, serial)).toString('hex'),
     selfIssued: issuerKey === subjectKey,
     subjectRdns,
     commonNames: names.commonNames,

@@ -25,7 +25,8 @@ export const CHAIN_REASONS = [
   'weak_key',
   'weak_algorithm',
   'unsupported_algorithm',
-  'work_limit_exceeded'
+  'work_limit_exceeded',
+  'cert_revoked'
 ] as const
 export type ChainReason = typeof CHAIN_REASONS[number]
 
@@ -36,9 +37,28 @@ export interface Refusal<R extends string = ChainReason> {
   readonly detail: string
 }
 
+/** One certificate of a validated path, as revocation needs it (live rechecks happen on the main thread). */
+export interface PathCert {
+  /** SHA-256 of the DER, lowercase hex: what the deny-list holds. */
+  readonly thumbprint: string
+  /** The issuer Name's comparison key (Certificate.issuerKey), and the serial's bytes as hex: what a CRL lists. */
+  readonly issuer: string
+  readonly serial: string
+}
+
 export type ChainVerdict =
-  | { readonly ok: true, readonly anchorIndex: number, readonly pathNotAfter: number }
+  | { readonly ok: true, readonly anchorIndex: number, readonly pathNotAfter: number, /** Leaf first, the anchor last. */ readonly path: readonly PathCert[] }
   | Refusal
+
+/**
+ * What is revoked, as plain data: the deny-list's thumbprints, and per CRL its issuer Name (DER,
+ * its comparison key) with the serials it lists (hex of the INTEGER's bytes). Each side builds its look-up
+ * structure once per snapshot (workers/revocation.ts).
+ */
+export interface RevocationData {
+  readonly denied: readonly string[]
+  readonly crls: ReadonlyArray<{ readonly source: string, readonly issuer: string, readonly serials: readonly string[] }>
+}
 
 /** What the worker learned about the leaf, whatever the chain's fate. */
 export interface LeafFacts {
@@ -63,11 +83,12 @@ export interface ValidationItem {
   readonly intermediates: readonly Uint8Array[]
 }
 
-/** One validation task. `anchors` is sent only when the worker reported a stale trust epoch. */
+/** One validation task. `anchors` and `revocation` are sent only when the worker reported a stale trust epoch. */
 export interface ValidationTask extends ValidationItem {
   readonly epoch: number
   readonly at: number
   readonly anchors?: readonly Uint8Array[]
+  readonly revocation?: RevocationData
 }
 
 /**
@@ -78,6 +99,7 @@ export interface ValidationBatch {
   readonly epoch: number
   readonly at: number
   readonly anchors?: readonly Uint8Array[]
+  readonly revocation?: RevocationData
   readonly items: readonly ValidationItem[]
 }
 

@@ -9,6 +9,7 @@ import { KEY_USAGE, OID, parseCertificate, type Certificate } from './certificat
 import { checkNameConstraints } from './name-constraints.js'
 import { leafCanSignCertificates, leafProfileProblem, placeProblem } from './profile.js'
 import { policyProblem } from './policy.js'
+import { pathCerts, revocationProblem, type RevocationSet } from './revocation.js'
 import { MAX_SENT_CERTIFICATES, type ChainReason, type ChainVerdict, type LeafFacts, type Refusal, type ValidationOutcome } from './types.js'
 import type { ExpiringLru } from '../cache/expiring-lru.js'
 
@@ -42,6 +43,7 @@ export interface ValidateOptions {
   /** EKU OID the leaf (and any CA with an EKU extension) must allow. */
   readonly requiredEku: string
   readonly cache?: IntermediateCache | undefined
+  readonly revocation?: RevocationSet | undefined
 }
 
 const EKU_NAMES: Record<string, string> = { clientAuth: OID.clientAuth, serverAuth: OID.serverAuth }
@@ -205,7 +207,7 @@ class PathSearch {
     for (const anchor of this.anchors.bySubject.get(child.cert.issuerKey) ?? []) {
       if (!keyIdsAgree(child.cert, anchor.cert) || !this.signed(child, anchor, path.length === 1)) continue
       const problem = checkPath(path.map((n) => n.cert), anchor.cert, this.opts)
-      if (problem === undefined) return { ok: true, anchorIndex: anchor.index, pathNotAfter: Math.min(...path.map((n) => n.cert.notAfter), anchor.cert.notAfter) }
+      if (problem === undefined) return { ok: true, anchorIndex: anchor.index, pathNotAfter: Math.min(...path.map((n) => n.cert.notAfter), anchor.cert.notAfter), path: pathCerts([...path, anchor]) }
       this.fail(problem, 3)
     }
     if (path.length - 1 >= LIMITS.MAX_DEPTH) {
@@ -273,6 +275,7 @@ export function verifySignature (cert: Certificate, issuer: Certificate): boolea
 /** Every check on a complete candidate path: `path` is leaf first, then intermediates upwards. */
 function checkPath (path: readonly Certificate[], anchor: Certificate, opts: ValidateOptions): Refusal | undefined {
   const chain = [...path, anchor]
+  const revoked = revocationProblem(chain, opts.revocation); if (revoked !== undefined) return revoked
   const leafProblem = nonconforming(chain[0] as Certificate, 'the device certificate', placeProblem(chain[0] as Certificate, 'leaf'))
   if (leafProblem !== undefined) return leafProblem
   for (let i = 1; i < chain.length; i++) {

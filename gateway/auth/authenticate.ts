@@ -4,6 +4,7 @@ import { deviceIdProblem } from '../control/device-id.js'
 import type { RefusalReason } from '../reasons.js'
 import type { PoolVerdict } from '../validation/validator-pool.js'
 import type { DeviceRecord, Registry } from '../registry/types.js'
+import type { PathCert } from '../../workers/types.js'
 
 export interface Identity {
   readonly deviceId: string
@@ -15,6 +16,8 @@ export interface Identity {
   readonly notAfter: number
   /** When the device certificate itself expires (ms since epoch). */
   readonly leafNotAfter: number
+  /** Every certificate the authentication relied on, leaf first: what a later revocation is checked against. */
+  readonly path: readonly PathCert[]
 }
 
 export type Decision =
@@ -62,8 +65,10 @@ export async function authenticate (verdict: PoolVerdict, registry: Registry): P
 
   if (checked.device.authType === 'selfSigned') {
     if (leaf.ownProblem !== undefined) return { ok: false, reason: leaf.ownProblem.reason, detail: leaf.ownProblem.detail, deviceId }
-    return { ok: true, identity: { deviceId, authType: 'selfSigned', caName: undefined, thumbprint: leaf.thumbprint, notAfter: leaf.notAfter, leafNotAfter: leaf.notAfter } }
+    // Self-signed: no issuer whose CRL could list it; only the deny-list applies.
+    const path = [{ thumbprint: leaf.thumbprint, issuer: '', serial: '' }]
+    return { ok: true, identity: { deviceId, authType: 'selfSigned', caName: undefined, thumbprint: leaf.thumbprint, notAfter: leaf.notAfter, leafNotAfter: leaf.notAfter, path } }
   }
   if (!chain.ok) return { ok: false, reason: chain.reason, detail: chain.detail, deviceId }
-  return { ok: true, identity: { deviceId, authType: 'certificateAuthority', caName: verdict.anchorName, thumbprint: leaf.thumbprint, notAfter: chain.pathNotAfter, leafNotAfter: leaf.notAfter } }
+  return { ok: true, identity: { deviceId, authType: 'certificateAuthority', caName: verdict.anchorName, thumbprint: leaf.thumbprint, notAfter: chain.pathNotAfter, leafNotAfter: leaf.notAfter, path: chain.path } }
 }

@@ -14,11 +14,14 @@ import type { LiveConnections, LiveEntry } from './live-connections.js'
 import type { Registry, RegistryChange } from '../registry/types.js'
 import type { TrustedCa } from '../validation/validator-pool.js'
 import type { CloseReason } from '../reasons.js'
+import type { CertificateRevocation } from './certificate-revocation.js'
 
 export interface RevocationDeps {
   readonly registry: Registry
   readonly live: LiveConnections
   readonly setTrusted: (cas: readonly TrustedCa[]) => void
+  /** Deny-list and CRLs: reloaded on revocation, CA and bulk changes, and asked on every recheck. */
+  readonly certificates?: CertificateRevocation
   readonly onError: (err: Error) => void
   readonly now?: () => number
 }
@@ -73,6 +76,7 @@ export async function startRevocation (deps: RevocationDeps): Promise<Revocation
   }
 
   async function recheck (entries: readonly LiveEntry[]): Promise<void> {
+    await deps.certificates?.recheck(entries)
     const ids = [...new Set(entries.map((e) => e.identity.deviceId))]
     for (const [i, id] of ids.entries()) {
       // A bulk change rechecks every live device: yield now and then so the loop keeps serving.
@@ -89,13 +93,16 @@ export async function startRevocation (deps: RevocationDeps): Promise<Revocation
     generation++
     // 'bulk' means anything may have changed (an import, or a PostgreSQL reconnect after
     // changes went unheard): reload the trusted CAs and recheck every live device.
+    // A removed CA takes its CRL with it: CA and bulk changes reload revocation too.
+    if (change.kind !== 'device') deps.certificates?.refresh().catch(deps.onError)
+    if (change.kind === 'revocation') return
     const work = change.kind === 'ca'
       ? refreshTrust()
       : change.kind === 'device' ? recheck(deps.live.byDevice(change.deviceId)) : Promise.all([refreshTrust(), recheck(deps.live.all())])
     work.catch(deps.onError)
   }
 
-  await refreshTrust()
+  await Promise.all([refreshTrust(), deps.certificates?.refresh()])
   const stop = deps.registry.onChange(onChange)
   return {
     generation: () => generation,
@@ -106,6 +113,8 @@ export async function startRevocation (deps: RevocationDeps): Promise<Revocation
         if (seen === refreshing) break
       }
       if (untrusted(e)) return { ok: false, reason: 'chain_untrusted', detail: 'the CA this device chained to was removed, replaced or is no longer verified while the connection was being decided', deviceId: e.identity.deviceId }
+      const revoked = await deps.certificates?.revoked(e.identity)
+      if (revoked !== undefined) return { ok: false, reason: 'cert_revoked', detail: revoked, deviceId: e.identity.deviceId }
       return await deviceRefusal(e)
     },
     stop

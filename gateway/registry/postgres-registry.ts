@@ -10,7 +10,8 @@ import { EventEmitter } from 'node:events'
 import { randomBytes } from 'node:crypto'
 import pg from 'pg'
 import { PreconditionFailed, type DeviceInput, type DeviceStatus, type Registry, type RegistryChange } from './types.js'
-import { UPSERT_DEVICES, deviceColumns, migrate, toCa, toDevice, type CaRow, type DeviceRow } from './postgres-schema.js'
+import { UPSERT_DEVICES, deviceColumns, migrate, toCa, toCrl, toDevice, toRevocation, type CaRow, type CrlRow, type DeviceRow, type RevocationRow } from './postgres-schema.js'
+import { isOlderCrl } from './crl-order.js'
 
 const CHANNEL = 'certgate_registry'
 
@@ -248,6 +249,33 @@ export async function openPostgresRegistry (opts: PostgresRegistryOptions): Prom
       checkMatch(await one<CaRow>(c, 'SELECT * FROM cas WHERE name = $1 FOR UPDATE', [name]), ifMatch)
       const deleted = ((await c.query('DELETE FROM cas WHERE name = $1', [name])).rowCount ?? 0) > 0
       return { result: deleted, changes: deleted ? [{ kind: 'ca', name }] : [] }
+    }),
+    listRevocations: async () => (await read<RevocationRow>('SELECT * FROM revocations ORDER BY thumbprint')).map(toRevocation),
+    putRevocation: async (thumbprint, reason) => await tx(async (c) => {
+      const now = nowIso()
+      // xmax = 0 only for a freshly inserted row: tells created from replaced in one statement.
+      const row = await one<RevocationRow & { inserted: boolean }>(c, 'INSERT INTO revocations VALUES ($1, $2, $3, $3) ON CONFLICT (thumbprint) DO UPDATE SET reason = excluded.reason, updated_at = excluded.updated_at RETURNING *, (xmax = 0) AS inserted', [thumbprint, reason, now])
+      return { result: { record: toRevocation(row as RevocationRow), created: row?.inserted === true }, changes: [{ kind: 'revocation' }] }
+    }),
+    deleteRevocation: async (thumbprint) => await tx(async (c) => {
+      const deleted = ((await c.query('DELETE FROM revocations WHERE thumbprint = $1', [thumbprint])).rowCount ?? 0) > 0
+      return { result: deleted, changes: deleted ? [{ kind: 'revocation' }] : [] }
+    }),
+    getCrl: async (name) => { const [r] = await read<CrlRow>('SELECT * FROM crls WHERE ca_name = $1', [name]); return r === undefined ? undefined : toCrl(r) },
+    listCrls: async () => (await read<CrlRow>('SELECT * FROM crls ORDER BY ca_name')).map(toCrl),
+    putCrl: async (crl) => await tx<Awaited<ReturnType<Registry['putCrl']>>>(async (c) => {
+      const ca = await one<CaRow>(c, 'SELECT * FROM cas WHERE name = $1 FOR UPDATE', [crl.caName])
+      if (ca?.thumbprint !== crl.caThumbprint) return { result: 'ca_changed' as const, changes: [] }
+      const held = await one<CrlRow>(c, 'SELECT * FROM crls WHERE ca_name = $1 FOR UPDATE', [crl.caName])
+      if (held !== undefined && held.ca_thumbprint === crl.caThumbprint && isOlderCrl(crl, { crlNumber: held.crl_number, thisUpdate: held.this_update })) return { result: 'stale' as const, changes: [] }
+      const row = await one<CrlRow>(c, 'INSERT INTO crls VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (ca_name) DO UPDATE SET ca_thumbprint = excluded.ca_thumbprint, crl = excluded.crl, ' +
+        'issuer = excluded.issuer, this_update = excluded.this_update, next_update = excluded.next_update, crl_number = excluded.crl_number, revoked_count = excluded.revoked_count, updated_at = excluded.updated_at RETURNING *',
+      [crl.caName, crl.caThumbprint, Buffer.from(crl.der), crl.issuer, crl.thisUpdate, crl.nextUpdate, crl.crlNumber, crl.revokedCount, nowIso()])
+      return { result: toCrl(row as CrlRow), changes: [{ kind: 'revocation' }] }
+    }),
+    deleteCrl: async (name) => await tx(async (c) => {
+      const deleted = ((await c.query('DELETE FROM crls WHERE ca_name = $1', [name])).rowCount ?? 0) > 0
+      return { result: deleted, changes: deleted ? [{ kind: 'revocation' }] : [] }
     }),
     appendAudit: async (a) => {
       await read('INSERT INTO audit_log (time, caller, action, resource, result, status, error) VALUES ($1, $2, $3, $4, $5, $6, $7)',

@@ -2,7 +2,7 @@
 // lock, so gateways starting together migrate once), the row shapes and their mapping to
 // records, and the statements shared by several operations. Talks to the database only through
 // the small SqlSession interface, so `pg` stays in postgres-registry.ts.
-import type { CaRecord, DeviceRecord, DeviceStatus } from './types.js'
+import type { CaRecord, CrlRecord, DeviceRecord, DeviceStatus, RevocationRecord } from './types.js'
 
 /** What this module needs of a database session (a pg client fits). */
 export interface SqlSession {
@@ -48,6 +48,24 @@ const MIGRATIONS: readonly string[] = [
      result TEXT NOT NULL,
      status INTEGER NOT NULL,
      error TEXT
+   );`,
+  // Revocation: the deny-list, and one CRL per CA (dropped with its CA).
+  `CREATE TABLE revocations (
+     thumbprint TEXT COLLATE "C" PRIMARY KEY,
+     reason TEXT,
+     created_at TEXT NOT NULL,
+     updated_at TEXT NOT NULL
+   );
+   CREATE TABLE crls (
+     ca_name TEXT COLLATE "C" PRIMARY KEY REFERENCES cas (name) ON DELETE CASCADE,
+     ca_thumbprint TEXT NOT NULL,
+     crl BYTEA NOT NULL,
+     issuer TEXT NOT NULL,
+     this_update TEXT NOT NULL,
+     next_update TEXT,
+     crl_number TEXT,
+     revoked_count INTEGER NOT NULL,
+     updated_at TEXT NOT NULL
    );`
 ]
 
@@ -60,6 +78,18 @@ export interface CaRow {
   verification_code: string | null, verification_code_expiry: string | null, verification_code_thumbprint: string | null,
   etag: string, created_at: string, updated_at: string
 }
+
+export interface RevocationRow { thumbprint: string, reason: string | null, created_at: string, updated_at: string }
+export interface CrlRow {
+  ca_name: string, ca_thumbprint: string, crl: Buffer, issuer: string, this_update: string, next_update: string | null,
+  crl_number: string | null, revoked_count: number, updated_at: string
+}
+
+export const toRevocation = (r: RevocationRow): RevocationRecord => ({ thumbprint: r.thumbprint, reason: r.reason, createdAt: r.created_at, updatedAt: r.updated_at })
+export const toCrl = (r: CrlRow): CrlRecord => ({
+  caName: r.ca_name, caThumbprint: r.ca_thumbprint, der: new Uint8Array(r.crl), issuer: r.issuer, thisUpdate: r.this_update,
+  nextUpdate: r.next_update, crlNumber: r.crl_number, revokedCount: r.revoked_count, updatedAt: r.updated_at
+})
 
 export function toDevice (r: DeviceRow): DeviceRecord {
   return {

@@ -5,9 +5,10 @@ import { EventEmitter } from 'node:events'
 import { randomBytes } from 'node:crypto'
 import Database from 'better-sqlite3'
 import {
-  PreconditionFailed, type CaRecord, type DeviceInput, type DeviceRecord, type DeviceStatus,
-  type Registry, type RegistryChange
+  PreconditionFailed, type CaRecord, type CrlInput, type CrlRecord, type DeviceInput, type DeviceRecord, type DeviceStatus,
+  type Registry, type RegistryChange, type RevocationRecord
 } from './types.js'
+import { isOlderCrl } from './crl-order.js'
 
 const MIGRATIONS: readonly string[] = [
   `CREATE TABLE devices (
@@ -34,6 +35,24 @@ const MIGRATIONS: readonly string[] = [
      etag TEXT NOT NULL,
      created_at TEXT NOT NULL,
      updated_at TEXT NOT NULL
+   ) WITHOUT ROWID;`,
+  // Revocation: the deny-list, and one CRL per CA (dropped with its CA).
+  `CREATE TABLE revocations (
+     thumbprint TEXT PRIMARY KEY,
+     reason TEXT,
+     created_at TEXT NOT NULL,
+     updated_at TEXT NOT NULL
+   ) WITHOUT ROWID;
+   CREATE TABLE crls (
+     ca_name TEXT PRIMARY KEY REFERENCES cas (name) ON DELETE CASCADE,
+     ca_thumbprint TEXT NOT NULL,
+     crl BLOB NOT NULL,
+     issuer TEXT NOT NULL,
+     this_update TEXT NOT NULL,
+     next_update TEXT,
+     crl_number TEXT,
+     revoked_count INTEGER NOT NULL,
+     updated_at TEXT NOT NULL
    ) WITHOUT ROWID;`
 ]
 
@@ -46,6 +65,18 @@ interface CaRow {
   verification_code: string | null, verification_code_expiry: string | null, verification_code_thumbprint: string | null,
   etag: string, created_at: string, updated_at: string
 }
+
+interface RevocationRow { thumbprint: string, reason: string | null, created_at: string, updated_at: string }
+interface CrlRow {
+  ca_name: string, ca_thumbprint: string, crl: Buffer, issuer: string, this_update: string, next_update: string | null,
+  crl_number: string | null, revoked_count: number, updated_at: string
+}
+
+const toRevocation = (r: RevocationRow): RevocationRecord => ({ thumbprint: r.thumbprint, reason: r.reason, createdAt: r.created_at, updatedAt: r.updated_at })
+const toCrl = (r: CrlRow): CrlRecord => ({
+  caName: r.ca_name, caThumbprint: r.ca_thumbprint, der: new Uint8Array(r.crl), issuer: r.issuer, thisUpdate: r.this_update,
+  nextUpdate: r.next_update, crlNumber: r.crl_number, revokedCount: r.revoked_count, updatedAt: r.updated_at
+})
 
 const newEtag = (): string => randomBytes(9).toString('base64url')
 const nowIso = (): string => new Date().toISOString()
@@ -103,7 +134,17 @@ export function openSqliteRegistry (file: string): Registry {
     setCode: db.prepare('UPDATE cas SET verification_code = @code, verification_code_expiry = @expiry, verification_code_thumbprint = thumbprint, etag = @etag, updated_at = @now WHERE name = @name'),
     clearCode: db.prepare('UPDATE cas SET verification_code = NULL, verification_code_expiry = NULL, verification_code_thumbprint = NULL, etag = @etag, updated_at = @now WHERE name = @name'),
     verifyCa: db.prepare('UPDATE cas SET is_verified = 1, verification_code = NULL, verification_code_expiry = NULL, verification_code_thumbprint = NULL, etag = @etag, updated_at = @now WHERE name = @name'),
-    deleteCa: db.prepare<[string]>('DELETE FROM cas WHERE name = ?')
+    deleteCa: db.prepare<[string]>('DELETE FROM cas WHERE name = ?'),
+    listRevocations: db.prepare<[], RevocationRow>('SELECT * FROM revocations ORDER BY thumbprint'),
+    getRevocation: db.prepare<[string], RevocationRow>('SELECT * FROM revocations WHERE thumbprint = ?'),
+    upsertRevocation: db.prepare('INSERT INTO revocations VALUES (@thumbprint, @reason, @now, @now) ON CONFLICT (thumbprint) DO UPDATE SET reason = excluded.reason, updated_at = excluded.updated_at'),
+    deleteRevocation: db.prepare<[string]>('DELETE FROM revocations WHERE thumbprint = ?'),
+    getCrl: db.prepare<[string], CrlRow>('SELECT * FROM crls WHERE ca_name = ?'),
+    listCrls: db.prepare<[], CrlRow>('SELECT * FROM crls ORDER BY ca_name'),
+    upsertCrl: db.prepare('INSERT INTO crls VALUES (@ca_name, @ca_thumbprint, @crl, @issuer, @this_update, @next_update, @crl_number, @revoked_count, @updated_at) ' +
+      'ON CONFLICT (ca_name) DO UPDATE SET ca_thumbprint = excluded.ca_thumbprint, crl = excluded.crl, issuer = excluded.issuer, this_update = excluded.this_update, ' +
+      'next_update = excluded.next_update, crl_number = excluded.crl_number, revoked_count = excluded.revoked_count, updated_at = excluded.updated_at'),
+    deleteCrl: db.prepare<[string]>('DELETE FROM crls WHERE ca_name = ?')
   }
 
   const deviceRow = (d: DeviceInput, existing: DeviceRow | undefined, now: string): DeviceRow => ({
@@ -153,6 +194,23 @@ export function openSqliteRegistry (file: string): Registry {
     return q.deleteCa.run(name).changes > 0
   })
 
+  const putRevocation = db.transaction((thumbprint: string, reason: string | null) => {
+    const created = q.getRevocation.get(thumbprint) === undefined
+    q.upsertRevocation.run({ thumbprint, reason, now: nowIso() })
+    return { record: toRevocation(q.getRevocation.get(thumbprint) as RevocationRow), created }
+  })
+  const putCrl = db.transaction((crl: CrlInput): CrlRecord | 'stale' | 'ca_changed' => {
+    if (q.getCa.get(crl.caName)?.thumbprint !== crl.caThumbprint) return 'ca_changed'
+    const held = q.getCrl.get(crl.caName)
+    if (held !== undefined && held.ca_thumbprint === crl.caThumbprint && isOlderCrl(crl, { crlNumber: held.crl_number, thisUpdate: held.this_update })) return 'stale'
+    const row: CrlRow = {
+      ca_name: crl.caName, ca_thumbprint: crl.caThumbprint, crl: Buffer.from(crl.der), issuer: crl.issuer, this_update: crl.thisUpdate,
+      next_update: crl.nextUpdate, crl_number: crl.crlNumber, revoked_count: crl.revokedCount, updated_at: nowIso()
+    }
+    q.upsertCrl.run(row)
+    return toCrl(row)
+  })
+
   return {
     getDevice: async (id) => { const r = q.getDevice.get(id); return r === undefined ? undefined : toDevice(r) },
     listDevices: async ({ after, limit }) => {
@@ -185,6 +243,13 @@ export function openSqliteRegistry (file: string): Registry {
       return r
     },
     deleteCa: async (name, ifMatch) => { const r = deleteCa(name, ifMatch); if (r) emit({ kind: 'ca', name }); return r },
+    listRevocations: async () => q.listRevocations.all().map(toRevocation),
+    putRevocation: async (thumbprint, reason) => { const r = putRevocation(thumbprint, reason); emit({ kind: 'revocation' }); return r },
+    deleteRevocation: async (thumbprint) => { const r = q.deleteRevocation.run(thumbprint).changes > 0; if (r) emit({ kind: 'revocation' }); return r },
+    getCrl: async (name) => { const r = q.getCrl.get(name); return r === undefined ? undefined : toCrl(r) },
+    listCrls: async () => q.listCrls.all().map(toCrl),
+    putCrl: async (crl) => { const r = putCrl(crl); if (typeof r === 'object') emit({ kind: 'revocation' }); return r },
+    deleteCrl: async (name) => { const r = q.deleteCrl.run(name).changes > 0; if (r) emit({ kind: 'revocation' }); return r },
     onChange: (listener) => { events.on('change', listener); return () => events.off('change', listener) },
     close: async () => { db.close() }
   }

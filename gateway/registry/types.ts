@@ -39,9 +39,36 @@ export interface CaRecord {
   readonly updatedAt: string
 }
 
+/** A deny-list entry: a certificate refused wherever it appears in a path. */
+export interface RevocationRecord {
+  /** SHA-256 of the certificate DER, lowercase hex. */
+  readonly thumbprint: string
+  readonly reason: string | null
+  readonly createdAt: string
+  readonly updatedAt: string
+}
+
+/** The CRL held for one registered CA (checked against that CA before it is stored). */
+export interface CrlRecord {
+  readonly caName: string
+  /** Thumbprint of the CA certificate the CRL was checked against: a replaced CA does not inherit it. */
+  readonly caThumbprint: string
+  readonly der: Uint8Array
+  readonly issuer: string
+  readonly thisUpdate: string
+  readonly nextUpdate: string | null
+  /** Decimal; RFC 5280 cRLNumbers reach 20 octets. */
+  readonly crlNumber: string | null
+  readonly revokedCount: number
+  readonly updatedAt: string
+}
+
+export type CrlInput = Omit<CrlRecord, 'updatedAt'>
+
 export type RegistryChange =
   | { readonly kind: 'device', readonly deviceId: string }
   | { readonly kind: 'ca', readonly name: string }
+  | { readonly kind: 'revocation' }
   | { readonly kind: 'bulk' }
 
 /** Thrown when an If-Match etag does not match the stored one. */
@@ -76,6 +103,18 @@ export interface Registry {
    */
   consumeVerificationCode: (name: string, code: string, thumbprint: string, now: string) => Promise<CaRecord | 'no_code' | 'wrong_code' | 'expired_code' | 'certificate_replaced' | undefined>
   deleteCa: (name: string, ifMatch?: string) => Promise<boolean>
+
+  listRevocations: () => Promise<readonly RevocationRecord[]>
+  putRevocation: (thumbprint: string, reason: string | null) => Promise<{ record: RevocationRecord, created: boolean }>
+  deleteRevocation: (thumbprint: string) => Promise<boolean>
+  getCrl: (caName: string) => Promise<CrlRecord | undefined>
+  listCrls: () => Promise<readonly CrlRecord[]>
+  /**
+   * Stores the CRL if, atomically, the CA is still the certificate it was checked against and the
+   * CRL's number is not lower than the one held; otherwise says which.
+   */
+  putCrl: (crl: CrlInput) => Promise<CrlRecord | 'stale' | 'ca_changed'>
+  deleteCrl: (caName: string) => Promise<boolean>
 
   onChange: (listener: (change: RegistryChange) => void) => () => void
   close: () => Promise<void>

@@ -38,6 +38,7 @@ const DISCONNECT_REASON: Readonly<Record<CloseReason, number>> = {
   device_deleted: 0x98,
   device_changed: 0x98,
   ca_removed: 0x98,
+  cert_revoked: 0x98,
   cert_expired: 0x87, // Not authorized: the certificate no longer authorizes the connection
   max_age: 0xa0, // Maximum connect time
   idle: 0x8d, // Keep Alive timeout

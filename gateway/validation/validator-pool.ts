@@ -1,7 +1,8 @@
 // The Piscina pool that runs chain validation off the event loop. Owns the trust snapshot sent
-// to workers (verified CAs, numbered by epoch). Only importer of piscina.
+// to workers (verified CAs and what is revoked, numbered by epoch). Only importer of piscina.
 import { Piscina } from 'piscina'
-import type { DoneReply, ValidationBatch, ValidationBatchReply, ValidationOutcome, ValidationReply, ValidationTask, WorkerConfig } from '../../workers/types.js'
+import type { DoneReply, RevocationData, ValidationBatch, ValidationBatchReply, ValidationOutcome, ValidationReply, ValidationTask, WorkerConfig } from '../../workers/types.js'
+import { EMPTY_REVOCATION, buildRevocationSet, withLeafDenial } from '../../workers/revocation.js'
 import { buildAnchorSet, validatePath, type IntermediateCache } from '../../workers/validate-chain.js'
 import { OID } from '../../workers/certificate.js'
 import { createExpiringLru } from '../../cache/expiring-lru.js'
@@ -20,6 +21,8 @@ export interface ValidatorPool {
   validate: (leaf: Uint8Array, intermediates: readonly Uint8Array[]) => Promise<PoolVerdict>
   /** Installs a new trust snapshot; later validations use it. */
   setTrusted: (cas: readonly TrustedCa[]) => void
+  /** Installs a new revocation snapshot (deny-list and CRLs); later validations use it. */
+  setRevocation: (data: RevocationData) => void
   stats: () => PoolStats
   close: () => Promise<void>
 }
@@ -40,7 +43,7 @@ export interface ValidatorPoolHooks {
   readonly onValidated?: (r: { micros: number, cacheHits: number, cacheMisses: number, cacheSize: number }) => void
 }
 
-interface Snapshot { readonly epoch: number, readonly cas: readonly TrustedCa[], readonly ders: readonly Uint8Array[] }
+interface Snapshot { readonly epoch: number, readonly cas: readonly TrustedCa[], readonly ders: readonly Uint8Array[], readonly revocation: RevocationData }
 
 /**
  * threads = 0 validates everything on the event loop (cheaper per connection on 2-core machines);
@@ -61,10 +64,11 @@ function createInlineValidator (options: ValidatorPoolOptions, hooks: ValidatorP
   const now = options.now ?? Date.now
   const cache: IntermediateCache | undefined = options.cacheEntries > 0 ? createExpiringLru({ maxEntries: options.cacheEntries }) : undefined
   let snapshot = { cas: [] as readonly TrustedCa[], anchors: buildAnchorSet([]).set }
+  let revocation = buildRevocationSet(EMPTY_REVOCATION)
   return {
     async validate (leaf, intermediates) {
       const started = process.hrtime.bigint()
-      const outcome = validatePath(leaf, intermediates, snapshot.anchors, { at: now(), requiredEku: OID.clientAuth, cache })
+      const outcome = withLeafDenial(validatePath(leaf, intermediates, snapshot.anchors, { at: now(), requiredEku: OID.clientAuth, cache, revocation }), revocation)
       const { hits, misses } = cache?.takeStats() ?? { hits: 0, misses: 0 }
       hooks.onValidated?.({ micros: Number(process.hrtime.bigint() - started) / 1000, cacheHits: hits, cacheMisses: misses, cacheSize: cache?.size ?? 0 })
       return { kind: 'done', outcome, anchorName: outcome.chain.ok ? snapshot.cas[outcome.chain.anchorIndex]?.name : undefined }
@@ -73,6 +77,7 @@ function createInlineValidator (options: ValidatorPoolOptions, hooks: ValidatorP
       snapshot = { cas: [...cas], anchors: buildAnchorSet(cas.map((c) => c.der)).set }
       cache?.clear()
     },
+    setRevocation (data) { revocation = buildRevocationSet(data) },
     stats: () => ({ queueSize: 0, utilization: 0, running: 0, threads: 0 }),
     close: async () => undefined
   }
@@ -100,7 +105,7 @@ export function createValidatorPool (options: ValidatorPoolOptions, hooks: Valid
     idleTimeout: 2 ** 31 - 1,
     workerData: { cacheEntries: options.cacheEntries } satisfies WorkerConfig
   })
-  let snapshot: Snapshot = { epoch: 0, cas: [], ders: [] }
+  let snapshot: Snapshot = { epoch: 0, cas: [], ders: [], revocation: EMPTY_REVOCATION }
   const waiting: Waiting[] = []
   let busy = 0 // messages out at the threads
   let running = 0 // validations inside them
@@ -110,7 +115,7 @@ export function createValidatorPool (options: ValidatorPoolOptions, hooks: Valid
   async function send (snap: Snapshot, items: readonly Waiting[]): Promise<readonly DoneReply[] | undefined> {
     const at = now()
     const message = (anchors: readonly Uint8Array[] | undefined): ValidationTask | ValidationBatch => {
-      const base = { epoch: snap.epoch, at, ...(anchors === undefined ? {} : { anchors }) }
+      const base = { epoch: snap.epoch, at, ...(anchors === undefined ? {} : { anchors, revocation: snap.revocation }) }
       const [only] = items
       // A lone validation goes as a plain task: the common case on a quiet gateway.
       return items.length === 1 && only !== undefined
@@ -167,7 +172,10 @@ export function createValidatorPool (options: ValidatorPoolOptions, hooks: Valid
       })
     },
     setTrusted (cas) {
-      snapshot = { epoch: snapshot.epoch + 1, cas: [...cas], ders: cas.map((c) => c.der) }
+      snapshot = { ...snapshot, epoch: snapshot.epoch + 1, cas: [...cas], ders: cas.map((c) => c.der) }
+    },
+    setRevocation (data) {
+      snapshot = { ...snapshot, epoch: snapshot.epoch + 1, revocation: data }
     },
     stats: () => ({ queueSize: waiting.length, utilization: pool.utilization, running, threads: options.threads }),
     close: async () => {

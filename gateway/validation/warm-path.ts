@@ -16,6 +16,8 @@
 import { OID } from '../../workers/certificate.js'
 import { buildAnchorSet, holdsIntermediate, sha256Hex, validatePath, type AnchorSet, type IntermediateCache } from '../../workers/validate-chain.js'
 import { createExpiringLru } from '../../cache/expiring-lru.js'
+import { EMPTY_REVOCATION, buildRevocationSet, withLeafDenial } from '../../workers/revocation.js'
+import type { RevocationData } from '../../workers/types.js'
 import type { PoolVerdict, TrustedCa, ValidatorPool, ValidatorPoolHooks } from './validator-pool.js'
 
 export interface WarmPathOptions {
@@ -33,6 +35,8 @@ export interface WarmPath {
   learn: (leaf: Uint8Array, intermediates: readonly Uint8Array[], at?: number) => void
   /** A new trust snapshot: forgets everything learned, at once. */
   setTrusted: (cas: readonly TrustedCa[]) => void
+  /** A new revocation snapshot (deny-list, CRLs): applies to the next decision, and forgets what was learned. */
+  setRevocation: (data: RevocationData) => void
 }
 
 export function createWarmPath (options: WarmPathOptions, hooks: ValidatorPoolHooks = {}): WarmPath {
@@ -42,6 +46,7 @@ export function createWarmPath (options: WarmPathOptions, hooks: ValidatorPoolHo
   let cas: readonly TrustedCa[] = []
   // Parsed when first needed after a trust change (the workers parse their own copy).
   let anchors: AnchorSet | undefined
+  let revocation = buildRevocationSet(EMPTY_REVOCATION)
 
   const anchorSet = (): AnchorSet => (anchors ??= buildAnchorSet(cas.map((c) => c.der)).set)
 
@@ -56,7 +61,7 @@ export function createWarmPath (options: WarmPathOptions, hooks: ValidatorPoolHo
 
   const validate = (leaf: Uint8Array, intermediates: readonly Uint8Array[], set: AnchorSet, at: number): PoolVerdict => {
     const started = process.hrtime.bigint()
-    const outcome = validatePath(leaf, intermediates, set, { at, requiredEku, cache })
+    const outcome = withLeafDenial(validatePath(leaf, intermediates, set, { at, requiredEku, cache, revocation }), revocation)
     const { hits, misses } = cache.takeStats()
     hooks.onValidated?.({ micros: Number(process.hrtime.bigint() - started) / 1000, cacheHits: hits, cacheMisses: misses, cacheSize: cache.size })
     return { kind: 'done', outcome, anchorName: outcome.chain.ok ? cas[outcome.chain.anchorIndex]?.name : undefined }
@@ -79,6 +84,10 @@ export function createWarmPath (options: WarmPathOptions, hooks: ValidatorPoolHo
       cas = [...next]
       anchors = undefined
       cache.clear()
+    },
+    setRevocation (data) {
+      revocation = buildRevocationSet(data)
+      cache.clear()
     }
   }
 }
@@ -97,6 +106,10 @@ export function withWarmPath (pool: ValidatorPool, options: WarmPathOptions, hoo
     setTrusted (cas) {
       fast.setTrusted(cas)
       pool.setTrusted(cas)
+    },
+    setRevocation (data) {
+      fast.setRevocation(data)
+      pool.setRevocation(data)
     },
     stats: () => pool.stats(),
     close: async () => { await pool.close() }

@@ -3,7 +3,9 @@
 // replies of its query sessions (its LISTEN session flows freely), so A's lookup of the device is
 // provably on the wire, unanswered, when an operator disables the device (or deletes its CA)
 // through gateway B and A hears the change. Nothing was tracked when A heard it; after the held
-// reply arrives, A must still refuse the device, within a second, and never forward it.
+// reply arrives, A must still refuse the device, within a second, and never forward it. The same
+// holds for a deny-list entry added through B, even when A's reload of the deny-list finished
+// (and found nothing tracked to close) before the device's lookup answered.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { issue, issueHierarchy, type Issued } from '../../pki/issue.js'
@@ -11,6 +13,7 @@ import { startHarness, type Harness } from '../support/harness.js'
 import { connectDevice } from '../support/device.js'
 import { startPostgres, type Postgres } from '../support/postgres.js'
 import { startPgHoldProxy, type PgHoldProxy } from '../support/pg-hold-proxy.js'
+import { sha256Hex } from '../../../workers/validate-chain.js'
 
 let pg: Postgres
 let proxy: PgHoldProxy
@@ -102,5 +105,31 @@ test('a device whose CA is deleted while its lookup is in flight is refused, eve
   assert.ok(ms <= 1000, `refused ${Math.round(ms)} ms after the lookup answered`)
   const refused = await after$(a, from, (l) => l.event === 'refused' && l.deviceId === 'window-2')
   assert.equal(refused.reason, 'chain_untrusted')
+  assert.ok(!a.logs.slice(from).some((l) => l.event === 'authenticated'), 'the device was forwarded')
+})
+
+test('a device whose certificate is deny-listed while its lookup is in flight is refused, even after the deny-list reload finished', async (t) => {
+  await b.addDevice('window-3')
+  const leaf = await issue({ cn: 'window-3', issuer: pki.int2 })
+  const ok = await connectTo(a, leaf, [pki.int2, pki.int1])
+  ok.end(true)
+
+  proxy.hold()
+  const attempt = connectTo(a, leaf, [pki.int2, pki.int1])
+  attempt.catch(() => undefined)
+  await proxy.queried('window-3')
+  const from = a.logs.length
+  await b.gw.registry.putRevocation(sha256Hex(leaf.der), 'stolen')
+  await after$(a, from, (l) => l.event === 'registry_change' && JSON.stringify(l).includes('revocation'))
+  proxy.releaseSessionsWithout('window-3')
+  await after$(a, from, (l) => l.event === 'revocation_updated' && (l as { denied?: number }).denied === 1)
+  let releasedAt = 0
+  proxy.release()
+  releasedAt = performance.now()
+  const ms = await refusedWithin(attempt, () => releasedAt)
+  t.diagnostic(`refused ${Math.round(ms)} ms after the lookup answered`)
+  assert.ok(ms <= 1000, `refused ${Math.round(ms)} ms after the lookup answered`)
+  const refused = await after$(a, from, (l) => l.event === 'refused' && l.deviceId === 'window-3')
+  assert.equal(refused.reason, 'cert_revoked')
   assert.ok(!a.logs.slice(from).some((l) => l.event === 'authenticated'), 'the device was forwarded')
 })

@@ -2,7 +2,7 @@
 // processes behind one device port and one admin port (port 0 yields one shared port each), and
 // prints the listening line once. Devices authenticate through the shared port and are spread
 // over both processes; they reach each other through the group's one embedded broker. The admin
-// API works, and a device disabled through it is disconnected within a second whichever process
+// API works, and a device disabled (or its certificate deny-listed) through it is disconnected within a second whichever process
 // holds it (the admin request is served by one process; changes reach the other over the group's
 // IPC relay, since SQLite announces nothing across processes). /metrics reports the whole group:
 // authentications summed over both processes, registry gauges not doubled. SIGTERM to the
@@ -16,7 +16,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { MqttClient } from 'mqtt'
-import { issue, issueHierarchy } from '../../pki/issue.js'
+import { issue, issueHierarchy, type Issued } from '../../pki/issue.js'
+import { sha256Hex } from '../../../workers/validate-chain.js'
 import { closed, connectDevice, nextMessage } from '../support/device.js'
 import { startPostgres } from '../support/postgres.js'
 
@@ -88,12 +89,14 @@ for (const backend of ['sqlite', 'postgres'] as const) test(`two processes share
   const serverCa = readFileSync(join(dataDir, 'dev-server-cert.pem'), 'utf8')
   const ids = Array.from({ length: 8 }, (_, i) => `proc-dev-${i}`)
   const holder = new Map<string, MqttClient>()
+  const leafOf = new Map<string, Issued>()
   for (const id of ids) {
     assert.equal((await call('PUT', `/devices/${id}`, { authentication: { type: 'certificateAuthority' }, status: 'enabled' })).status, 201)
   }
   // The CA verification reaches the other process's validator asynchronously: allow a moment.
   for (const id of ids) {
     const leaf = await issue({ cn: id, issuer: pki.int2 })
+    leafOf.set(id, leaf)
     const end = Date.now() + 3000
     for (;;) {
       try {
@@ -127,9 +130,26 @@ for (const backend of ['sqlite', 'postgres'] as const) test(`two processes share
   assert.match(metrics, /^certgate_devices\{status="enabled"\} 8$/m)
   assert.match(metrics, /^certgate_live_connections\{listener="device"\} 8$/m)
 
-  // Disable every device through the admin API (one keep-alive connection: one process answers);
+  // Deny-list one device's certificate on each process: each closes within a second, on its own
+  // process or on the other (a 'revocation' change, relayed like any other).
+  const denied = [p1, p2].map((p) => ids.find((id) => pidOf.get(id) === p) as string)
+  for (const id of denied) {
+    const c = holder.get(id) as MqttClient
+    let closedAt = 0
+    c.once('close', () => { closedAt = performance.now() })
+    const r = await call('PUT', `/revocations/${sha256Hex((leafOf.get(id) as Issued).der)}`, { reason: 'stolen' })
+    const answeredAt = performance.now()
+    assert.equal(r.status, 201)
+    await closed(c, 3000)
+    const ms = Math.max(0, closedAt - answeredAt)
+    assert.ok(ms <= 1000, `${id} (pid ${pidOf.get(id)}) closed ${Math.round(ms)} ms after the deny-list answer`)
+    const line = await waitFor((l) => l.event === 'closed' && l.deviceId === id, `${id} closed`)
+    assert.equal(line.reason, 'cert_revoked')
+  }
+
+  // Disable every other device through the admin API (one keep-alive connection: one process answers);
   // each closes within a second, on its own process or on the other.
-  for (const id of ids) {
+  for (const id of ids.filter((i) => !denied.includes(i))) {
     const c = holder.get(id) as MqttClient
     let closedAt = 0
     c.once('close', () => { closedAt = performance.now() })

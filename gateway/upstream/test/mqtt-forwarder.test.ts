@@ -17,7 +17,7 @@ import { createUpstreamHealth } from '../upstream-health.js'
 import type { Identity } from '../../auth/authenticate.js'
 import type { TLSSocket } from 'node:tls'
 
-const identity: Identity = { deviceId: 'dev-1', authType: 'certificateAuthority', caName: 'root', thumbprint: 'x', notAfter: Date.now() + 1e6, leafNotAfter: Date.now() + 1e6 }
+const identity: Identity = { deviceId: 'dev-1', authType: 'certificateAuthority', caName: 'root', thumbprint: 'x', notAfter: Date.now() + 1e6, leafNotAfter: Date.now() + 1e6, path: [] }
 
 const connectV4 = (clientId = 'dev-1'): Buffer => mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId, clean: true, keepalive: 30 })
 const connectV5 = (clientId = 'dev-1'): Buffer => mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clientId, clean: true, keepalive: 30, properties: { sessionExpiryInterval: 60 } })

@@ -1,0 +1,88 @@
+// What this proves: revocation is fleet-wide. Two gateways share one PostgreSQL registry (a real
+// throwaway cluster); a device connected to gateway B is closed within a second of gateway A
+// answering a deny-list entry, and another one within a second of A accepting a CRL (made with
+// `openssl ca -gencrl`) that revokes it; both are refused by B afterwards with `cert_revoked`.
+// The change reaches B as a PostgreSQL notification sent in the same transaction as the write.
+import { test, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import type { MqttClient } from 'mqtt'
+import { issue, issueHierarchy, type Issued } from '../../pki/issue.js'
+import { startHarness, type Harness } from '../support/harness.js'
+import { closed, connectDevice } from '../support/device.js'
+import { startPostgres, type Postgres } from '../support/postgres.js'
+import { opensslCrl } from '../support/openssl-crl.js'
+import { sha256Hex } from '../../../workers/validate-chain.js'
+
+let pg: Postgres
+let a: Harness
+let b: Harness
+let pki: { root: Issued, int1: Issued, int2: Issued }
+
+before(async () => {
+  pg = await startPostgres()
+  await pg.createDatabase('revocation')
+  a = await startHarness({ CERTGATE_REGISTRY_URL: pg.url('revocation') })
+  b = await startHarness({ CERTGATE_REGISTRY_URL: pg.url('revocation'), CERTGATE_REFUSAL_MEMORY_S: '0' })
+  pki = await issueHierarchy()
+  await a.registerCa('root', pki.root)
+  await a.registerCa('int2', pki.int2)
+})
+after(async () => {
+  await (b as Harness | undefined)?.close()
+  await (a as Harness | undefined)?.close()
+  await (pg as Postgres | undefined)?.destroy()
+})
+
+async function call (h: Harness, method: string, path: string, body?: unknown): Promise<{ status: number, body: Record<string, unknown> }> {
+  const res = await fetch(`http://127.0.0.1:${h.gw.admin.port}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${h.gw.adminToken}`, 'content-type': 'application/json' },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) })
+  })
+  const text = await res.text()
+  return { status: res.status, body: text === '' ? {} : JSON.parse(text) as Record<string, unknown> }
+}
+
+/** Connects to B, retrying for a short bounded while (the CAs registered through A reach B asynchronously). */
+async function connectToB (leaf: Issued): Promise<MqttClient> {
+  const end = Date.now() + 3000
+  for (;;) {
+    try {
+      return await connectDevice({ port: b.gw.device.port, serverCa: b.serverCa, leaf, chain: [pki.int2, pki.int1] })
+    } catch (err) {
+      if (Date.now() > end) throw err
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+  }
+}
+
+test('a deny-list entry made through A closes the device on B within a second', async () => {
+  await a.addDevice('pg-deny')
+  const leaf = await issue({ cn: 'pg-deny', issuer: pki.int2 })
+  const c = await connectToB(leaf)
+  const gone = closed(c, 2000)
+  assert.equal((await call(a, 'PUT', `/revocations/${sha256Hex(leaf.der)}`, { reason: 'stolen' })).status, 201)
+  const answered = Date.now()
+  await gone
+  assert.ok(Date.now() - answered < 1000, `closed ${Date.now() - answered} ms after A answered`)
+  await b.waitForLog((l) => l.event === 'closed' && l.deviceId === 'pg-deny' && l.reason === 'cert_revoked')
+  c.end(true)
+  await assert.rejects(connectDevice({ port: b.gw.device.port, serverCa: b.serverCa, leaf, chain: [pki.int2, pki.int1] }))
+  await b.waitForLog((l) => l.event === 'refused' && l.deviceId === 'pg-deny' && l.reason === 'cert_revoked')
+})
+
+test('a CRL accepted through A closes the device it revokes on B within a second', async () => {
+  await a.addDevice('pg-crl')
+  const leaf = await issue({ cn: 'pg-crl', issuer: pki.int2 })
+  const c = await connectToB(leaf)
+  const gone = closed(c, 2000)
+  const put = await call(a, 'PUT', '/certificates/int2/crl', { crl: await opensslCrl({ ca: pki.int2, revoked: [leaf] }) })
+  assert.equal(put.status, 200, JSON.stringify(put.body))
+  const answered = Date.now()
+  await gone
+  assert.ok(Date.now() - answered < 1000, `closed ${Date.now() - answered} ms after A answered`)
+  const line = await b.waitForLog((l) => l.event === 'closed' && l.deviceId === 'pg-crl' && l.reason === 'cert_revoked')
+  assert.match(line.detail ?? '', /CRL of CA "int2"/)
+  c.end(true)
+  assert.equal((await call(b, 'GET', '/certificates/int2/crl')).body.revokedCount, 1)
+})
