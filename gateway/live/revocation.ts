@@ -51,6 +51,8 @@ export async function startRevocation (deps: RevocationDeps): Promise<() => void
   }
 
   const onChange = (change: RegistryChange): void => {
+    // A group governs only devices not yet registered: nothing live depends on it.
+    if (change.kind === 'enrollmentGroup') return
     // 'bulk' means anything may have changed (an import, or a PostgreSQL reconnect after
     // changes went unheard): reload the trusted CAs and recheck every live device.
     const work = change.kind === 'ca'
