@@ -13,6 +13,7 @@ import type { RefusalReason } from './reasons.js'
 import type { Registry } from './registry/types.js'
 import type { ValidatorPool } from './validation/validator-pool.js'
 import type { RefusalMemory } from './auth/refusal-memory.js'
+import type { Enrollment } from './auth/enrollment.js'
 
 export interface ConnectionContext {
   readonly listener: string
@@ -26,6 +27,8 @@ export interface ConnectionContext {
   readonly refusals: RefusalMemory
   /** Close authenticated connections with no traffic either way for this long (0 = never). */
   readonly idleTimeoutMs: number
+  /** Registers unknown devices covered by an enrollment group, on their first connection. */
+  readonly enrollment?: Enrollment | undefined
 }
 
 interface Refusal { readonly reason: RefusalReason, readonly detail: string, readonly deviceId?: string | undefined }
@@ -36,7 +39,7 @@ export async function handleConnection (socket: TLSSocket, peer: Peer, ctx: Conn
   if (sent === undefined) return refuse(socket, peer, ctx, started, { reason: 'no_client_cert', detail: 'the device presented no client certificate' })
   const recent = ctx.refusals.recall(sent)
   if (recent !== undefined) return refuse(socket, peer, ctx, started, recent)
-  const decision = await authenticate(await ctx.validator.validate(sent.leaf, sent.intermediates), ctx.registry)
+  const decision = await authenticate(await ctx.validator.validate(sent.leaf, sent.intermediates), ctx.registry, ctx.enrollment)
   if (gone(socket)) return ctx.metrics.abandoned(ctx.listener) // the device left while we decided
   if (!decision.ok) {
     ctx.refusals.remember(sent, decision)
