@@ -15,6 +15,7 @@ commands:
              and PKCS#12 bundles (PEM files, on this machine)
   ca         register CA certificates with proof of possession; list, show, remove them
   device     add, get, list, enable, disable, remove devices; import many from a file
+  group      enrollment groups: devices under a CA register on first connection
   help       this text
 
 Run "certgate <command> --help" for a command's subcommands and flags. Commands that talk to
@@ -41,6 +42,8 @@ async function main (argv: readonly string[]): Promise<number> {
       return await (await import('./cli/ca-command.js')).caCommand(rest, ctx)
     case 'device':
       return await (await import('./cli/device-command.js')).deviceCommand(rest, ctx)
+    case 'group':
+      return await (await import('./cli/group-command.js')).groupCommand(rest, ctx)
     case 'help':
     case '--help':
     case '-h':

@@ -8,7 +8,7 @@
 // device_unknown with a detail naming why (and the group). Disabling the group stops new
 // registrations while registered devices keep working; a registered device disabled on its own is
 // refused though its group is enabled; the bulk disable closes the group's live devices within
-// one second and the bulk delete removes their records.
+// one second and the bulk delete removes their records. `certgate group` drives the same API.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
@@ -18,6 +18,8 @@ import { generateKeys, issue, issueHierarchy, type Issued } from '../../pki/issu
 import { startHarness, type Harness } from '../support/harness.js'
 import { closed, connectDevice, nextMessage } from '../support/device.js'
 import { startMosquitto, type Mosquitto } from '../support/mosquitto.js'
+import { groupCommand } from '../../cli/group-command.js'
+import type { CliContext } from '../../cli/context.js'
 
 let broker: Mosquitto
 let h: Harness
@@ -204,4 +206,21 @@ test('the bulk disable closes the group\'s live devices within one second; the b
   // Deleting the group leaves its devices' records alone; here there are none left.
   assert.equal((await call('DELETE', '/enrollmentGroups/limbo')).status, 204)
   assert.equal((await call('GET', '/enrollmentGroups/limbo')).status, 404)
+})
+
+test('certgate group add|get|list|disable-devices|remove, in process', async () => {
+  const out: string[] = []
+  const ctx: CliContext = { out: (s) => { out.push(s) }, err: (s) => { out.push(s) }, env: { adminUrl: `http://127.0.0.1:${h.gw.admin.port}`, adminToken: h.gw.adminToken, dataDir: undefined }, cwd: process.cwd() }
+  const run = async (...args: string[]): Promise<string> => { out.length = 0; assert.equal(await groupCommand(args, ctx), 0, out.join('')); return out.join('') }
+  assert.match(await run('add', '--id', 'cli-line', '--ca', 'factory', '--pattern', 'cli-[a-z]+'), /added enrollment group "cli-line"/)
+  await assert.rejects(run('add', '--id', 'cli-line', '--ca', 'factory'), /already exists/)
+  await assert.rejects(run('add', '--id', 'bad', '--ca', 'factory', '--pattern', '(x)\\1'), /backreference/)
+  assert.match(await run('get', '--id', 'cli-line'), /cli-\[a-z\]\+/)
+  assert.match(await run('list'), /cli-line\s+factory\s+enabled/)
+  const c = await connect('cli-one')
+  const gone = closed(c, 3000)
+  assert.match(await run('disable-devices', '--id', 'cli-line'), /disabled 1 device/)
+  await gone
+  assert.match(await run('remove', '--id', 'cli-line'), /removed enrollment group "cli-line"/)
+  assert.equal((await call('GET', '/devices/cli-one')).body.status, 'disabled')
 })
