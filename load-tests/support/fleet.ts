@@ -78,7 +78,11 @@ async function loadOrGrow (count: number, log: (line: string) => void): Promise<
   return stored
 }
 
-export async function createFleet (count: number, log: (line: string) => void = (l) => { console.log(l) }): Promise<Fleet> {
+/**
+ * `enroll`: the registry holds no device, only an enrollment group on the CA (id `bench`) whose
+ * pattern covers every device, so each registers itself on its first connection.
+ */
+export async function createFleet (count: number, log: (line: string) => void = (l) => { console.log(l) }, opts: { enroll?: boolean } = {}): Promise<Fleet> {
   const stored = await loadOrGrow(count, log)
   const devices = stored.devices.slice(0, count)
   const dataDir = mkdtempSync(join(tmpdir(), 'certgate-bench-'))
@@ -88,7 +92,11 @@ export async function createFleet (count: number, log: (line: string) => void = 
   const { verificationCode } = await cas.generateVerificationCode('bench-root')
   const root = await revive(stored.root, 'certgate Root CA')
   await cas.verify('bench-root', (await issue({ cn: verificationCode ?? '', issuer: root, eku: [] })).pem)
-  await registry.importDevices(devices.map((d) => ({ deviceId: d.id, authType: 'certificateAuthority', primaryThumbprint: null, secondaryThumbprint: null, status: 'enabled', statusReason: null })))
+  if (opts.enroll === true) {
+    await registry.putEnrollmentGroup({ enrollmentGroupId: 'bench', primaryCa: 'bench-root', secondaryCa: null, provisioningStatus: 'enabled', deviceIdPattern: 'bench-\\d{6}', initialStatus: 'enabled' })
+  } else {
+    await registry.importDevices(devices.map((d) => ({ deviceId: d.id, authType: 'certificateAuthority', primaryThumbprint: null, secondaryThumbprint: null, status: 'enabled', statusReason: null })))
+  }
   await registry.close()
   const chainPem = stored.int2.pem + stored.int1.pem
   return {
