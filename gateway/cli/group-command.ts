@@ -33,11 +33,11 @@ interface GroupResource {
 }
 
 function asGroup (body: unknown): GroupResource {
-  const g = body as Partial<GroupResource> | null
+  const g = body as { enrollmentGroupId?: unknown, attestation?: { x509?: { caReferences?: { primary?: unknown } } } } | null
   if (typeof g !== 'object' || g === null || typeof g.enrollmentGroupId !== 'string' || typeof g.attestation?.x509?.caReferences?.primary !== 'string') {
     throw new CommandFailed('the admin API answered with something that is not an enrollment group; is --admin a certgate gateway?')
   }
-  return g as GroupResource
+  return g as unknown as GroupResource
 }
 
 const groupPath = (id: string): string => `/enrollmentGroups/${segment(id)}`

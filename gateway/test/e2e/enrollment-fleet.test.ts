@@ -48,12 +48,12 @@ async function mqttConnect (h: Harness, leaf: Issued, chain: readonly Issued[]):
     let got = Buffer.alloc(0)
     const timer = setTimeout(() => { finish('timeout') }, 20_000)
     const finish = (r: number | string): void => { clearTimeout(timer); socket.destroy(); resolve(r) }
-    socket.once('secureConnect', () => { socket.write(connectPacket(leaf.subjectCn ?? '')) })
+    socket.once('secureConnect', () => { socket.write(connectPacket(leaf.subjectCn)) })
     socket.on('data', (d: Buffer) => {
       got = Buffer.concat([got, d])
       if (got.length >= 4) finish(got[0] === 0x20 ? got[3] as number : `packet 0x${(got[0] as number).toString(16)}`)
     })
-    socket.once('error', (err) => { finish(err.message) })
+    socket.once('error', (err: Error) => { finish(err.message) })
     socket.once('close', () => { finish('closed before CONNACK') })
   })
 }
@@ -91,8 +91,8 @@ test(`${DEVICES} new devices connecting to two gateways at once are registered o
     while (next < leaves.length) {
       const leaf = leaves[next++] as Issued
       const [onA, onB] = await Promise.all([mqttConnect(a, leaf, chain), mqttConnect(b, leaf, chain)])
-      if (onA !== 0) failures.push(`${leaf.subjectCn ?? ''} on A: ${onA}`)
-      if (onB !== 0) failures.push(`${leaf.subjectCn ?? ''} on B: ${onB}`)
+      if (onA !== 0) failures.push(`${leaf.subjectCn} on A: ${onA}`)
+      if (onB !== 0) failures.push(`${leaf.subjectCn} on B: ${onB}`)
     }
   }))
   t.diagnostic(`${DEVICES} devices × 2 gateways connected in ${Math.round(performance.now() - started)} ms`)
