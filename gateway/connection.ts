@@ -14,6 +14,7 @@ import type { Registry } from './registry/types.js'
 import type { ValidatorPool } from './validation/validator-pool.js'
 import type { RefusalMemory } from './auth/refusal-memory.js'
 import type { Enrollment } from './auth/enrollment.js'
+import type { Revocation } from './live/revocation.js'
 
 export interface ConnectionContext {
   readonly listener: string
@@ -27,6 +28,8 @@ export interface ConnectionContext {
   readonly refusals: RefusalMemory
   /** Close authenticated connections with no traffic either way for this long (0 = never). */
   readonly idleTimeoutMs: number
+  /** Registry changes heard so far, and the recheck of one connection decided across one. */
+  readonly revocation: Pick<Revocation, 'generation' | 'stillAllowed'>
   /** Registers unknown devices covered by an enrollment group, on their first connection. */
   readonly enrollment?: Enrollment | undefined
 }
@@ -35,6 +38,8 @@ interface Refusal { readonly reason: RefusalReason, readonly detail: string, rea
 
 export async function handleConnection (socket: TLSSocket, peer: Peer, ctx: ConnectionContext): Promise<void> {
   const started = performance.now()
+  // Read before anything the decision relies on, so a change committed meanwhile is never missed.
+  const generation = ctx.revocation.generation()
   const sent = readPeerChain(socket)
   if (sent === undefined) return refuse(socket, peer, ctx, started, { reason: 'no_client_cert', detail: 'the device presented no client certificate' })
   const recent = ctx.refusals.recall(sent)
@@ -42,11 +47,16 @@ export async function handleConnection (socket: TLSSocket, peer: Peer, ctx: Conn
   const decision = await authenticate(await ctx.validator.validate(sent.leaf, sent.intermediates), ctx.registry, ctx.enrollment)
   if (gone(socket)) return ctx.metrics.abandoned(ctx.listener) // the device left while we decided
   if (!decision.ok) {
-    ctx.refusals.remember(sent, decision)
+    // A change heard meanwhile may be what fixes it: remember only refusals decided on current data.
+    if (ctx.revocation.generation() === generation) ctx.refusals.remember(sent, decision)
     return refuse(socket, peer, ctx, started, decision)
   }
   const live = trackLive(socket, decision.identity, ctx)
   try {
+    // Tracked from here on, so later changes reach it; one heard while deciding is checked now.
+    const changed = ctx.revocation.generation() === generation ? undefined : await ctx.revocation.stillAllowed(live.entry)
+    if (changed !== undefined) return refuse(socket, peer, ctx, started, changed)
+    if (gone(socket)) return // closed by a change while being rechecked
     await forward({ socket, identity: decision.identity, sent, ...peer }, ctx, started)
   } finally {
     live.untrack()
@@ -72,7 +82,7 @@ async function forward (device: DeviceConnection, ctx: ConnectionContext, starte
 }
 
 /** Tracks the connection by deviceId so revocation can close it, and counts its bytes. */
-function trackLive (socket: TLSSocket, identity: Identity, ctx: ConnectionContext): { untrack: () => void } {
+function trackLive (socket: TLSSocket, identity: Identity, ctx: ConnectionContext): { entry: LiveEntry, untrack: () => void } {
   let counted = { read: 0, written: 0 }
   const flushBytes = (): void => {
     const now = { read: socket.bytesRead, written: socket.bytesWritten }
@@ -97,6 +107,7 @@ function trackLive (socket: TLSSocket, identity: Identity, ctx: ConnectionContex
   }
   ctx.metrics.setLive(ctx.listener, ctx.live.count(ctx.listener))
   return {
+    entry,
     untrack: () => {
       flushBytes()
       untrack()

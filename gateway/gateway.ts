@@ -83,10 +83,13 @@ export async function startGateway (config: Config, deps: { log?: Logger, group?
   deps.group?.shareMetrics(metrics)
   const validator = createValidator({ threads: config.workers, maxQueue: config.maxValidationQueue, cacheEntries: config.intermediateCacheEntries }, { onValidated: metrics.validated })
   const live = createLiveConnections({ maxConnectionAgeMs: config.maxConnectionAgeMs })
-  const stopRevocation = await startRevocation({
+  const revocation = await startRevocation({
     registry,
     live,
-    setTrusted: (cas) => { validator.setTrusted(cas) },
+    setTrusted: (cas) => {
+      validator.setTrusted(cas)
+      log.debug({ event: 'trust_updated', cas: cas.length }, 'trusted CAs reloaded')
+    },
     onError: (err) => { metrics.revocationFailed(); log.error({ err }, 'applying a registry change failed: revoked devices may still be connected') }
   })
 
@@ -100,7 +103,10 @@ export async function startGateway (config: Config, deps: { log?: Logger, group?
 
   const refusals = createRefusalMemory({ ttlMs: config.refusalMemoryMs, maxEntries: 10_000 })
   // Any registry change may be the fix for a remembered refusal: forget them all.
-  const stopForgetting = registry.onChange(() => { refusals.forget() })
+  const stopForgetting = registry.onChange((change) => {
+    refusals.forget()
+    log.debug({ event: 'registry_change', change }, 'registry change heard')
+  })
   const enrollment = createEnrollment({
     registry,
     audit: opened.audit,
@@ -117,7 +123,7 @@ export async function startGateway (config: Config, deps: { log?: Logger, group?
     if (upstream === undefined) throw new Error(`listener ${l.name} has no upstream`)
     const forwarder = forwarderFor(l, upstream, config, metrics, log)
     forwarders.push(forwarder)
-    const ctx: ConnectionContext = { listener: l.name, validator, registry, forwarder, live, metrics, log, refusals, idleTimeoutMs: config.idleTimeoutMs, enrollment }
+    const ctx: ConnectionContext = { listener: l.name, validator, registry, forwarder, live, metrics, log, refusals, idleTimeoutMs: config.idleTimeoutMs, revocation, enrollment }
     const own = l.tlsCertFile === undefined ? tls : await serverCertificate(config.dataDir, l.tlsCertFile, l.tlsKeyFile)
     const listener = await startDeviceListener(
       {
@@ -185,7 +191,7 @@ export async function startGateway (config: Config, deps: { log?: Logger, group?
       await Promise.allSettled([...pending])
       clearInterval(poolGauges)
       live.stop()
-      stopRevocation()
+      revocation.stop()
       stopForgetting()
       enrollment.stop()
       await admin.close()

@@ -3,7 +3,13 @@
 // re-keyed; CA removed or replaced). Runs on every change event, so revocation takes effect at once.
 // Change events come from this process's registry, or — with PostgreSQL or several processes —
 // from every gateway sharing the registry, so revocation is fleet-wide.
-import { checkDevice } from '../auth/authenticate.js'
+//
+// No window: a change event only reaches the connections tracked when it is applied, and a
+// connection is tracked only after its decision, which may have read the registry before the
+// change committed (PostgreSQL answers a query and announces a change on different sessions).
+// So every applied change bumps a generation; a connection reads it before its decision begins
+// and, once tracked, is checked again by `stillAllowed` if it moved.
+import { checkDevice, type Decision } from '../auth/authenticate.js'
 import type { LiveConnections, LiveEntry } from './live-connections.js'
 import type { Registry, RegistryChange } from '../registry/types.js'
 import type { TrustedCa } from '../validation/validator-pool.js'
@@ -17,22 +23,53 @@ export interface RevocationDeps {
   readonly now?: () => number
 }
 
+export type Refused = Extract<Decision, { ok: false }>
+
+export interface Revocation {
+  /** How many change events have been received; moves before the change is applied. */
+  readonly generation: () => number
+  /**
+   * Checks one tracked connection against the registry and the trusted CAs as they are now
+   * (after any trust refresh under way): undefined if it may stay, else why not.
+   */
+  readonly stillAllowed: (entry: LiveEntry) => Promise<Refused | undefined>
+  readonly stop: () => void
+}
+
 /** Loads the verified, unexpired CAs: the only anchors devices may chain to. */
 export async function loadTrusted (registry: Registry, now: number): Promise<TrustedCa[]> {
   const cas = await registry.listCas()
   return cas.filter((c) => c.isVerified && Date.parse(c.notAfter) > now).map((c) => ({ name: c.name, der: c.certificateDer }))
 }
 
-export async function startRevocation (deps: RevocationDeps): Promise<() => void> {
+const closeReasonOf = (r: Refused['reason']): CloseReason =>
+  r === 'device_unknown' ? 'device_deleted' : r === 'device_disabled' ? 'device_disabled' : 'device_changed'
+
+export async function startRevocation (deps: RevocationDeps): Promise<Revocation> {
   const now = deps.now ?? Date.now
   let trustedNames = new Set<string>()
+  let generation = 0
+  // The trust refresh under way (or the last one): a single-connection check waits for it.
+  let refreshing: Promise<void> = Promise.resolve()
 
-  async function refreshTrust (): Promise<void> {
-    const trusted = await loadTrusted(deps.registry, now())
-    deps.setTrusted(trusted)
-    trustedNames = new Set(trusted.map((c) => c.name))
-    deps.live.closeWhere((e) => e.identity.caName !== undefined && !trustedNames.has(e.identity.caName), 'ca_removed',
-      'the CA this device chained to was removed, replaced or is no longer verified')
+  const untrusted = (e: LiveEntry): boolean => e.identity.caName !== undefined && !trustedNames.has(e.identity.caName)
+
+  function refreshTrust (): Promise<void> {
+    const work = (async () => {
+      const trusted = await loadTrusted(deps.registry, now())
+      deps.setTrusted(trusted)
+      trustedNames = new Set(trusted.map((c) => c.name))
+      deps.live.closeWhere(untrusted, 'ca_removed', 'the CA this device chained to was removed, replaced or is no longer verified')
+    })()
+    refreshing = work.catch(() => undefined)
+    return work
+  }
+
+  /** The device as the registry has it now, for one of its connections. */
+  async function deviceRefusal (e: LiveEntry): Promise<Refused | undefined> {
+    const id = e.identity.deviceId
+    const checked = checkDevice(await deps.registry.getDevice(id), id, { thumbprint: e.identity.thumbprint, authType: e.identity.authType })
+    return checked.ok ? undefined : checked
   }
 
   async function recheck (entries: readonly LiveEntry[]): Promise<void> {
@@ -43,15 +80,15 @@ export async function startRevocation (deps: RevocationDeps): Promise<() => void
       const device = await deps.registry.getDevice(id)
       for (const e of deps.live.byDevice(id)) {
         const refusal = checkDevice(device, id, { thumbprint: e.identity.thumbprint, authType: e.identity.authType })
-        if (refusal.ok) continue
-        const reason: CloseReason = refusal.reason === 'device_unknown' ? 'device_deleted' : refusal.reason === 'device_disabled' ? 'device_disabled' : 'device_changed'
-        e.close(reason, refusal.detail)
+        if (!refusal.ok) e.close(closeReasonOf(refusal.reason), refusal.detail)
       }
     }
   }
 
   const onChange = (change: RegistryChange): void => {
-    // A group governs only devices not yet registered: nothing live depends on it.
+    generation++
+    // A group governs only devices not yet registered: nothing live depends on it (the
+    // generation still moves, so a refusal decided across the change is not remembered).
     if (change.kind === 'enrollmentGroup') return
     // 'bulk' means anything may have changed (an import, or a PostgreSQL reconnect after
     // changes went unheard): reload the trusted CAs and recheck every live device.
@@ -62,5 +99,18 @@ export async function startRevocation (deps: RevocationDeps): Promise<() => void
   }
 
   await refreshTrust()
-  return deps.registry.onChange(onChange)
+  const stop = deps.registry.onChange(onChange)
+  return {
+    generation: () => generation,
+    stillAllowed: async (e) => {
+      // A refresh may start while we wait for one: wait until none is newer than what we saw.
+      for (let seen = refreshing; ; seen = refreshing) {
+        await seen
+        if (seen === refreshing) break
+      }
+      if (untrusted(e)) return { ok: false, reason: 'chain_untrusted', detail: 'the CA this device chained to was removed, replaced or is no longer verified while the connection was being decided', deviceId: e.identity.deviceId }
+      return await deviceRefusal(e)
+    },
+    stop
+  }
 }

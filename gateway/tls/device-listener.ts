@@ -125,7 +125,8 @@ export async function startDeviceListener (opts: DeviceListenerOptions, hooks: D
     }
     return direct
   }
-  // A server TLSSocket keeps the TCP socket it wraps as `_parent` (Node's _tls_wrap).
+  // A server TLSSocket keeps the TCP socket it wraps as `_parent` (Node's _tls_wrap, not documented):
+  // tls/test/device-listener.test.ts fails on any Node release that changes it.
   const parentOf = (tls: TLSSocket): Socket => (tls as TLSSocket & { _parent?: Socket | null })._parent ?? tls
   server.on('tlsClientError', (err: Error & { code?: string }, socket: TLSSocket) => {
     handshakes.get(parentOf(socket))?.()

@@ -17,6 +17,7 @@ import { xfccValue } from './xfcc.js'
 import { webSocketMqttFilter } from './websocket-mqtt.js'
 import { sanitize } from '../proxy-protocol/v2-header.js'
 import type { HttpOutcome } from '../reasons.js'
+import { ownedHeader } from './identity-headers.js'
 
 
 export interface HttpForwarderOptions {
@@ -41,8 +42,6 @@ export interface HttpForwarderOptions {
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authenticate', 'proxy-authorization', 'expect', 'http2-settings'])
 const INSPECTED_WEBSOCKET: ReadonlySet<string> = new Set(['sec-websocket-extensions'])
 const NOTHING: ReadonlySet<string> = new Set()
-/** Identity headers only certgate may set: a device's copies are dropped. */
-const forged = (name: string): boolean => name === 'x-forwarded-client-cert' || name.startsWith('x-certgate-')
 
 interface DeviceHttp {
   readonly deviceId: string
@@ -53,7 +52,7 @@ interface DeviceHttp {
 }
 
 /**
- * The device's headers minus forged ones, plus certgate's identity headers; minus hop-by-hop ones
+ * The device's headers minus the ones certgate owns (identity-headers.ts), plus certgate's identity headers; minus hop-by-hop ones
  * too, except for an upgrade, whose Connection/Upgrade headers are the point.
  */
 function upstreamHeaders (req: IncomingMessage, device: DeviceHttp, upgrade: 'none' | 'mqtt' | 'opaque'): string[] {
@@ -65,7 +64,7 @@ function upstreamHeaders (req: IncomingMessage, device: DeviceHttp, upgrade: 'no
   const out: string[] = []
   for (let i = 0; i < raw.length; i += 2) {
     const name = (raw[i] as string).toLowerCase()
-    if (forged(name) || name === 'x-forwarded-for' || name === 'x-forwarded-proto' || dropped.has(name) || named?.includes(name) === true) continue
+    if (ownedHeader(name) || dropped.has(name) || named?.includes(name) === true) continue
     out.push(raw[i] as string, raw[i + 1] as string)
   }
   out.push('x-certgate-device-id', device.deviceId, 'x-forwarded-client-cert', device.xfcc, 'x-forwarded-for', device.forwardedFor, 'x-forwarded-proto', 'https')

@@ -39,6 +39,17 @@ function deviceClient (h: Harness, leaf: Issued): Client {
 
 const sha256 = (der: Uint8Array): string => createHash('sha256').update(der).digest('hex')
 
+/** Headers other proxies set for the client's address or certificate, which an upstream may trust: forged here. */
+const FORGED_ELSEWHERE = {
+  Forwarded: 'for=203.0.113.9;proto=https',
+  'X-Real-IP': '203.0.113.9',
+  'True-Client-IP': '203.0.113.9',
+  'X-Forwarded-Host': 'admin.example',
+  'X-ARR-ClientCert': 'MIIB',
+  'X-SSL-Client-DN': 'CN=mallory',
+  'X-Remote-User': 'mallory'
+}
+
 test('identity headers on every request of a keep-alive connection; forged copies never pass', { timeout: 30_000 }, async () => {
   const up = await startHttpUpstream()
   const h = await gateway(up.port)
@@ -50,7 +61,14 @@ test('identity headers on every request of a keep-alive connection; forged copie
       const res = await client.request({
         path: `/hello?i=${i}`,
         method: 'GET',
-        headers: { 'x-certgate-device-id': 'mallory', 'X-Forwarded-Client-Cert': 'Hash=00;Subject="CN=mallory"', 'x-certgate-anything': 'forged', 'x-forwarded-for': '203.0.113.9' }
+        headers: {
+          'x-certgate-device-id': 'mallory',
+          'X-Forwarded-Client-Cert': 'Hash=00;Subject="CN=mallory"',
+          'x-certgate-anything': 'forged',
+          'x-forwarded-for': '203.0.113.9',
+          ...FORGED_ELSEWHERE,
+          'X-Not-Identity': 'kept'
+        }
       })
       assert.equal(res.statusCode, 200)
       assert.equal(res.headers['x-upstream'], 'yes')
@@ -63,6 +81,8 @@ test('identity headers on every request of a keep-alive connection; forged copie
       assert.equal(r.headers['x-certgate-anything'], undefined)
       assert.equal(r.headers['x-forwarded-for'], '127.0.0.1')
       assert.equal(r.headers['x-forwarded-proto'], 'https')
+      for (const name of Object.keys(FORGED_ELSEWHERE)) assert.equal(r.headers[name.toLowerCase()], undefined, `${name} reached the upstream`)
+      assert.equal(r.headers['x-not-identity'], 'kept', 'an ordinary header is forwarded')
     }
     assert.deepEqual(up.requests.map((r) => r.url), ['/hello?i=0', '/hello?i=1', '/hello?i=2'])
     const authenticated = h.logs.filter((l) => l.event === 'authenticated' && l.deviceId === 'alice')

@@ -444,3 +444,20 @@ function parseAll (bytes: Buffer): mqttPacket.Packet[] {
   parser.parse(bytes)
   return out
 }
+
+test('a crafted CONNECT (junk inside its remaining length) never reaches the upstream; an MQTT 5 device gets CONNACK 0x81', { timeout: 10_000 }, async (t) => {
+  for (const version of [4, 5] as const) {
+    const up = await startUpstream(t)
+    const { device, client } = await socketPair(t)
+    const plain = version === 4 ? connectV4() : connectV5()
+    const crafted = Buffer.concat([plain, Buffer.alloc(12, 0x41)])
+    crafted[1] = (crafted[1] as number) + 12
+    client.write(crafted)
+    const reply = readUntilEnd(client)
+    const opened = await createMqttForwarder(options(up.target)).open(dc(device))
+    assert.ok(!opened.ok)
+    assert.equal(opened.reason, 'mqtt_protocol_error')
+    assert.deepEqual(await reply, version === 5 ? Buffer.from([0x20, 0x03, 0x00, 0x81, 0x00]) : Buffer.alloc(0))
+    assert.equal(up.connections.length, 0, 'the upstream was contacted')
+  }
+})

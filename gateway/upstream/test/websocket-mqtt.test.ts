@@ -57,6 +57,12 @@ function run (filter: StreamFilter, stream: Buffer, chunkSizes: () => number): {
 
 const connect = (clientId: string, version: 4 | 5 = 4, username?: string): Buffer =>
   mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: version, clientId, clean: true, keepalive: 30, ...(username === undefined ? {} : { username }) })
+/** An MQTT 5 CONNECT for dev-1 with 4 bytes after its last field, inside its remaining length. */
+const junkConnect = (): Buffer => {
+  const c = Buffer.concat([connect('dev-1', 5), Buffer.from('junk')])
+  c[1] = (c[1] as number) + 4
+  return c
+}
 const publish = (size: number): Buffer => mqttPacket.generate({ cmd: 'publish', topic: 't', payload: Buffer.alloc(size, 0x62), qos: 0, retain: false, dup: false })
 const filterFor = (refusals: string[] = [], usernameIsDeviceId = false): StreamFilter =>
   webSocketMqttFilter({ deviceId: 'dev-1', usernameIsDeviceId, maxConnectBytes: 65_536, onRefused: (reason) => refusals.push(reason) })
@@ -104,6 +110,8 @@ test('refusals: the device is told (CONNACK or DISCONNECT in a frame, then a clo
     ['another clientId', frame(0x2, connect('dev-2')), 'mqtt_client_id_mismatch', /^82042002000288[0-9a-f]{2}03f0/],
     // Close 1002 (protocol error), the reason as its text.
     ['a first packet that is not CONNECT', frame(0x2, publish(3)), 'mqtt_protocol_error', /^88[0-9a-f]{2}03ea/],
+    // A CONNECT with bytes its fields do not account for: an MQTT 5 device gets CONNACK 0x81 "Malformed Packet".
+    ['a crafted CONNECT (junk inside its remaining length)', frame(0x2, junkConnect()), 'mqtt_protocol_error', /^820520030081008[0-9a-f]/],
     ['a text frame', frame(0x1, Buffer.from('hello')), 'mqtt_protocol_error', /^88[0-9a-f]{2}03ea/],
     ['a reserved bit (compression)', frame(0x2, connect('dev-1'), { rsv: 0x40 }), 'mqtt_protocol_error', /^88[0-9a-f]{2}03ea/],
     ['an unmasked frame', frame(0x2, connect('dev-1'), { masked: false }), 'mqtt_protocol_error', /^88[0-9a-f]{2}03ea/]

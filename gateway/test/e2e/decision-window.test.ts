@@ -1,0 +1,106 @@
+// What this proves: a registry change that commits while a device's own decision is in flight
+// still reaches that device. Gateway A reads a real PostgreSQL through a proxy that holds the
+// replies of its query sessions (its LISTEN session flows freely), so A's lookup of the device is
+// provably on the wire, unanswered, when an operator disables the device (or deletes its CA)
+// through gateway B and A hears the change. Nothing was tracked when A heard it; after the held
+// reply arrives, A must still refuse the device, within a second, and never forward it.
+import { test, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { issue, issueHierarchy, type Issued } from '../../pki/issue.js'
+import { startHarness, type Harness } from '../support/harness.js'
+import { connectDevice } from '../support/device.js'
+import { startPostgres, type Postgres } from '../support/postgres.js'
+import { startPgHoldProxy, type PgHoldProxy } from '../support/pg-hold-proxy.js'
+
+let pg: Postgres
+let proxy: PgHoldProxy
+let a: Harness
+let b: Harness
+let pki: { root: Issued, int1: Issued, int2: Issued }
+
+before(async () => {
+  pg = await startPostgres()
+  await pg.createDatabase('window')
+  proxy = await startPgHoldProxy({ host: '127.0.0.1', port: pg.port })
+  a = await startHarness({ CERTGATE_REGISTRY_URL: `postgres://postgres@127.0.0.1:${proxy.port}/window`, CERTGATE_REFUSAL_MEMORY_S: '0' })
+  b = await startHarness({ CERTGATE_REGISTRY_URL: pg.url('window') })
+  pki = await issueHierarchy()
+  await b.registerCa('acme', pki.root)
+  await a.waitForLog((l) => l.event === 'trust_updated' && (l as { cas?: number }).cas === 1)
+})
+after(async () => {
+  (proxy as PgHoldProxy | undefined)?.release()
+  await (a as Harness | undefined)?.close()
+  await (b as Harness | undefined)?.close()
+  await (proxy as PgHoldProxy | undefined)?.close()
+  await (pg as Postgres | undefined)?.destroy()
+})
+
+const connectTo = async (h: Harness, leaf: Issued, chain: Issued[]): ReturnType<typeof connectDevice> =>
+  await connectDevice({ port: h.gw.device.port, serverCa: h.serverCa, leaf, chain })
+
+/** A log line written after `from` lines had been: what happened next, not what happened before. */
+const after$ = (h: Harness, from: number, pred: (l: Harness['logs'][number]) => boolean): ReturnType<Harness['waitForLog']> =>
+  h.waitForLog((l) => h.logs.indexOf(l) >= from && pred(l))
+
+/** Resolves with how long after `from` the attempt failed; rejects if the device got in. */
+async function refusedWithin (attempt: Promise<unknown>, from: () => number): Promise<number> {
+  await assert.rejects(attempt, 'the device was let in although the change committed while its lookup was in flight')
+  return performance.now() - from()
+}
+
+test('a device disabled while its registry lookup is in flight is refused once the lookup answers', async (t) => {
+  await b.addDevice('window-1')
+  const leaf = await issue({ cn: 'window-1', issuer: pki.int2 })
+  // The path works before the window is opened.
+  const ok = await connectTo(a, leaf, [pki.int2, pki.int1])
+  ok.end(true)
+
+  proxy.hold()
+  const attempt = connectTo(a, leaf, [pki.int2, pki.int1])
+  attempt.catch(() => undefined)
+  await proxy.queried('window-1') // A's lookup is on the wire, its answer held
+  const from = a.logs.length
+  await b.addDevice('window-1', { status: 'disabled', statusReason: 'stolen' })
+  await after$(a, from, (l) => l.event === 'registry_change' && JSON.stringify(l).includes('window-1'))
+  let releasedAt = 0
+  proxy.release()
+  releasedAt = performance.now()
+  const ms = await refusedWithin(attempt, () => releasedAt)
+  t.diagnostic(`refused ${Math.round(ms)} ms after the lookup answered`)
+  assert.ok(ms <= 1000, `refused ${Math.round(ms)} ms after the lookup answered`)
+  const refused = await after$(a, from, (l) => l.event === 'refused' && l.deviceId === 'window-1')
+  assert.equal(refused.reason, 'device_disabled')
+  assert.ok(!a.logs.slice(from).some((l) => l.event === 'authenticated'), 'the device was forwarded')
+})
+
+test('a device whose CA is deleted while its lookup is in flight is refused, even after the trust reload finished', async (t) => {
+  const other = await issueHierarchy()
+  await b.registerCa('beta', other.root)
+  await a.waitForLog((l) => l.event === 'trust_updated' && (l as { cas?: number }).cas === 2)
+  await b.addDevice('window-2')
+  const leaf = await issue({ cn: 'window-2', issuer: other.int2 })
+  const ok = await connectTo(a, leaf, [other.int2, other.int1])
+  ok.end(true)
+
+  proxy.hold()
+  const attempt = connectTo(a, leaf, [other.int2, other.int1])
+  attempt.catch(() => undefined)
+  await proxy.queried('window-2')
+  const from = a.logs.length
+  assert.equal(await b.gw.registry.deleteCa('beta'), true)
+  // A hears it and reloads its trusted CAs (that query's answer is let through) while the
+  // device's lookup is still held: the reload closes what is tracked, and the device is not yet.
+  await after$(a, from, (l) => l.event === 'registry_change' && JSON.stringify(l).includes('beta'))
+  proxy.releaseSessionsWithout('window-2')
+  await after$(a, from, (l) => l.event === 'trust_updated' && (l as { cas?: number }).cas === 1)
+  let releasedAt = 0
+  proxy.release()
+  releasedAt = performance.now()
+  const ms = await refusedWithin(attempt, () => releasedAt)
+  t.diagnostic(`refused ${Math.round(ms)} ms after the lookup answered`)
+  assert.ok(ms <= 1000, `refused ${Math.round(ms)} ms after the lookup answered`)
+  const refused = await after$(a, from, (l) => l.event === 'refused' && l.deviceId === 'window-2')
+  assert.equal(refused.reason, 'chain_untrusted')
+  assert.ok(!a.logs.slice(from).some((l) => l.event === 'authenticated'), 'the device was forwarded')
+})
