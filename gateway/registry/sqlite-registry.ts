@@ -175,6 +175,30 @@ export function openSqliteRegistry (file: string): Registry {
     checkMatch(q.getGroup.get(id), ifMatch)
     return q.deleteGroup.run(id).changes > 0
   })
+  // First-connection registrations arriving together (a storm of new devices) are written in one
+  // transaction: one WAL fsync for the batch instead of one per device, on the event loop.
+  interface PendingInsert { readonly row: StoredDeviceRow, readonly resolve: (r: { record: DeviceRecord, inserted: boolean }) => void, readonly reject: (err: Error) => void }
+  let pendingInserts: PendingInsert[] = []
+  const insertBatch = db.transaction((rows: readonly StoredDeviceRow[]) => rows.map((row) => {
+    const inserted = q.insertDeviceIfAbsent.run(row).changes > 0
+    return { record: toDevice(inserted ? row : q.getDevice.get(row.device_id) as StoredDeviceRow), inserted }
+  }))
+  const flushInserts = (): void => {
+    const batch = pendingInserts
+    pendingInserts = []
+    let results: Array<{ record: DeviceRecord, inserted: boolean }>
+    try {
+      results = insertBatch(batch.map((p) => p.row))
+    } catch (err) {
+      for (const p of batch) p.reject(err as Error)
+      return
+    }
+    batch.forEach((p, i) => {
+      const r = results[i] as { record: DeviceRecord, inserted: boolean }
+      if (r.inserted) emit({ kind: 'device', deviceId: r.record.deviceId })
+      p.resolve(r)
+    })
+  }
   const putCa = db.transaction((ca: { name: string, certificateDer: Uint8Array, subject: string, thumbprint: string, notAfter: string }, ifMatch: string | undefined) => {
     const existing = q.getCa.get(ca.name)
     checkMatch(existing, ifMatch)
@@ -211,13 +235,10 @@ export function openSqliteRegistry (file: string): Registry {
     putDevice: async (d, ifMatch) => { const r = putDevice(d, ifMatch); emit({ kind: 'device', deviceId: d.deviceId }); return r },
     importDevices: async (list) => { const n = importDevices(list); emit({ kind: 'bulk' }); return n },
     deleteDevice: async (id, ifMatch) => { const r = deleteDevice(id, ifMatch); if (r) emit({ kind: 'device', deviceId: id }); return r },
-    insertDeviceIfAbsent: async (d, registration) => {
-      const now = nowIso()
-      const row: StoredDeviceRow = { ...deviceRow(d, undefined, now), ...registrationColumns(registration) }
-      const inserted = q.insertDeviceIfAbsent.run(row).changes > 0
-      if (inserted) emit({ kind: 'device', deviceId: d.deviceId })
-      return { record: toDevice(inserted ? row : q.getDevice.get(d.deviceId) as StoredDeviceRow), inserted }
-    },
+    insertDeviceIfAbsent: async (d, registration) => await new Promise((resolve, reject) => {
+      pendingInserts.push({ row: { ...deviceRow(d, undefined, nowIso()), ...registrationColumns(registration) }, resolve, reject })
+      if (pendingInserts.length === 1) setImmediate(flushInserts)
+    }),
     setGroupDevicesStatus: async (group, status, statusReason) => {
       const n = q.setGroupStatus.run({ group, status, status_reason: statusReason, etag: newEtag(), now: nowIso() }).changes
       if (n > 0) emit({ kind: 'bulk' })
