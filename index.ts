@@ -1,4 +1,5 @@
-// certgate's library entry: the same chain validator the gateway's workers run (CONTRACT.md §Library).
+// certgate's library entry: the same chain validator the gateway's workers run (documented in the
+// README's Library section).
 import { buildAnchorSet, ekuOid, validatePath } from './workers/validate-chain.js'
 
 export interface ValidateChainInput {

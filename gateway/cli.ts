@@ -10,7 +10,7 @@ import { CommandFailed, UsageError } from './cli/errors.js'
 const USAGE = `usage: certgate <command> [flags]
 
 commands:
-  start      run the gateway (configured by CERTGATE_* environment variables; see README)
+  start      run the gateway (configured by CERTGATE_* environment variables; see docs/configuration.md)
   pki        create a root CA, intermediates, device certificates, verification certificates
              and PKCS#12 bundles (PEM files, on this machine)
   ca         register CA certificates with proof of possession; list, show, remove them

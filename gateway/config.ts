@@ -76,6 +76,11 @@ export function parseHostPort (value: string, what: string): HostPort {
   return { host: m[1] ?? m[2] ?? '', port }
 }
 
+/** The inverse of parseHostPort: IPv6 hosts in brackets. */
+export function formatHostPort (a: HostPort): string {
+  return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`
+}
+
 function int (env: NodeJS.ProcessEnv, name: string, def: number, min: number, max: number): number {
   const raw = env[name]
   if (raw === undefined || raw === '') return def

@@ -34,7 +34,7 @@ export interface ConnectionContext {
   readonly enrollment?: Enrollment | undefined
 }
 
-interface Refusal { readonly reason: RefusalReason, readonly detail: string, readonly deviceId?: string | undefined }
+interface DeviceRefusal { readonly reason: RefusalReason, readonly detail: string, readonly deviceId?: string | undefined }
 
 export async function handleConnection (socket: TLSSocket, peer: Peer, ctx: ConnectionContext): Promise<void> {
   const started = performance.now()
@@ -119,7 +119,7 @@ function trackLive (socket: TLSSocket, identity: Identity, ctx: ConnectionContex
 /** A function, not a property read, so the check is not narrowed away across awaits. */
 const gone = (socket: TLSSocket): boolean => socket.destroyed
 
-function refuse (socket: TLSSocket, peer: Peer, ctx: ConnectionContext, started: number, r: Refusal): void {
+function refuse (socket: TLSSocket, peer: Peer, ctx: ConnectionContext, started: number, r: DeviceRefusal): void {
   ctx.metrics.refused(ctx.listener, r.reason, (performance.now() - started) / 1000)
   ctx.log.warn({ event: 'refused', reason: r.reason, detail: r.detail, deviceId: r.deviceId, remote: peer.source.address, listener: ctx.listener }, 'device refused')
   // A forwarder that answered the device (an MQTT CONNACK) has ended the socket: let that reach it.

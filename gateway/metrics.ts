@@ -2,11 +2,7 @@
 // label sets (no deviceIds or fingerprints), reasons pre-registered at zero so dashboards show
 // lines rather than gaps. Only importer of prom-client.
 import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
-import { CLOSE_REASONS, HTTP_OUTCOMES, REFUSAL_REASONS, type CloseReason, type HttpOutcome, type RefusalReason } from './reasons.js'
-
-/** TLS handshake failures, bucketed: the OpenSSL code varies with key type and version. */
-export const HANDSHAKE_FAILURES = ['timeout', 'bad_certificate_proof', 'no_shared_cipher', 'protocol', 'not_tls', 'other', 'over_capacity', 'rate_limited', 'proxy_header_invalid', 'proxy_header_untrusted'] as const
-export type HandshakeFailure = typeof HANDSHAKE_FAILURES[number]
+import { CLOSE_REASONS, HANDSHAKE_FAILURES, HTTP_OUTCOMES, REFUSAL_REASONS, type CloseReason, type HandshakeFailure, type HttpOutcome, type RefusalReason } from './reasons.js'
 
 /** What the registry holds, read at scrape time. */
 export interface FleetSnapshot {

@@ -1,5 +1,5 @@
 // Every reason a device is refused or a live connection is closed: one closed set each, used
-// as-is for the metric label, the log field and the README's table (a drift test keeps them in step).
+// as-is for the metric label, the log field and docs/reasons.md (a drift test keeps them in step).
 import { CHAIN_REASONS } from '../workers/types.js'
 
 export const GATEWAY_REASONS = [
@@ -35,6 +35,10 @@ export const CLOSE_REASONS = [
   'shutdown'
 ] as const
 export type CloseReason = typeof CLOSE_REASONS[number]
+
+/** TLS handshake failures, bucketed (the OpenSSL code varies with key type and version), and connections closed before TLS. */
+export const HANDSHAKE_FAILURES = ['timeout', 'bad_certificate_proof', 'no_shared_cipher', 'protocol', 'not_tls', 'other', 'over_capacity', 'rate_limited', 'proxy_header_invalid', 'proxy_header_untrusted'] as const
+export type HandshakeFailure = typeof HANDSHAKE_FAILURES[number]
 
 /** How an http-mode request from a device ended: the upstream's status class, or why certgate answered itself. */
 export const HTTP_OUTCOMES = ['1xx', '2xx', '3xx', '4xx', '5xx', 'upstream_unavailable', 'upstream_timeout', 'upstream_failed_midway', 'device_aborted', 'upgraded', 'upgrade_refused'] as const

@@ -94,7 +94,8 @@ async function main (): Promise<void> {
       // Every benchmark connection comes from 127.0.0.1: per-address limits would measure themselves.
       CERTGATE_HANDSHAKE_RATE_PER_ADDRESS: '0', CERTGATE_REFUSAL_MEMORY_S: '0'
     },
-    nodeArgs
+    nodeArgs,
+    enroll: fleet.enroll
   })
   // Start certgate once first so its development server certificate (P-256) exists for the others too.
   await (await certgate(0)).stop()

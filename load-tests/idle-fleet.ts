@@ -75,7 +75,8 @@ async function main (): Promise<void> {
       // A measuring hook, not a certgate feature: SIGUSR2 runs a full GC, so memory that is only
       // waiting for a collection (garbage V8 cannot see the native size of) can be told apart.
       ...(opt.gc === '1' ? { nodeArgs: ['--expose-gc', '--import', `data:text/javascript,process.on('SIGUSR2',()=>globalThis.gc())`] } : {}),
-      nofile
+      nofile,
+      enroll: fleet.enroll
     })
     cleanup.unshift(gw.stop)
     if (openFilesLimit(gw.pid) < perConnFiles * devices + 512) throw new Error(`certgate may open only ${openFilesLimit(gw.pid)} files, ${perConnFiles * devices + 512} are needed: raise the hard limit (ulimit -Hn)`)

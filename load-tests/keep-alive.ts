@@ -106,7 +106,8 @@ async function main (): Promise<void> {
       CERTGATE_PROTOCOL: protocol,
       CERTGATE_UPSTREAM: protocol === 'http' ? `http://127.0.0.1:${upstream.port}` : `127.0.0.1:${upstream.port}`,
       CERTGATE_HANDSHAKE_RATE_PER_ADDRESS: '0'
-    }
+    },
+    enroll: fleet.enroll
   })
   const servers: ServerProcess[] = []
   const targets: Target[] = []

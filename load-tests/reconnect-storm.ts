@@ -68,7 +68,7 @@ async function storm (mode: StormResult['mode'], devices: number, concurrency: n
     CERTGATE_MAX_HANDSHAKES: String(Math.max(4096, concurrency * 2)),
     ...(opt.workers === '' ? {} : { CERTGATE_WORKERS: opt.workers })
   }
-  const gw = await startCertgate({ env, nofile, ...(opt.cli === '' ? {} : { cli: opt.cli }) })
+  const gw = await startCertgate({ env, nofile, enroll: fleet.enroll, ...(opt.cli === '' ? {} : { cli: opt.cli }) })
   const cleanup: Array<() => Promise<void>> = [gw.stop, mosquitto.stop]
   try {
     const limit = Math.min(openFilesLimit(gw.pid), openFilesLimit(mosquitto.pid))

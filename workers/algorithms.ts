@@ -72,6 +72,8 @@ export function readSpki (der: Uint8Array, spki: Tlv): { type: KeyType, problem:
       if (bitLength < MIN_RSA_BITS) return { type, problem: `RSA key of ${bitLength} bits (minimum ${MIN_RSA_BITS})` }
       // Huge moduli or exponents make each verification cost milliseconds: a cheap way to burn CPU.
       if (bitLength > MAX_RSA_BITS) return { type, problem: `RSA key of ${bitLength} bits (maximum ${MAX_RSA_BITS})` }
+      // Every RSA key generator makes whole-octet moduli; another size is a broken or crafted key (CA/B BR 6.1.5).
+      if (bitLength % 8 !== 0) return { type, problem: `RSA modulus of ${bitLength} bits is not a whole number of octets` }
       if (exponent < 3n || exponent > MAX_RSA_EXPONENT || exponent % 2n === 0n) return { type, problem: `RSA public exponent ${exponent} is not an odd number from 3 to 2^32-1` }
       return { type, problem: undefined }
     }

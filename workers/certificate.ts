@@ -9,6 +9,7 @@ import {
 } from './der.js'
 import { readSignatureAlgorithm, readSpki, type KeyType, type SignatureCheck } from './algorithms.js'
 import { CertificateError } from './certificate-error.js'
+import { keyOf, nameKey, rdnKeys } from './name-compare.js'
 
 export { CertificateError }
 export type { KeyType, SignatureCheck }
@@ -25,6 +26,11 @@ export const OID = {
   authorityKeyId: '2.5.29.35',
   subjectAltName: '2.5.29.17',
   nameConstraints: '2.5.29.30',
+  certificatePolicies: '2.5.29.32',
+  policyMappings: '2.5.29.33',
+  policyConstraints: '2.5.29.36',
+  inhibitAnyPolicy: '2.5.29.54',
+  anyPolicy: '2.5.29.32.0',
   anyExtendedKeyUsage: '2.5.29.37.0',
   clientAuth: '1.3.6.1.5.5.7.3.2',
   serverAuth: '1.3.6.1.5.5.7.3.1'
@@ -32,11 +38,10 @@ export const OID = {
 
 /**
  * Extensions certgate recognises without acting on them. They may be critical: none of them
- * narrows what a chain may do for client authentication with no policy requirement
+ * narrows what a chain may do for client authentication
  * (RFC 5280 §4.2: a critical extension must be recognised or the certificate rejected).
  */
 const RECOGNISED_PASSIVE = new Set([
-  '2.5.29.32', // certificatePolicies: certgate requires no policy (user-initial-policy-set = any-policy)
   '2.5.29.18', // issuerAltName
   '2.5.29.31', // cRLDistributionPoints
   '2.5.29.46', // freshestCRL
@@ -46,12 +51,18 @@ const RECOGNISED_PASSIVE = new Set([
   '1.3.6.1.4.1.11129.2.4.2' // CT precertificate SCTs
 ])
 
+const KNOWN_EXTENSIONS = new Set<string>([
+  OID.basicConstraints, OID.keyUsage, OID.extKeyUsage, OID.subjectKeyId, OID.authorityKeyId, OID.subjectAltName, OID.nameConstraints,
+  OID.certificatePolicies, OID.policyMappings, OID.policyConstraints, OID.inhibitAnyPolicy
+])
+
 export const KEY_USAGE = { digitalSignature: 0, keyCertSign: 5 } as const
 
 export type GeneralName =
   | { readonly kind: 'dns' | 'email' | 'uri', readonly text: string }
   | { readonly kind: 'ip', readonly bytes: Uint8Array }
-  | { readonly kind: 'dir', readonly rdns: readonly Uint8Array[] }
+  /** RFC 5280 §7.1 comparison keys of the RDNs (name-compare.ts). */
+  | { readonly kind: 'dir', readonly rdns: readonly string[] }
   | { readonly kind: 'other', readonly tag: number }
 
 export interface GeneralSubtree { readonly base: GeneralName }
@@ -66,13 +77,19 @@ export interface Certificate {
   readonly tbs: Uint8Array
   readonly signature: Uint8Array
   readonly signatureCheck: SignatureCheck
-  /** DER of the issuer and subject Names; byte equality is the name-chaining rule used. */
+  /** 1 or 3 (v2 is accepted and reported as 2). */
+  readonly version: number
+  /** Why the serial number breaks RFC 5280 §4.1.2.2 (zero, negative or over 20 octets), if it does. */
+  readonly serialProblem: string | undefined
+  /** DER of the issuer and subject Names. */
   readonly issuer: Uint8Array
   readonly subject: Uint8Array
+  /** RFC 5280 §7.1 comparison keys of the Names (name-compare.ts): equal keys chain, whatever the encoding. */
   readonly issuerKey: string
   readonly subjectKey: string
   readonly selfIssued: boolean
-  readonly subjectRdns: readonly Uint8Array[]
+  /** RFC 5280 §7.1 comparison keys of the subject's RDNs, in order. */
+  readonly subjectRdns: readonly string[]
   readonly commonNames: readonly string[]
   readonly emailAddresses: readonly string[]
   readonly notBefore: number
@@ -93,8 +110,21 @@ export interface Certificate {
   readonly extKeyUsage: readonly string[] | undefined
   readonly subjectKeyId: Uint8Array | undefined
   readonly authorityKeyId: Uint8Array | undefined
+  /** The authorityKeyIdentifier extension is present (with or without its keyIdentifier). */
+  readonly hasAuthorityKeyIdExtension: boolean
+  /** The authorityKeyIdentifier carries authorityCertIssuer or authorityCertSerialNumber. */
+  readonly authorityKeyIdNamesIssuer: boolean
   readonly subjectAltNames: readonly GeneralName[] | undefined
+  readonly subjectAltNamesCritical: boolean
   readonly nameConstraints: NameConstraints | undefined
+  readonly nameConstraintsCritical: boolean
+  /** RFC 5280 §4.2.1.4-5, 4.2.1.11, 4.2.1.14: what policy processing (policy.ts) needs. */
+  readonly policies: readonly string[] | undefined
+  readonly policyMappings: ReadonlyArray<readonly [issuerDomain: string, subjectDomain: string]> | undefined
+  readonly policyConstraints: { readonly requireExplicitPolicy: number | undefined, readonly inhibitPolicyMapping: number | undefined } | undefined
+  readonly inhibitAnyPolicy: number | undefined
+  /** An extension marked critical that RFC 5280 requires to be non-critical, by name. */
+  readonly wronglyCritical: string | undefined
   /** OID of the first critical extension certgate does not understand. */
   readonly unknownCritical: string | undefined
 }
@@ -119,7 +149,7 @@ export function parseCertificate (der: Uint8Array): Certificate {
     i++
   }
   const serial = need(f[i++], TAG.INTEGER, 'serialNumber')
-  if (serial.end === serial.valueStart) throw new CertificateError('empty serialNumber')
+  const serialProblem = checkSerial(der, serial)
   const innerAlg = need(f[i++], TAG.SEQUENCE, 'signature')
   // RFC 5280 §4.1.1.2: the algorithm in tbsCertificate must equal the outer one.
   if (!bytesEqual(whole(der, innerAlg), whole(der, outerAlg))) throw new CertificateError('signature algorithm mismatch between tbsCertificate and Certificate')
@@ -144,6 +174,9 @@ export function parseCertificate (der: Uint8Array): Certificate {
   const subject = whole(der, subjectTlv)
   const names = readName(der, subjectTlv)
   readName(der, issuerTlv) // well-formedness only
+  const subjectRdns = rdnKeys(der, subjectTlv)
+  const subjectKey = keyOf(subjectRdns)
+  const issuerKey = bytesEqual(issuer, subject) ? subjectKey : nameKey(der, issuerTlv)
   const spki = whole(der, spkiTlv)
   const key = readSpki(der, spkiTlv)
   let publicKey: KeyObject | undefined
@@ -158,10 +191,12 @@ export function parseCertificate (der: Uint8Array): Certificate {
     signatureCheck: readSignatureAlgorithm(der, outerAlg),
     issuer,
     subject,
-    issuerKey: Buffer.from(issuer).toString('latin1'),
-    subjectKey: Buffer.from(subject).toString('latin1'),
-    selfIssued: bytesEqual(issuer, subject),
-    subjectRdns: names.rdns,
+    version,
+    serialProblem,
+    issuerKey,
+    subjectKey,
+    selfIssued: issuerKey === subjectKey,
+    subjectRdns,
     commonNames: names.commonNames,
     emailAddresses: names.emails,
     notBefore,
@@ -182,10 +217,34 @@ export function parseCertificate (der: Uint8Array): Certificate {
     extKeyUsage: ext?.extKeyUsage,
     subjectKeyId: ext?.subjectKeyId,
     authorityKeyId: ext?.authorityKeyId,
+    hasAuthorityKeyIdExtension: ext?.hasAuthorityKeyIdExtension ?? false,
+    authorityKeyIdNamesIssuer: ext?.authorityKeyIdNamesIssuer ?? false,
     subjectAltNames: ext?.subjectAltNames,
+    subjectAltNamesCritical: ext?.subjectAltNamesCritical ?? false,
     nameConstraints: ext?.nameConstraints,
+    nameConstraintsCritical: ext?.nameConstraintsCritical ?? false,
+    policies: ext?.policies,
+    policyMappings: ext?.policyMappings,
+    policyConstraints: ext?.policyConstraints,
+    inhibitAnyPolicy: ext?.inhibitAnyPolicy,
+    wronglyCritical: ext?.wronglyCritical,
     unknownCritical: ext?.unknownCritical
   }
+}
+
+/**
+ * RFC 5280 §4.1.2.2: a positive integer of at most 20 octets (a sign octet of zero not counted).
+ * Reported, not thrown: profile.ts decides where it matters (a trusted root with serial 0 exists).
+ */
+function checkSerial (der: Uint8Array, serial: Tlv): string | undefined {
+  const len = serial.end - serial.valueStart
+  if (len === 0) throw new CertificateError('empty serialNumber')
+  const first = der[serial.valueStart] as number
+  if (len === 1 && first === 0) return 'its serial number is zero (RFC 5280 §4.1.2.2: it must be positive)'
+  if ((first & 0x80) !== 0) return 'its serial number is negative (RFC 5280 §4.1.2.2: it must be positive)'
+  const octets = first === 0 ? len - 1 : len
+  if (octets > 20) return `its serial number has ${octets} octets (RFC 5280 §4.1.2.2: at most 20)`
+  return undefined
 }
 
 function need (tlv: Tlv | undefined, tag: number, what: string): Tlv {
@@ -194,13 +253,12 @@ function need (tlv: Tlv | undefined, tag: number, what: string): Tlv {
   return tlv
 }
 
-interface NameFacts { rdns: Uint8Array[], commonNames: string[], emails: string[] }
+interface NameFacts { commonNames: string[], emails: string[] }
 
 function readName (der: Uint8Array, name: Tlv): NameFacts {
-  const out: NameFacts = { rdns: [], commonNames: [], emails: [] }
+  const out: NameFacts = { commonNames: [], emails: [] }
   for (const rdn of children(der, name, 64)) {
     if (rdn.tag !== TAG.SET) throw new CertificateError('RDN must be a SET')
-    out.rdns.push(whole(der, rdn))
     const atvs = children(der, rdn, 16)
     if (atvs.length === 0) throw new CertificateError('empty RDN')
     for (const atv of atvs) {
@@ -221,9 +279,31 @@ interface ExtensionFacts {
   extKeyUsage: string[] | undefined
   subjectKeyId: Uint8Array | undefined
   authorityKeyId: Uint8Array | undefined
+  hasAuthorityKeyIdExtension: boolean
+  authorityKeyIdNamesIssuer: boolean
   subjectAltNames: GeneralName[] | undefined
+  subjectAltNamesCritical: boolean
   nameConstraints: NameConstraints | undefined
+  nameConstraintsCritical: boolean
+  policies: Certificate['policies']
+  policyMappings: Certificate['policyMappings']
+  policyConstraints: Certificate['policyConstraints']
+  inhibitAnyPolicy: number | undefined
+  wronglyCritical: string | undefined
   unknownCritical: string | undefined
+}
+
+/**
+ * Extensions RFC 5280 says conforming CAs MUST mark non-critical: one marked critical is a
+ * certificate no conforming CA made (§4.2.1.1, §4.2.1.2, §4.2.1.8, §4.2.1.15, §4.2.2.1, §4.2.2.2).
+ */
+const MUST_BE_NON_CRITICAL: Record<string, string> = {
+  '2.5.29.35': 'authorityKeyIdentifier',
+  '2.5.29.14': 'subjectKeyIdentifier',
+  '2.5.29.9': 'subjectDirectoryAttributes',
+  '2.5.29.46': 'freshestCRL',
+  '1.3.6.1.5.5.7.1.1': 'authorityInfoAccess',
+  '1.3.6.1.5.5.7.1.11': 'subjectInfoAccess'
 }
 
 function readExtensions (der: Uint8Array, wrapper: Tlv): ExtensionFacts {
@@ -234,7 +314,9 @@ function readExtensions (der: Uint8Array, wrapper: Tlv): ExtensionFacts {
   if (list.length === 0) throw new CertificateError('empty extensions')
   const out: ExtensionFacts = {
     basicConstraints: undefined, keyUsage: undefined, extKeyUsage: undefined, subjectKeyId: undefined,
-    authorityKeyId: undefined, subjectAltNames: undefined, nameConstraints: undefined, unknownCritical: undefined
+    authorityKeyId: undefined, hasAuthorityKeyIdExtension: false, authorityKeyIdNamesIssuer: false, subjectAltNames: undefined,
+    subjectAltNamesCritical: false, nameConstraints: undefined, nameConstraintsCritical: false, policies: undefined,
+    policyMappings: undefined, policyConstraints: undefined, inhibitAnyPolicy: undefined, wronglyCritical: undefined, unknownCritical: undefined
   }
   const seen = new Set<string>()
   for (const e of list) {
@@ -251,6 +333,13 @@ function readExtensions (der: Uint8Array, wrapper: Tlv): ExtensionFacts {
     if (valueTlv?.tag === TAG.BOOLEAN) { critical = readBoolean(der, valueTlv); valueTlv = parts[2] }
     else if (parts.length > 2) throw new CertificateError('bad Extension')
     if (valueTlv?.tag !== TAG.OCTET_STRING) throw new CertificateError(`extension ${oid}: extnValue must be an OCTET STRING`)
+    if (critical && out.wronglyCritical === undefined) out.wronglyCritical = MUST_BE_NON_CRITICAL[oid]
+    if (!KNOWN_EXTENSIONS.has(oid) && !RECOGNISED_PASSIVE.has(oid)) {
+      // An extension certgate does not know is not decoded: its value may be anything, even empty.
+      if (critical && out.unknownCritical === undefined) out.unknownCritical = oid
+      continue
+    }
+    // A known extension, acted on or not, must at least be one well-formed DER value.
     const body = readTlv(der, valueTlv.valueStart, valueTlv.end)
     if (body.end !== valueTlv.end) throw new CertificateError(`extension ${oid}: trailing bytes`)
     switch (oid) {
@@ -284,7 +373,12 @@ function readExtensions (der: Uint8Array, wrapper: Tlv): ExtensionFacts {
         break
       case OID.authorityKeyId: {
         if (body.tag !== TAG.SEQUENCE) throw new CertificateError('authorityKeyIdentifier must be a SEQUENCE')
-        for (const item of children(der, body, 3)) if (item.tag === 0x80) out.authorityKeyId = value(der, item)
+        out.hasAuthorityKeyIdExtension = true
+        for (const item of children(der, body, 3)) {
+          if (item.tag === 0x80) out.authorityKeyId = value(der, item)
+          else if (item.tag === 0xa1 || item.tag === 0x82) out.authorityKeyIdNamesIssuer = true
+          else throw new CertificateError('bad authorityKeyIdentifier field')
+        }
         break
       }
       case OID.subjectAltName: {
@@ -292,13 +386,25 @@ function readExtensions (der: Uint8Array, wrapper: Tlv): ExtensionFacts {
         const names = children(der, body, 256).map((t) => readGeneralName(der, t))
         if (names.length === 0) throw new CertificateError('empty subjectAltName')
         out.subjectAltNames = names
+        out.subjectAltNamesCritical = critical
         break
       }
       case OID.nameConstraints:
         out.nameConstraints = readNameConstraints(der, body)
+        out.nameConstraintsCritical = critical
         break
-      default:
-        if (critical && !RECOGNISED_PASSIVE.has(oid) && out.unknownCritical === undefined) out.unknownCritical = oid
+      case OID.certificatePolicies:
+        out.policies = readPolicies(der, body)
+        break
+      case OID.policyMappings:
+        out.policyMappings = readPolicyMappings(der, body)
+        break
+      case OID.policyConstraints:
+        out.policyConstraints = readPolicyConstraints(der, body)
+        break
+      case OID.inhibitAnyPolicy:
+        out.inhibitAnyPolicy = readSmallUint(der, body)
+        break
     }
   }
   return out
@@ -321,11 +427,54 @@ function readGeneralName (der: Uint8Array, t: Tlv, inConstraint = false): Genera
     case 0xa4: {
       const [name] = children(der, t, 1)
       if (name?.tag !== TAG.SEQUENCE) throw new CertificateError('bad directoryName')
-      return { kind: 'dir', rdns: readName(der, name).rdns }
+      readName(der, name) // well-formedness only
+      return { kind: 'dir', rdns: rdnKeys(der, name) }
     }
     default:
       return { kind: 'other', tag: t.tag }
   }
+}
+
+/** §4.2.1.4: the policy OIDs (qualifiers are not read); a policy OID appears at most once. */
+function readPolicies (der: Uint8Array, body: Tlv): string[] {
+  if (body.tag !== TAG.SEQUENCE) throw new CertificateError('certificatePolicies must be a SEQUENCE')
+  const oids: string[] = []
+  for (const info of children(der, body, 64)) {
+    const [oid] = info.tag === TAG.SEQUENCE ? children(der, info, 2) : []
+    if (oid === undefined) throw new CertificateError('bad PolicyInformation')
+    const id = oidString(der, oid)
+    if (oids.includes(id)) throw new CertificateError(`policy ${id} appears twice in certificatePolicies`)
+    oids.push(id)
+  }
+  if (oids.length === 0) throw new CertificateError('empty certificatePolicies')
+  return oids
+}
+
+/** §4.2.1.5: pairs of (issuerDomainPolicy, subjectDomainPolicy). */
+function readPolicyMappings (der: Uint8Array, body: Tlv): Array<[string, string]> {
+  if (body.tag !== TAG.SEQUENCE) throw new CertificateError('policyMappings must be a SEQUENCE')
+  const pairs = children(der, body, 64).map((m): [string, string] => {
+    const [a, b, extra] = m.tag === TAG.SEQUENCE ? children(der, m, 3) : []
+    if (a === undefined || b === undefined || extra !== undefined) throw new CertificateError('bad PolicyMapping')
+    return [oidString(der, a), oidString(der, b)]
+  })
+  if (pairs.length === 0) throw new CertificateError('empty policyMappings')
+  return pairs
+}
+
+/** §4.2.1.11: requireExplicitPolicy [0] and inhibitPolicyMapping [1], SkipCerts each; not both absent. */
+function readPolicyConstraints (der: Uint8Array, body: Tlv): NonNullable<Certificate['policyConstraints']> {
+  if (body.tag !== TAG.SEQUENCE) throw new CertificateError('policyConstraints must be a SEQUENCE')
+  let requireExplicitPolicy: number | undefined
+  let inhibitPolicyMapping: number | undefined
+  for (const item of children(der, body, 2)) {
+    const n = readSmallUint(der, { ...item, tag: TAG.INTEGER })
+    if (item.tag === 0x80 && requireExplicitPolicy === undefined && inhibitPolicyMapping === undefined) requireExplicitPolicy = n
+    else if (item.tag === 0x81 && inhibitPolicyMapping === undefined) inhibitPolicyMapping = n
+    else throw new CertificateError('bad policyConstraints field')
+  }
+  if (requireExplicitPolicy === undefined && inhibitPolicyMapping === undefined) throw new CertificateError('empty policyConstraints')
+  return { requireExplicitPolicy, inhibitPolicyMapping }
 }
 
 function readNameConstraints (der: Uint8Array, body: Tlv): NameConstraints {

@@ -1,6 +1,9 @@
 // The thread boundary: everything that crosses into a validation worker and back is declared
 // here and nowhere else. Only plain data (structured-clone safe), never classes or errors.
 
+/** Certificates a device may send besides its leaf: the gateway reads at most one more (so "too many" stays visible) and the validator refuses beyond it. */
+export const MAX_SENT_CERTIFICATES = 10
+
 /** Why a chain was refused. One closed set; the gateway adds its own reasons on top. */
 export const CHAIN_REASONS = [
   'malformed_certificate',
@@ -17,6 +20,8 @@ export const CHAIN_REASONS = [
   'unknown_critical_extension',
   'name_constraints_violated',
   'name_constraints_unsupported',
+  'nonconforming_certificate',
+  'policy_constraints_violated',
   'weak_key',
   'weak_algorithm',
   'unsupported_algorithm',

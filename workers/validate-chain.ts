@@ -7,12 +7,14 @@ import { constants, hash, verify } from 'node:crypto'
 import { bytesEqual } from './der.js'
 import { KEY_USAGE, OID, parseCertificate, type Certificate } from './certificate.js'
 import { checkNameConstraints } from './name-constraints.js'
-import type { ChainReason, ChainVerdict, LeafFacts, Refusal, ValidationOutcome } from './types.js'
+import { leafCanSignCertificates, leafProfileProblem, placeProblem } from './profile.js'
+import { policyProblem } from './policy.js'
+import { MAX_SENT_CERTIFICATES, type ChainReason, type ChainVerdict, type LeafFacts, type Refusal, type ValidationOutcome } from './types.js'
 import type { ExpiringLru } from '../cache/expiring-lru.js'
 
 export const LIMITS = {
   /** Certificates a device may send besides its leaf. */
-  MAX_SENT: 10,
+  MAX_SENT: MAX_SENT_CERTIFICATES,
   /** Intermediates in one path between the leaf and the anchor. */
   MAX_DEPTH: 8,
   MAX_SIGNATURE_CHECKS: 32,
@@ -103,18 +105,32 @@ function leafProblem (leaf: Certificate, opts: ValidateOptions): Refusal | undef
     (leaf.unknownCritical !== undefined ? refuse('unknown_critical_extension', `the device certificate has an unknown critical extension ${leaf.unknownCritical}`) : undefined) ??
     // RFC 5280 §4.2.1.3: the TLS CertificateVerify is a digital signature.
     (leaf.keyUsage !== undefined && leaf.keyUsage[KEY_USAGE.digitalSignature] !== true ? refuse('leaf_key_usage', 'the device certificate\'s keyUsage does not allow digitalSignature') : undefined) ??
-    ekuProblem(leaf, 'the device certificate', opts.requiredEku)
+    (leafCanSignCertificates(leaf) ? refuse('leaf_key_usage', 'the device certificate\'s keyUsage asserts keyCertSign without basicConstraints cA (RFC 5280 §4.2.1.3)') : undefined) ??
+    nonconforming(leaf, 'the device certificate', leafProfileProblem(leaf)) ??
+    anyEkuProblem(leaf) ??
+    ekuProblem(leaf, 'the device certificate', opts.requiredEku, false)
 }
 
-function validityProblem (cert: Certificate, who: string, at: number): Refusal | undefined {
+/** docs/validation.md: a device certificate names its purposes; anyExtendedKeyUsage is for CAs (CA/B BR 7.1.2.7.10). */
+function anyEkuProblem (leaf: Certificate): Refusal | undefined {
+  return leaf.extKeyUsage?.includes(OID.anyExtendedKeyUsage) === true ? refuse('eku_not_allowed', `the device certificate ${name(leaf)} has anyExtendedKeyUsage in its extendedKeyUsage; a device certificate must name its purposes`) : undefined
+}
+
+function nonconforming (cert: Certificate, who: string, problem: string | undefined): Refusal | undefined {
+  return problem === undefined ? undefined : refuse('nonconforming_certificate', `${who} ${name(cert)} is not a conforming certificate: ${problem}`)
+}
+
+function validityProblem (cert: Certificate, who: string, atMs: number): Refusal | undefined {
+  // RFC 5280 §4.1.2.5: validity has whole seconds, so the comparison does too (notAfter is inclusive).
+  const at = Math.floor(atMs / 1000) * 1000
   if (at < cert.notBefore) return refuse('cert_not_yet_valid', `${who} ${name(cert)} is not valid before ${new Date(cert.notBefore).toISOString()}`)
   if (at > cert.notAfter) return refuse('cert_expired', `${who} ${name(cert)} expired at ${new Date(cert.notAfter).toISOString()}`)
   return undefined
 }
 
-function ekuProblem (cert: Certificate, who: string, required: string): Refusal | undefined {
+function ekuProblem (cert: Certificate, who: string, required: string, anyAllowed: boolean): Refusal | undefined {
   const eku = cert.extKeyUsage
-  if (eku === undefined || eku.includes(required) || eku.includes(OID.anyExtendedKeyUsage)) return undefined
+  if (eku === undefined || eku.includes(required) || (anyAllowed && eku.includes(OID.anyExtendedKeyUsage))) return undefined
   return refuse('eku_not_allowed', `${who} ${name(cert)} has an extendedKeyUsage that does not allow ${required}`)
 }
 
@@ -129,6 +145,8 @@ function chainVerdict (leaf: Certificate, leafHash: string, sent: readonly Uint8
 
   const bag = new Map<string, Node[]>()
   const seen = new Set<string>([leafHash])
+  // A sent certificate that does not parse is left out: one the path does not need must not spoil it.
+  let unparsed: string | undefined
   for (const der of sent) {
     const hash = sha256Hex(der)
     if (seen.has(hash) || anchors.hashes.has(hash)) continue // duplicates, and anchors the device also sent
@@ -137,7 +155,8 @@ function chainVerdict (leaf: Certificate, leafHash: string, sent: readonly Uint8
     try {
       cert = intermediate(der, hash, opts.cache)
     } catch (err) {
-      return refuse('malformed_certificate', `an intermediate certificate the device sent is malformed: ${(err as Error).message}`)
+      unparsed ??= `an intermediate certificate the device sent is malformed: ${(err as Error).message}`
+      continue
     }
     const same = bag.get(cert.subjectKey)
     if (same === undefined) bag.set(cert.subjectKey, [{ cert, hash }])
@@ -152,6 +171,7 @@ function chainVerdict (leaf: Certificate, leafHash: string, sent: readonly Uint8
     if (!(err instanceof WorkLimit)) throw err
     return refuse('work_limit_exceeded', 'path building gave up: the certificates sent offer too many candidate paths')
   }
+  if (unparsed !== undefined) return refuse('malformed_certificate', unparsed)
   return search.best ?? refuse('chain_untrusted', bag.has(leaf.issuerKey)
     ? 'the intermediates the device sent do not lead to a registered, verified CA (register and verify the CA at the top of the chain)'
     : 'the device certificate\'s issuer was not sent by the device and is not a registered, verified CA (send the intermediates, or register and verify the issuing CA)')
@@ -248,13 +268,18 @@ export function verifySignature (cert: Certificate, issuer: Certificate): boolea
 /** Every check on a complete candidate path: `path` is leaf first, then intermediates upwards. */
 function checkPath (path: readonly Certificate[], anchor: Certificate, opts: ValidateOptions): Refusal | undefined {
   const chain = [...path, anchor]
+  const leafProblem = nonconforming(chain[0] as Certificate, 'the device certificate', placeProblem(chain[0] as Certificate, 'leaf'))
+  if (leafProblem !== undefined) return leafProblem
   for (let i = 1; i < chain.length; i++) {
     const ca = chain[i] as Certificate
     const who = i === chain.length - 1 ? 'the registered CA' : 'intermediate'
-    const problem = validityProblem(ca, who, opts.at) ?? issuerProblem(ca, who, opts) ?? pathLenProblem(chain, i, who) ?? nameConstraintProblem(chain, i)
+    const problem = validityProblem(ca, who, opts.at) ?? issuerProblem(ca, who, opts) ??
+      nonconforming(ca, who, placeProblem(ca, i === chain.length - 1 ? 'anchor' : 'intermediate')) ??
+      pathLenProblem(chain, i, who) ?? nameConstraintProblem(chain, i)
     if (problem !== undefined) return problem
   }
-  return undefined
+  const policy = policyProblem([...path].reverse())
+  return policy === undefined ? undefined : refuse('policy_constraints_violated', policy)
 }
 
 function issuerProblem (ca: Certificate, who: string, opts: ValidateOptions): Refusal | undefined {
@@ -263,7 +288,7 @@ function issuerProblem (ca: Certificate, who: string, opts: ValidateOptions): Re
   // RFC 5280 §6.1.4(k): issuers must be CAs; §4.2.1.3: and allowed to sign certificates.
   if (ca.basicConstraints?.ca !== true) return refuse('issuer_not_ca', `${who} ${name(ca)} is not a CA certificate (basicConstraints cA is not TRUE)`)
   if (ca.keyUsage !== undefined && ca.keyUsage[KEY_USAGE.keyCertSign] !== true) return refuse('issuer_not_ca', `${who} ${name(ca)} has a keyUsage without keyCertSign`)
-  return ekuProblem(ca, who, opts.requiredEku)
+  return ekuProblem(ca, who, opts.requiredEku, true)
 }
 
 /** RFC 5280 §4.2.1.9 / §6.1.4(l)-(m): self-issued intermediates do not count. */

@@ -3,7 +3,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { HostPort } from '../config.js'
-import type { AuditLog } from './audit-log.js'
+import type { AuditLog } from '../registry/audit-log.js'
 
 export interface AdminRequest {
   readonly method: string

@@ -4,18 +4,11 @@
 import { configFromEnv } from '../config.js'
 import { parseFlags } from './args.js'
 import type { CliContext } from './context.js'
-import type { HostPort } from '../config.js'
-
-const fmt = (a: HostPort): string => a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`
-
-/** The contract's line per device listener; the listener's name and protocol follow when there are several. */
-export function listeningLines (listeners: ReadonlyArray<{ name: string, protocol: string, address: HostPort }>, admin: HostPort): string {
-  return listeners.map((l) => `certgate listening device=${fmt(l.address)} admin=${fmt(admin)}${listeners.length > 1 ? ` listener=${l.name} protocol=${l.protocol}` : ''}\n`).join('')
-}
+import { listeningLines } from '../listening-lines.js'
 
 const USAGE = `usage: certgate start
 
-Runs the gateway, configured by the CERTGATE_* environment variables (see README.md):
+Runs the gateway, configured by the CERTGATE_* environment variables (see docs/configuration.md):
 CERTGATE_DATA_DIR, CERTGATE_LISTEN, CERTGATE_PROTOCOL, CERTGATE_UPSTREAM, CERTGATE_ADMIN_LISTEN,
 CERTGATE_ADMIN_TOKEN, CERTGATE_TLS_CERT, CERTGATE_TLS_KEY and more; several device listeners
 come from the JSON file named by CERTGATE_CONFIG. Once listening it prints, per device listener,
@@ -33,7 +26,7 @@ export async function startCommand (args: readonly string[], ctx: CliContext, en
   // CERTGATE_PROCESSES > 1: this is either the group's primary (forks and supervises) or one of its gateway processes.
   const { default: cluster } = await import('node:cluster')
   if (config.processes > 1 && cluster.isPrimary) return await (await import('../cluster/process-group.js')).runProcessGroup(config, ctx)
-  const group = config.processes > 1 ? (await import('../cluster/group-member.js')).joinGroup() : undefined
+  const group = config.processes > 1 ? (await import('../cluster/group-member.js')).joinGroup(env) : undefined
   // Loaded here so the other commands do not pay for the gateway's modules.
   const { startGateway } = await import('../gateway.js')
   const gw = await startGateway(config, group === undefined ? {} : { group, broker: group.broker })

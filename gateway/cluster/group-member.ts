@@ -15,7 +15,8 @@ export interface GroupMember extends GroupLink {
   ready: (listeners: readonly ListeningOn[], admin: HostPort) => void
 }
 
-export function joinGroup (): GroupMember {
+/** `env`: the process environment (the CLI entry passes it), for the group's broker address. */
+export function joinGroup (env: NodeJS.ProcessEnv): GroupMember {
   const send = (m: MemberMessage): void => {
     // The channel is gone only when the primary is (this process then exits): nothing to tell.
     if (process.connected) process.send?.(m)
@@ -38,7 +39,7 @@ export function joinGroup (): GroupMember {
     else p.reject(new Error(`collecting the group's metrics failed: ${m.error ?? 'no answer'}`))
   })
 
-  const broker = process.env[GROUP_BROKER_ENV]
+  const broker = env[GROUP_BROKER_ENV]
   return {
     broker: broker === undefined ? undefined : parseHostPort(broker, GROUP_BROKER_ENV) satisfies Address,
     ready: (listeners, admin) => { send({ certgate: 'ready', listeners, admin }) },

@@ -7,18 +7,16 @@
 // that dies stops the group (exit 1), so the supervisor restarts it whole rather than the group
 // running on, a process short, unnoticed.
 import cluster, { type Worker } from 'node:cluster'
-import type { Config, HostPort } from '../config.js'
+import { formatHostPort, type Config, type HostPort } from '../config.js'
 import type { CliContext } from '../cli/context.js'
 import { adminToken, ensureDataDir, serverCertificate } from '../data-dir.js'
 import { openRegistry } from '../registry/open-registry.js'
 import { startEmbeddedBroker, type EmbeddedBroker } from '../upstream/embedded-broker.js'
 import { groupMetrics } from '../metrics.js'
 import { GROUP_BROKER_ENV, isMemberMessage, type ListeningOn, type MemberMessage, type PrimaryMessage } from './messages.js'
-import { listeningLines } from '../cli/start-command.js'
+import { listeningLines } from '../listening-lines.js'
 
 const START_TIMEOUT_MS = 60_000
-
-const fmt = (a: HostPort): string => a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`
 
 type Ready = { readonly listeners: readonly ListeningOn[], readonly admin: HostPort }
 
@@ -41,7 +39,7 @@ export async function runProcessGroup (config: Config, ctx: CliContext): Promise
   if (config.listeners.some((l) => l.upstream === undefined)) {
     // One broker for the group, so devices on different processes reach each other.
     broker = await startEmbeddedBroker()
-    env[GROUP_BROKER_ENV] = fmt(broker)
+    env[GROUP_BROKER_ENV] = formatHostPort(broker)
   }
   if (stopRequested()) { await broker?.close(); return 0 }
 
@@ -79,7 +77,7 @@ export async function runProcessGroup (config: Config, ctx: CliContext): Promise
     const addresses: Ready[] = []
     const timer = setTimeout(() => { reject(new Error(`the gateway processes did not all start within ${START_TIMEOUT_MS / 1000} s`)) }, START_TIMEOUT_MS)
     for (let i = 1; i <= config.processes; i++) {
-      const w = cluster.fork({ ...env, CERTGATE_PROCESS_INDEX: String(i) })
+      const w = cluster.fork(env)
       workers.push(w)
       w.on('message', (m: unknown) => {
         if (!isMemberMessage(m)) return

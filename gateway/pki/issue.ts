@@ -41,6 +41,8 @@ export interface IssueOptions {
   readonly basicConstraints?: 'omit' | 'non-critical'
   readonly sanDns?: readonly string[]
   readonly extraExtensions?: readonly x509.Extension[]
+  /** Key identifiers to leave out (RFC 5280 §4.2.1.1-2 want both): for tests of non-conforming certificates. */
+  readonly omitKeyIds?: ReadonlyArray<'aki' | 'ski'>
 }
 
 const DAY = 86_400_000
@@ -82,9 +84,10 @@ export async function issue (opts: IssueOptions): Promise<Issued> {
   if (ku !== 0) extensions.push(new x509.KeyUsagesExtension(ku, true))
   const eku = opts.eku ?? (ca ? [] : ['1.3.6.1.5.5.7.3.2'])
   if (eku.length > 0) extensions.push(new x509.ExtendedKeyUsageExtension([...eku], false))
-  extensions.push(await x509.SubjectKeyIdentifierExtension.create(keys.publicKey))
+  const omit = new Set(opts.omitKeyIds ?? [])
+  if (!omit.has('ski')) extensions.push(await x509.SubjectKeyIdentifierExtension.create(keys.publicKey))
   const issuerCert = opts.issuer === undefined ? undefined : new x509.X509Certificate(opts.issuer.der)
-  if (opts.issuer !== undefined && issuerCert !== undefined) extensions.push(await authorityKeyId(issuerCert, opts.issuer.keys.publicKey))
+  if (opts.issuer !== undefined && issuerCert !== undefined && !omit.has('aki')) extensions.push(await authorityKeyId(issuerCert, opts.issuer.keys.publicKey))
   if (opts.sanDns !== undefined) extensions.push(new x509.SubjectAlternativeNameExtension(opts.sanDns.map((d) => ({ type: 'dns' as const, value: d }))))
   if (opts.extraExtensions !== undefined) extensions.push(...opts.extraExtensions)
 

@@ -3,7 +3,7 @@
 // embedded SQLite file in the data directory. The audit log goes with it: a file next to the
 // SQLite database, a table in PostgreSQL.
 import { join } from 'node:path'
-import { databaseAuditLog, openAuditLog, type AuditLog } from '../admin/audit-log.js'
+import { databaseAuditLog, openAuditLog, type AuditLog } from './audit-log.js'
 import { openSqliteRegistry } from './sqlite-registry.js'
 import type { ConnectionState } from './postgres-registry.js'
 import type { Registry } from './types.js'

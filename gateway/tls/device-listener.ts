@@ -8,7 +8,7 @@
 import { constants } from 'node:crypto'
 import { createServer, type TLSSocket } from 'node:tls'
 import { createServer as createTcpServer, isIPv4, type BlockList, type Server, type Socket } from 'node:net'
-import type { HandshakeFailure } from '../metrics.js'
+import type { HandshakeFailure } from '../reasons.js'
 import { createAdmission } from './admission.js'
 import { readProxyHeader, sendsProxyHeader } from '../proxy-protocol/read-header.js'
 import type { Endpoint } from '../proxy-protocol/v2-header.js'
@@ -74,14 +74,14 @@ export async function startDeviceListener (opts: DeviceListenerOptions, hooks: D
   const admission = createAdmission({ maxHandshakes: opts.maxHandshakes, ratePerAddress: opts.handshakeRatePerAddress })
   const handshakes = new WeakMap<Socket, () => void>()
   const peers = new WeakMap<Socket, Peer>()
-  const refuse = (raw: Socket, bucket: HandshakeFailure, detail: string): void => {
+  const closeBeforeTls = (raw: Socket, bucket: HandshakeFailure, detail: string): void => {
     hooks.onHandshakeFailed(bucket, Object.assign(new Error(detail), { code: bucket }))
     raw.destroy()
   }
   /** Admission by the device's address, then the TLS handshake (counted until it ends). */
   const admit = (raw: Socket, peer: Peer): boolean => {
     const refusal = admission.admit(peer.source.address)
-    if (refusal !== undefined) { refuse(raw, refusal, `connection from ${peer.source.address} refused before TLS: ${refusal}`); return false }
+    if (refusal !== undefined) { closeBeforeTls(raw, refusal, `connection from ${peer.source.address} refused before TLS: ${refusal}`); return false }
     // The handshake ends in 'secureConnection', 'tlsClientError' or the socket closing: count it once.
     let finished = false
     const finish = (): void => { if (!finished) { finished = true; admission.finished() } }
@@ -115,12 +115,12 @@ export async function startDeviceListener (opts: DeviceListenerOptions, hooks: D
     const v4 = address.startsWith('::ffff:') && isIPv4(address.slice(7)) ? address.slice(7) : undefined
     if (v4 !== undefined ? list.check(v4, 'ipv4') : list.check(address, isIPv4(address) ? 'ipv4' : 'ipv6')) {
       const header = await readProxyHeader(raw, opts.handshakeTimeoutMs)
-      if (!header.ok) { refuse(raw, 'proxy_header_invalid', `trusted balancer ${address}: ${header.detail}`); return undefined }
+      if (!header.ok) { closeBeforeTls(raw, 'proxy_header_invalid', `trusted balancer ${address}: ${header.detail}`); return undefined }
       // LOCAL / UNKNOWN: the balancer's own connection (a health check), as it is.
       return header.source === undefined || header.destination === undefined ? direct : { source: header.source, destination: header.destination }
     }
     if (await sendsProxyHeader(raw, opts.handshakeTimeoutMs)) {
-      refuse(raw, 'proxy_header_untrusted', `${address} sent a PROXY header but is not a trusted balancer (CERTGATE_TRUSTED_PROXIES)`)
+      closeBeforeTls(raw, 'proxy_header_untrusted', `${address} sent a PROXY header but is not a trusted balancer (CERTGATE_TRUSTED_PROXIES)`)
       return undefined
     }
     return direct

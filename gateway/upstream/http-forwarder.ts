@@ -143,15 +143,15 @@ export function createHttpForwarder (opts: HttpForwarderOptions): Forwarder {
   const onUpgrade = async (req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> => {
     const device = devices.get(req.socket)
     if (device === undefined) { socket.destroy(); return }
-    const refuse = (status: string, outcome: HttpOutcome, detail: string): void => {
+    const answerUpgrade = (status: string, outcome: HttpOutcome, detail: string): void => {
       opts.onRequest(outcome)
       opts.onFailure({ deviceId: device.deviceId, outcome, detail })
       const body = errorBody(outcome, detail)
       socket.end(`HTTP/1.1 ${status}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nx-certgate-error: ${outcome}\r\nconnection: close\r\n\r\n${body}`)
     }
-    if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') { refuse('400 Bad Request', 'upgrade_refused', `only WebSocket upgrades are forwarded, not "${sanitize(req.headers.upgrade ?? '').slice(0, 64)}"`); return }
+    if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') { answerUpgrade('400 Bad Request', 'upgrade_refused', `only WebSocket upgrades are forwarded, not "${sanitize(req.headers.upgrade ?? '').slice(0, 64)}"`); return }
     const c = await connectUpstream(opts.upstream, opts.connectTimeoutMs, opts.health)
-    if (!c.ok) { refuse(c.attempted ? '502 Bad Gateway' : '503 Service Unavailable', 'upstream_unavailable', c.detail); return }
+    if (!c.ok) { answerUpgrade(c.attempted ? '502 Bad Gateway' : '503 Service Unavailable', 'upstream_unavailable', c.detail); return }
     if (socket.destroyed) { c.upstream.destroy(); return }
     // The upgrade's own Connection/Upgrade/Sec-WebSocket-* headers go through as they are.
     const headers = upstreamHeaders(req, device, opts.websocketPayload)

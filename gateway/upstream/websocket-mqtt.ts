@@ -52,7 +52,8 @@ export function webSocketMqttFilter (opts: WebSocketMqttOptions): StreamFilter {
   let pending: Buffer = Buffer.alloc(0) // MQTT bytes before the CONNECT is whole
   let guard: StreamGuard | undefined // set once the CONNECT was admitted
 
-  const refuse = (reason: RefusalReason, detail: string, mqtt?: Buffer): ReturnType<StreamFilter> => {
+  // Reports the refusal and ends the stream: a close frame (after a CONNACK frame when there is one).
+  const endWebSocket = (reason: RefusalReason, detail: string, mqtt?: Buffer): ReturnType<StreamFilter> => {
     opts.onRefused(reason, detail)
     return { out: [], detail, farewell: serverFarewell(mqtt, reason === 'mqtt_client_id_mismatch' ? 1008 : 1002, reason) }
   }
@@ -69,10 +70,10 @@ export function webSocketMqttFilter (opts: WebSocketMqttOptions): StreamFilter {
     pending = pending.length === 0 ? bytes : Buffer.concat([pending, bytes])
     const framed = frameConnect(pending, opts.maxConnectBytes)
     if (framed.state === 'more') return undefined
-    if (framed.state === 'invalid') return refuse('mqtt_protocol_error', framed.detail)
+    if (framed.state === 'invalid') return endWebSocket('mqtt_protocol_error', framed.detail)
     const admitted = admitConnect(pending, framed.length, opts.deviceId, opts.usernameIsDeviceId)
     pending = Buffer.alloc(0)
-    if (!admitted.ok) return refuse(admitted.reason, admitted.detail, admitted.reply)
+    if (!admitted.ok) return endWebSocket(admitted.reason, admitted.detail, admitted.reply)
     guard = admitted.guard
     for (const b of admitted.forward) out.push(clientFrame(b))
     return undefined
@@ -111,22 +112,22 @@ export function webSocketMqttFilter (opts: WebSocketMqttOptions): StreamFilter {
       const b0 = h[0] as number
       const b1 = h[1] as number
       const opcode = b0 & 0x0f
-      if ((b0 & 0x70) !== 0) return refuse('mqtt_protocol_error', 'a WebSocket frame with a reserved bit set (no extension was negotiated)')
-      if ((b1 & 0x80) === 0) return refuse('mqtt_protocol_error', 'an unmasked WebSocket frame from the device (RFC 6455 §5.1)')
+      if ((b0 & 0x70) !== 0) return endWebSocket('mqtt_protocol_error', 'a WebSocket frame with a reserved bit set (no extension was negotiated)')
+      if ((b1 & 0x80) === 0) return endWebSocket('mqtt_protocol_error', 'an unmasked WebSocket frame from the device (RFC 6455 §5.1)')
       const len7 = b1 & 0x7f
       const length = len7 === 126 ? h.readUInt16BE(2) : len7 === 127 ? Number(h.readBigUInt64BE(2)) : len7
-      if (length > MAX_FRAME) return refuse('mqtt_protocol_error', `a WebSocket frame of ${length} bytes (MQTT packets are at most 256 MB)`)
+      if (length > MAX_FRAME) return endWebSocket('mqtt_protocol_error', `a WebSocket frame of ${length} bytes (MQTT packets are at most 256 MB)`)
       mask = Buffer.from(h.subarray(size - 4, size))
       maskAt = 0
       remaining = length
       if (opcode === OPCODE.CLOSE || opcode === OPCODE.PING || opcode === OPCODE.PONG) {
-        if (length > 125 || (b0 & 0x80) === 0) return refuse('mqtt_protocol_error', 'a malformed WebSocket control frame')
+        if (length > 125 || (b0 & 0x80) === 0) return endWebSocket('mqtt_protocol_error', 'a malformed WebSocket control frame')
         control = { raw: [Buffer.from(h)] }
         if (length === 0) { out.push(Buffer.concat(control.raw)); control = undefined }
       } else if (opcode === OPCODE.TEXT) {
-        return refuse('mqtt_protocol_error', 'a WebSocket text frame: MQTT travels in binary frames')
+        return endWebSocket('mqtt_protocol_error', 'a WebSocket text frame: MQTT travels in binary frames')
       } else if (opcode !== OPCODE.BINARY && opcode !== OPCODE.CONTINUATION) {
-        return refuse('mqtt_protocol_error', `WebSocket opcode 0x${opcode.toString(16)} is reserved`)
+        return endWebSocket('mqtt_protocol_error', `WebSocket opcode 0x${opcode.toString(16)} is reserved`)
       }
     }
     return { out }

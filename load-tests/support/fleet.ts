@@ -1,6 +1,7 @@
 // A benchmark fleet: a root, two intermediates, N devices under the second, and a data
-// directory whose registry holds the CA (registered through the real proof-of-possession flow)
-// and every device. Shared by the load tests.
+// directory for the gateway. Load tests are black boxes over ports: once certgate runs, `enroll`
+// registers the CA (the real proof-of-possession flow) and imports every device through the
+// admin API, as an operator would. Shared by the load tests.
 //
 // Issuing a certificate with @peculiar/x509 costs ~6 ms here, so 20,000 devices take two
 // minutes: the certificates (not the registry) are kept in one file under the OS temp directory
@@ -11,8 +12,6 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createSecureContext, type SecureContext } from 'node:tls'
 import { issue, issueHierarchy, type Issued } from '../../gateway/pki/issue.js'
-import { openSqliteRegistry } from '../../gateway/registry/sqlite-registry.js'
-import { createCaService } from '../../gateway/control/ca-service.js'
 
 export interface DeviceCert { readonly id: string, readonly pem: string, readonly keyPem: string }
 
@@ -22,11 +21,15 @@ export interface Fleet {
   /** The intermediates every device sends after its leaf (int2, then int1). */
   readonly chainPem: string
   readonly devices: readonly DeviceCert[]
+  /** Registers the root and imports every device through a running gateway's admin API. */
+  enroll: (admin: AdminApi) => Promise<void>
   /** One client TLS context per device (leaf + intermediates + the server CA), built once. */
   contexts: (serverCaPem: string) => SecureContext[]
   /** Removes the data directory (registry and the server certificate certgate made). */
   dispose: () => void
 }
+
+export interface AdminApi { readonly url: string, readonly token: string }
 
 interface StoredCa { readonly pem: string, readonly keyPem: string }
 interface Stored { readonly version: number, readonly createdAt: number, readonly root: StoredCa, readonly int1: StoredCa, readonly int2: StoredCa, readonly devices: DeviceCert[] }
@@ -86,23 +89,47 @@ export async function createFleet (count: number, log: (line: string) => void = 
   const stored = await loadOrGrow(count, log)
   const devices = stored.devices.slice(0, count)
   const dataDir = mkdtempSync(join(tmpdir(), 'certgate-bench-'))
-  const registry = openSqliteRegistry(join(dataDir, 'registry.sqlite'))
-  const cas = createCaService(registry, { verificationCodeTtlMs: 3_600_000 })
-  await cas.upload('bench-root', stored.root.pem)
-  const { verificationCode } = await cas.generateVerificationCode('bench-root')
-  const root = await revive(stored.root, 'certgate Root CA')
-  await cas.verify('bench-root', (await issue({ cn: verificationCode ?? '', issuer: root, eku: [] })).pem)
-  if (opts.enroll === true) {
-    await registry.putEnrollmentGroup({ enrollmentGroupId: 'bench', primaryCa: 'bench-root', secondaryCa: null, provisioningStatus: 'enabled', deviceIdPattern: 'bench-\\d{6}', initialStatus: 'enabled' })
-  } else {
-    await registry.importDevices(devices.map((d) => ({ deviceId: d.id, authType: 'certificateAuthority', primaryThumbprint: null, secondaryThumbprint: null, status: 'enabled', statusReason: null })))
-  }
-  await registry.close()
   const chainPem = stored.int2.pem + stored.int1.pem
   return {
     dataDir, rootPem: stored.root.pem, chainPem, devices,
+    enroll: async (admin) => { await enroll(admin, stored, devices, opts.enroll === true) },
     contexts: (serverCaPem) => devices.map((d) => createSecureContext({ key: d.keyPem, cert: d.pem + chainPem, ca: serverCaPem })),
     dispose: () => { rmSync(dataDir, { recursive: true, force: true }) }
   }
 }
 
+
+const CA_NAME = 'bench-root'
+/** The admin API's limit per POST /devices:import. */
+const IMPORT_BATCH = 10_000
+
+async function call (admin: AdminApi, method: string, path: string, body?: unknown): Promise<Record<string, unknown>> {
+  const res = await fetch(admin.url + path, {
+    method,
+    headers: { authorization: `Bearer ${admin.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) })
+  })
+  const text = await res.text()
+  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text.slice(0, 300)}`)
+  return text === '' ? {} : JSON.parse(text) as Record<string, unknown>
+}
+
+/** `byGroup`: no device is imported, only an enrollment group (`bench`) covering them all. */
+async function enroll (admin: AdminApi, stored: Stored, devices: readonly DeviceCert[], byGroup: boolean): Promise<void> {
+  // Uploading the identical certificate again changes nothing, and a verified CA stays verified.
+  const ca = await call(admin, 'PUT', `/certificates/${CA_NAME}`, { certificate: stored.root.pem })
+  if (ca.isVerified !== true) {
+    const { verificationCode } = await call(admin, 'POST', `/certificates/${CA_NAME}/generateVerificationCode`)
+    const root = await revive(stored.root, 'certgate Root CA')
+    const proof = await issue({ cn: String(verificationCode), issuer: root, eku: [] })
+    await call(admin, 'POST', `/certificates/${CA_NAME}/verify`, { certificate: proof.pem })
+  }
+  if (byGroup) {
+    await call(admin, 'PUT', '/enrollmentGroups/bench', { attestation: { type: 'x509', x509: { caReferences: { primary: CA_NAME } } }, provisioningStatus: 'enabled', deviceIdPattern: 'bench-\\d{6}', initialStatus: 'enabled' })
+    return
+  }
+  for (let i = 0; i < devices.length; i += IMPORT_BATCH) {
+    const batch = devices.slice(i, i + IMPORT_BATCH).map((d) => ({ deviceId: d.id, authentication: { type: 'certificateAuthority' }, status: 'enabled' }))
+    await call(admin, 'POST', '/devices:import', { devices: batch })
+  }
+}

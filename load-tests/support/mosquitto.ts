@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { spawnWithNofile, stopper, type ServerProcess } from './servers.js'
-import { freePort, waitForPort } from '../../gateway/test/support/ports.js'
+import { freePort, waitForPort } from './ports.js'
 
 export function mosquittoBinary (): string | undefined {
   return ['/usr/sbin/mosquitto', '/usr/bin/mosquitto', '/usr/local/sbin/mosquitto'].find((p) => existsSync(p))

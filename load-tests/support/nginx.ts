@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { childPids, spawnWithNofile, stopper, type ServerProcess } from './servers.js'
-import { freePort, waitForPort } from '../../gateway/test/support/ports.js'
+import { freePort, waitForPort } from './ports.js'
 
 const BINARIES = ['/usr/sbin/nginx', '/usr/bin/nginx', '/usr/local/sbin/nginx']
 const STREAM_MODULES = ['/usr/lib/nginx/modules/ngx_stream_module.so', '/usr/share/nginx/modules/ngx_stream_module.so']

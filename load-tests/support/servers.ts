@@ -3,6 +3,7 @@
 // and helpers shared with nginx and Mosquitto (support/nginx.ts, support/mosquitto.ts).
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process'
 import { readdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 export interface ServerProcess {
@@ -131,6 +132,8 @@ export interface CertgateOptions {
   readonly nofile?: number
   /** Another build's dist/gateway/cli.js (before/after comparisons in one run); default this build's. */
   readonly cli?: string
+  /** Run once it listens, before this resolves: enrolls the fleet through the admin API (token from the data directory). */
+  readonly enroll?: (admin: { url: string, token: string }) => Promise<void>
 }
 
 export async function startCertgate (opts: CertgateOptions): Promise<ServerProcess> {
@@ -146,7 +149,18 @@ export async function startCertgate (opts: CertgateOptions): Promise<ServerProce
   child.stderr?.resume()
   const pid = child.pid ?? 0
   // With CERTGATE_PROCESSES > 1 the group's gateway processes count too.
-  return { pid, port: Number(m[1]), adminPort: Number(m[2]), pids: () => processTree(pid), stop: stopper(child) }
+  const server = { pid, port: Number(m[1]), adminPort: Number(m[2]), pids: () => processTree(pid), stop: stopper(child) }
+  if (opts.enroll !== undefined) {
+    const dataDir = opts.env.CERTGATE_DATA_DIR ?? './data'
+    const token = opts.env.CERTGATE_ADMIN_TOKEN ?? readFileSync(join(dataDir, 'admin-token'), 'utf8').trim()
+    try {
+      await opts.enroll({ url: `http://127.0.0.1:${server.adminPort}`, token })
+    } catch (err) {
+      await server.stop()
+      throw err
+    }
+  }
+  return server
 }
 
 export async function startBareTls (args: { certFile: string, keyFile: string, caFile: string }): Promise<ServerProcess> {

@@ -64,6 +64,16 @@ function flipLastByte (c: Cert): Uint8Array {
   return out
 }
 
+function uriSan (uri: string): x509.Extension {
+  return new x509.SubjectAlternativeNameExtension([{ type: 'url', value: uri }])
+}
+
+/** The issuer's key identifier, in an AKI marked critical (RFC 5280 §4.2.1.1: MUST be non-critical). */
+function criticalAki (issuer: Issued): x509.Extension {
+  const keyId = new x509.X509Certificate(issuer.der).getExtension(x509.SubjectKeyIdentifierExtension)?.keyId ?? ''
+  return new x509.Extension('2.5.29.35', true, tlv(0x30, tlv(0x80, Buffer.from(keyId, 'hex'))))
+}
+
 function unknownExtension (critical: boolean): x509.Extension {
   return new x509.Extension(UNKNOWN_OID, critical, DER_NULL)
 }
@@ -273,7 +283,9 @@ const rows: Row[] = [
   { name: 'leaf EKU serverAuth only', expect: 'eku_not_allowed', detail: /device certificate/, build: async () => chain(await device(int2, { eku: [SERVER_AUTH] }), [int2, int1], [root]) },
   { name: 'leaf EKU serverAuth only, requiredEku serverAuth', expect: 'ok', deviceId: 'device-1', build: async () => chain(await device(int2, { eku: [SERVER_AUTH] }), [int2, int1], [root], { requiredEku: 'serverAuth' }) },
   { name: 'leaf EKU clientAuth, requiredEku serverAuth', expect: 'eku_not_allowed', build: () => chain(leaf, [int2, int1], [root], { requiredEku: 'serverAuth' }) },
-  { name: 'leaf EKU anyExtendedKeyUsage', expect: 'ok', deviceId: 'device-1', build: async () => chain(await device(int2, { eku: [ANY_EKU] }), [int2, int1], [root]) },
+  // docs/validation.md: a device certificate names its purposes; anyExtendedKeyUsage is for CAs.
+  { name: 'leaf EKU anyExtendedKeyUsage', expect: 'eku_not_allowed', detail: /anyExtendedKeyUsage/, build: async () => chain(await device(int2, { eku: [ANY_EKU] }), [int2, int1], [root]) },
+  { name: 'leaf EKU clientAuth and anyExtendedKeyUsage', expect: 'eku_not_allowed', detail: /anyExtendedKeyUsage/, build: async () => chain(await device(int2, { eku: [CLIENT_AUTH, ANY_EKU] }), [int2, int1], [root]) },
   { name: 'leaf without an EKU extension', expect: 'ok', deviceId: 'device-1', build: async () => chain(await device(int2, { eku: [] }), [int2, int1], [root]) },
   { name: 'leaf EKU private OID, requiredEku that dotted OID', expect: 'ok', deviceId: 'device-1', build: async () => chain(await device(int2, { eku: ['1.3.6.1.4.1.55555.3'] }), [int2, int1], [root], { requiredEku: '1.3.6.1.4.1.55555.3' }) },
   {
@@ -395,7 +407,19 @@ const rows: Row[] = [
   { name: 'leaf truncated to half', expect: 'malformed_certificate', build: () => chain(leaf.der.subarray(0, leaf.der.length >> 1), [int2, int1], [root]) },
   { name: 'leaf with a trailing byte', expect: 'malformed_certificate', build: () => chain(Uint8Array.from([...leaf.der, 0]), [int2, int1], [root]) },
   { name: 'intermediate truncated', expect: 'malformed_certificate', detail: /intermediate/, build: () => chain(leaf, [int2.der.subarray(0, int2.der.length - 10), int1], [root]) },
-  { name: 'intermediate is random bytes', expect: 'malformed_certificate', detail: /intermediate/, build: () => chain(leaf, [int2, pseudoRandom(200), int1], [root]) },
+  // A sent certificate that does not parse is dropped; the chain is malformed only if no path is left.
+  { name: 'unneeded intermediate is random bytes', expect: 'ok', deviceId: 'device-1', build: () => chain(leaf, [int2, pseudoRandom(200), int1], [root]) },
+  { name: 'the only possible issuer sent is random bytes', expect: 'malformed_certificate', detail: /intermediate/, build: () => chain(leaf, [int2, pseudoRandom(200)], [root]) },
+  {
+    name: 'a CA requires an explicit policy (policyConstraints), the device asserts none',
+    expect: 'policy_constraints_violated',
+    detail: /explicit certificate policy/,
+    build: async () => {
+      const ca = await issue({ cn: 'Policy CA', ca: true, issuer: root, extraExtensions: [new x509.Extension('2.5.29.36', true, tlv(0x30, tlv(0x80, Uint8Array.of(0))))] })
+      return chain(await device(ca), [ca], [root])
+    }
+  },
+  { name: 'a critical AKI on the leaf', expect: 'nonconforming_certificate', detail: /authorityKeyIdentifier extension is critical/, build: async () => chain(await device(int2, { omitKeyIds: ['aki'], extraExtensions: [criticalAki(int2)] }), [int2, int1], [root]) },
 
   // Weak keys and algorithms.
   { name: 'RSA-1024 leaf key', expect: 'weak_key', detail: /device certificate/, build: async () => chain(await device(int2, { keyAlgorithm: 'RSA-1024' }), [int2, int1], [root]) },
@@ -426,7 +450,9 @@ const rows: Row[] = [
   { name: 'permitted directoryName O=certgate, leaf O=certgate CN=device-1', expect: 'ok', deviceId: 'device-1', build: () => constrained(nameConstraints([{ dir: subjectPrefix(leaf, 1) }])) },
   { name: 'permitted directoryName O=certgate CN=other, leaf CN=device-1', expect: 'name_constraints_violated', detail: /subject name/, build: () => constrained(nameConstraints([{ dir: subjectPrefix(otherRoot, 2) }])) },
   { name: 'excluded directoryName O=certgate', expect: 'name_constraints_violated', detail: /excluded/, build: () => constrained(nameConstraints([], [{ dir: subjectPrefix(leaf, 1) }])) },
-  { name: 'permitted URI constraint and a URI SAN: fail closed', expect: 'name_constraints_unsupported', build: () => constrained(nameConstraints([{ uri: 'example.com' }]), { extraExtensions: [new x509.SubjectAlternativeNameExtension([{ type: 'url', value: 'https://example.com/x' }])] }) },
+  { name: 'permitted URI constraint example.com, URI SAN on example.com', expect: 'ok', deviceId: 'device-1', build: () => constrained(nameConstraints([{ uri: 'example.com' }]), { extraExtensions: [uriSan('https://example.com/x')] }) },
+  { name: 'permitted URI constraint example.com, URI SAN on evil.com', expect: 'name_constraints_violated', build: () => constrained(nameConstraints([{ uri: 'example.com' }]), { extraExtensions: [uriSan('https://user@evil.com:8443/x')] }) },
+  { name: 'permitted URI constraint and a URI SAN without a host: fail closed', expect: 'name_constraints_unsupported', build: () => constrained(nameConstraints([{ uri: 'example.com' }]), { extraExtensions: [uriSan('urn:example:device-1')] }) },
   {
     name: 'name constraints on the anchor bind the leaf',
     expect: 'name_constraints_violated',
@@ -507,7 +533,7 @@ async function pssLeaf (hash: 'SHA-256' | 'SHA-1'): Promise<ValidateChainInput> 
     publicKey: keys.publicKey,
     signingKey: pssKey,
     signingAlgorithm: { name: 'RSA-PSS', saltLength: hash === 'SHA-256' ? 32 : 20 },
-    extensions: [new x509.KeyUsagesExtension(KU.digitalSignature, true)]
+    extensions: [new x509.KeyUsagesExtension(KU.digitalSignature, true), await x509.AuthorityKeyIdentifierExtension.create(ca.keys.publicKey)]
   })
   const leafDer = new Uint8Array(cert.rawData)
   assert.ok(Buffer.from(leafDer).includes(Buffer.from('06092a864886f70d01010a', 'hex')), 'expected an id-RSASSA-PSS signature')

@@ -1,4 +1,4 @@
-// What this proves: the README's scale-out deployment works as written. A real HAProxy in TCP
+// What this proves: the scale-out deployment in docs/operations.md works as written. A real HAProxy in TCP
 // mode (TLS passes through untouched) spreads devices over two certgate gateways that share one
 // PostgreSQL registry, with `send-proxy-v2` to gateways that trust only the balancer's address
 // and HTTP health checks on their /healthz. Devices connecting from several addresses are

@@ -1,5 +1,5 @@
 // A real HAProxy (Debian's package) in TCP mode, started by a test with its own config in the
-// foreground, stopped by PID: the load balancer of the README's scale-out deployment.
+// foreground, stopped by PID: the load balancer of the scale-out deployment (docs/operations.md).
 import { spawn } from 'node:child_process'
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
