@@ -6,7 +6,7 @@
 // governs the connection like any registered device. Refusals stay `device_unknown`, with a
 // detail that says which group did not cover the device and why.
 import { compileDeviceIdPattern } from '../control/device-id-pattern.js'
-import type { AuditLog } from '../admin/audit-log.js'
+import type { AuditLog } from '../registry/audit-log.js'
 import type { RefusalReason } from '../reasons.js'
 import type { DeviceRecord, EnrollmentGroupRecord, Registry } from '../registry/types.js'
 
