@@ -13,6 +13,7 @@ import type { CloseReason, RefusalReason } from './reasons.js'
 import type { Registry } from './registry/types.js'
 import type { ValidatorPool } from './validation/validator-pool.js'
 import type { RefusalMemory } from './auth/refusal-memory.js'
+import type { Enrollment } from './auth/enrollment.js'
 import type { Revocation } from './live/revocation.js'
 
 export interface ConnectionContext {
@@ -29,6 +30,8 @@ export interface ConnectionContext {
   readonly idleTimeoutMs: number
   /** Registry changes heard so far, and the recheck of one connection decided across one. */
   readonly revocation: Pick<Revocation, 'generation' | 'stillAllowed'>
+  /** Registers unknown devices covered by an enrollment group, on their first connection. */
+  readonly enrollment?: Enrollment | undefined
 }
 
 interface DeviceRefusal { readonly reason: RefusalReason, readonly detail: string, readonly deviceId?: string | undefined }
@@ -41,7 +44,7 @@ export async function handleConnection (socket: TLSSocket, peer: Peer, ctx: Conn
   if (sent === undefined) return refuse(socket, peer, ctx, started, { reason: 'no_client_cert', detail: 'the device presented no client certificate' })
   const recent = ctx.refusals.recall(sent)
   if (recent !== undefined) return refuse(socket, peer, ctx, started, recent)
-  const decision = await authenticate(await ctx.validator.validate(sent.leaf, sent.intermediates), ctx.registry)
+  const decision = await authenticate(await ctx.validator.validate(sent.leaf, sent.intermediates), ctx.registry, ctx.enrollment)
   if (gone(socket)) return ctx.metrics.abandoned(ctx.listener) // the device left while we decided
   if (!decision.ok) {
     // A change heard meanwhile may be what fixes it: remember only refusals decided on current data.

@@ -27,11 +27,13 @@ import { startEmbeddedBroker, type EmbeddedBroker } from './upstream/embedded-br
 import { startAdminServer } from './admin/admin-server.js'
 import { createCaService, type CaService } from './control/ca-service.js'
 import { createRefusalMemory } from './auth/refusal-memory.js'
+import { createEnrollment } from './auth/enrollment.js'
 import { createCertificateRoutes } from './admin/certificate-routes.js'
 import { createDeviceRoutes } from './admin/device-routes.js'
 import { createImportRoute } from './admin/import-route.js'
 import { createRevocationRoutes } from './admin/revocation-routes.js'
 import { createCrlService } from './control/crl-service.js'
+import { createEnrollmentRoutes } from './admin/enrollment-routes.js'
 
 export interface StartedListener {
   readonly name: string
@@ -125,6 +127,14 @@ export async function startGateway (config: Config, deps: { log?: Logger, group?
     refusals.forget()
     log.debug({ event: 'registry_change', change }, 'registry change heard')
   })
+  const enrollment = createEnrollment({
+    registry,
+    audit: opened.audit,
+    onRegistered: (deviceId, group) => {
+      metrics.deviceRegistered(group)
+      log.info({ event: 'device_registered', deviceId, enrollmentGroupId: group }, 'device registered by its enrollment group on first connection')
+    }
+  })
   const pending = new Set<Promise<void>>()
   const forwarders: Forwarder[] = []
   const rotations: CertificateRotation[] = []
@@ -134,7 +144,7 @@ export async function startGateway (config: Config, deps: { log?: Logger, group?
     if (upstream === undefined) throw new Error(`listener ${l.name} has no upstream`)
     const forwarder = forwarderFor(l, upstream, config, metrics, log)
     forwarders.push(forwarder)
-    const ctx: ConnectionContext = { listener: l.name, validator, registry, forwarder, live, metrics, log, refusals, idleTimeoutMs: config.idleTimeoutMs, revocation }
+    const ctx: ConnectionContext = { listener: l.name, validator, registry, forwarder, live, metrics, log, refusals, idleTimeoutMs: config.idleTimeoutMs, revocation, enrollment }
     const own = l.tlsCertFile === undefined ? tls : await serverCertificate(config.dataDir, l.tlsCertFile, l.tlsKeyFile)
     const listener = await startDeviceListener(
       {
@@ -182,7 +192,7 @@ export async function startGateway (config: Config, deps: { log?: Logger, group?
     {
       notReady: () => stopping ? 'stopping' : registryLost ? 'registry_unavailable' : undefined,
       metricsText: deps.group?.metricsText ?? metrics.metricsText,
-      routes: [createCertificateRoutes({ registry, cas: caService }), createDeviceRoutes({ registry, liveCount: (id) => live.byDevice(id).length }), createImportRoute({ registry }), createRevocationRoutes({ registry, crls: createCrlService(registry) })],
+      routes: [createCertificateRoutes({ registry, cas: caService }), createDeviceRoutes({ registry, liveCount: (id) => live.byDevice(id).length }), createImportRoute({ registry }), createRevocationRoutes({ registry, crls: createCrlService(registry) }), createEnrollmentRoutes({ registry })],
       audit: opened.audit
     }
   )
@@ -211,6 +221,7 @@ export async function startGateway (config: Config, deps: { log?: Logger, group?
       live.stop()
       revocation.stop()
       stopForgetting()
+      enrollment.stop()
       await admin.close()
       await Promise.allSettled(forwarders.map(async (f) => { await f.close() }))
       await broker?.close()

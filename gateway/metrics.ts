@@ -41,6 +41,8 @@ export interface Metrics {
   /** An HTTP request (or WebSocket upgrade) from a device in http mode, by outcome. */
   httpRequest: (listener: string, outcome: HttpOutcome) => void
   setLive: (listener: string, n: number) => void
+  /** An enrollment group registered a device on its first connection. */
+  deviceRegistered: (enrollmentGroupId: string) => void
   setPool: (s: { queueSize: number, utilization: number, running: number }) => void
   /** The server certificate a listener now serves: its notAfter (ms since the epoch). */
   serverCertificate: (listener: string, notAfter: number) => void
@@ -48,6 +50,9 @@ export interface Metrics {
   serverCertificateReload: (listener: string, outcome: 'reloaded' | 'failed') => void
   metricsText: () => Promise<string>
 }
+
+/** Groups are operator-named and few, but a label set must stay bounded: past this many, `other`. */
+export const MAX_GROUP_LABELS = 20
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]
 
@@ -79,6 +84,15 @@ export function createMetrics (listeners: readonly string[], fleet: () => Promis
   const revocationErrors = new Counter({ name: 'certgate_revocation_errors_total', help: 'Registry changes that could not be applied to live connections (revoked devices may still be connected)', ...r })
   const upstreamFailures = new Counter({ name: 'certgate_upstream_connect_failures_total', help: 'Upstream connection attempts that failed (devices refused while the upstream is known down make none)', labelNames: ['listener'], ...r })
   const upstreamUp = new Gauge({ name: 'certgate_upstream_up', help: '1 while the upstream is reachable; 0 while it is known down and new devices are refused at once', labelNames: ['listener'], ...r })
+  const registered = new Counter({ name: 'certgate_devices_registered_total', help: `Devices registered by an enrollment group on their first connection, by group (the first ${MAX_GROUP_LABELS} groups seen; the rest as "other")`, labelNames: ['group'], ...r })
+  const groupLabels = new Set<string>()
+  const groupLabel = (id: string): string => {
+    if (groupLabels.has(id)) return id
+    if (groupLabels.size >= MAX_GROUP_LABELS || id === 'other') return 'other'
+    groupLabels.add(id)
+    return id
+  }
+  registered.inc({ group: 'other' }, 0)
   const httpRequests = new Counter({ name: 'certgate_http_requests_total', help: 'Requests from devices in http mode, by outcome: the upstream status class, or why certgate answered itself', labelNames: ['listener', 'outcome'], ...r })
   const lifetime = new Histogram({ name: 'certgate_device_certificate_remaining_seconds', help: 'Remaining lifetime of device certificates seen at connect (fleet-wide)', buckets: LIFETIME_BUCKETS, ...r })
   // Registry-derived gauges are read when Prometheus scrapes, so they are never stale.
@@ -224,6 +238,7 @@ export function createMetrics (listeners: readonly string[], fleet: () => Promis
     },
     httpRequest: (listener, outcome) => { httpRequests.inc({ listener, outcome }) },
     setLive: (listener, n) => { live.set({ listener }, n) },
+    deviceRegistered: (id) => { registered.inc({ group: groupLabel(id) }) },
     setPool: (s) => { poolQueue.set(s.queueSize); poolUtil.set(s.utilization); poolRunning.set(s.running) },
     serverCertificate: (listener, notAfter) => { servedNotAfter.set(listener, notAfter) },
     serverCertificateReload: (listener, outcome) => { reloads.inc({ listener, outcome }) },

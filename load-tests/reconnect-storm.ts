@@ -4,6 +4,7 @@
 // processes). Measures the time until every device has its CONNACK, refusals (must be zero),
 // connect time p50/p99, and certgate's responsiveness: admin /healthz polled every 50 ms from
 // this (otherwise idle) process throughout, max and p99 latency. Prints a table, writes JSON + SVG.
+// --enroll compares it with the same devices unknown to the registry under an enrollment group.
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { createFleet } from './support/fleet.js'
@@ -13,6 +14,7 @@ import { startFleetClients } from './support/fleet-clients.js'
 import { pollHealth } from './support/health-poll.js'
 import { BIN_MS, percentile } from './support/connect-loop.js'
 import { fmt, num, options, writeRun } from './support/report.js'
+import { countRegistered } from './support/registered.js'
 
 const USAGE = `
 npm run load:reconnect -- [options]
@@ -20,7 +22,16 @@ npm run load:reconnect -- [options]
 N devices with distinct certificates reconnect at once through certgate (mqtt mode) to a
 Mosquitto started for the run; certgate's /healthz is polled throughout. Needs mosquitto
 (apt-get install -y mosquitto). Raises the open-files limit of the processes it starts where
-the user may (root); otherwise says what to raise. Bounded by --timeout-s.`
+the user may (root); otherwise says what to raise. Bounded by --timeout-s.
+
+--enroll: the same storm twice in one run, each on a fresh gateway and Mosquitto: first with every
+device pre-registered, then with the registry holding none of them, only an enrollment group on
+their CA (each registers itself on its first connection). Prints both, the ratio of the times until
+all are connected, and checks each device was registered once (records and audit lines).`
+
+// --enroll is a bare flag; the shared option parser takes valued options only.
+const enroll = process.argv.includes('--enroll')
+if (enroll) process.argv.splice(process.argv.indexOf('--enroll'), 1)
 
 const opt = options(USAGE, {
   devices: { default: '10000', help: 'devices reconnecting' },
@@ -34,15 +45,21 @@ const opt = options(USAGE, {
   hold: { default: 'auto', help: '1: every device stays connected (certgate then needs 2 open files per device); 0: DISCONNECT after CONNACK; auto: 1 if the open-files limit allows' }
 })
 
-async function main (): Promise<void> {
-  if (mosquittoBinary() === undefined) throw new Error(MOSQUITTO_MISSING)
-  const devices = num(opt.devices, 'devices')
-  const processes = Math.max(1, num(opt.processes, 'processes'))
-  const concurrency = Math.max(1, num(opt.concurrency, 'concurrency'))
+/** What one storm measured; `registered` only for an --enroll storm. */
+interface StormResult {
+  readonly mode: 'pre-registered' | 'enrolled'
+  readonly connected: number, readonly refusals: number, readonly failures: Record<string, number>, readonly allConnectedS: number, readonly ratePerSec: number
+  readonly connectP50Ms: number, readonly connectP99Ms: number, readonly connectMaxMs: number, readonly certgateCpuMsPerConn: number, readonly mosquittoCpuMsPerConn: number
+  readonly certgateRssMiB: number, readonly held: boolean, readonly openFilesLimit: number
+  readonly healthz: { everyMs: number, probes: number, failures: number, p50Ms: number, p99Ms: number, maxMs: number }
+  readonly registered?: { readonly records: number, readonly auditEntries: number }
+  readonly latenciesMs: number[], readonly perBin: number[], readonly healthLatenciesMs: number[]
+}
+
+async function storm (mode: StormResult['mode'], devices: number, concurrency: number, processes: number): Promise<StormResult> {
   // Two descriptors per forwarded connection in certgate, one in Mosquitto, plus headroom.
   const nofile = 2 * devices + 512
-  console.log(`node ${process.version} (OpenSSL ${process.versions.openssl}); ${devices} devices, ${concurrency} in flight over ${processes} client processes`)
-  const fleet = await createFleet(devices)
+  const fleet = await createFleet(devices, undefined, { enroll: mode === 'enrolled' })
   const mosquitto = await startMosquitto({ nofile })
   const env: Record<string, string> = {
     CERTGATE_DATA_DIR: fleet.dataDir, CERTGATE_PROTOCOL: 'mqtt', CERTGATE_UPSTREAM: `127.0.0.1:${mosquitto.port}`,
@@ -71,28 +88,61 @@ async function main (): Promise<void> {
     const run = await clients.go()
     const hp = await health.stop()
     const cpu1 = { gw: cpuMs(gw.pid), mq: cpuMs(mosquitto.pid) }
-    const refusals = Object.values(run.failures).reduce((a, b) => a + b, 0)
-    const result = {
-      devices, held: hold, openFilesLimit: limit, connected: run.connected, refusals, failures: run.failures,
+    const rss = rssBytes(gw.pid) / 2 ** 20
+    for (const c of cleanup.splice(0)) await c()
+    return {
+      mode, held: hold, openFilesLimit: limit, connected: run.connected, refusals: Object.values(run.failures).reduce((a, b) => a + b, 0), failures: run.failures,
       allConnectedS: run.elapsedMs / 1000, ratePerSec: run.connected / (run.elapsedMs / 1000),
       connectP50Ms: percentile(run.latenciesMs, 50), connectP99Ms: percentile(run.latenciesMs, 99), connectMaxMs: percentile(run.latenciesMs, 100),
       certgateCpuMsPerConn: (cpu1.gw - cpu0.gw) / Math.max(run.connected, 1), mosquittoCpuMsPerConn: (cpu1.mq - cpu0.mq) / Math.max(run.connected, 1),
-      certgateRssMiB: rssBytes(gw.pid) / 2 ** 20,
-      healthz: { everyMs: num(opt['health-ms'], 'health-ms'), probes: hp.probes, failures: hp.failures, p50Ms: percentile(hp.latenciesMs, 50), p99Ms: hp.p99Ms, maxMs: hp.maxMs }
+      certgateRssMiB: rss,
+      healthz: { everyMs: num(opt['health-ms'], 'health-ms'), probes: hp.probes, failures: hp.failures, p50Ms: percentile(hp.latenciesMs, 50), p99Ms: hp.p99Ms, maxMs: hp.maxMs },
+      // Read after certgate stopped: what it stored, and what it audited.
+      ...(mode === 'enrolled' ? { registered: await registeredBy(fleet.dataDir) } : {}),
+      latenciesMs: run.latenciesMs, perBin: run.perBin, healthLatenciesMs: hp.latenciesMs
     }
-    console.log(`\nreconnect storm, node ${process.version}, ${devices} devices, ${concurrency} in flight, ${hold ? 'all held connected' : 'each leaving after its CONNACK'}:`)
-    console.log('| devices | connected | refusals | all connected after s | conn/s | connect p50 ms | p99 ms | certgate CPU ms/conn | /healthz probes | /healthz p99 ms | /healthz max ms |')
-    console.log('|---|---|---|---|---|---|---|---|---|---|---|')
-    console.log(`| ${devices} | ${result.connected} | ${refusals} | ${fmt(result.allConnectedS, 1)} | ${result.ratePerSec.toFixed(0)} | ${fmt(result.connectP50Ms)} | ${fmt(result.connectP99Ms)} | ${fmt(result.certgateCpuMsPerConn, 3)} | ${hp.probes} (${hp.failures} failed) | ${fmt(hp.p99Ms)} | ${fmt(hp.maxMs)} |`)
-    if (refusals > 0) console.log(`refusals by reason: ${JSON.stringify(run.failures)}`)
-    writeRun(opt.out, 'reconnect-storm', { options: opt, result }, `reconnect storm: ${devices} devices through certgate (mqtt) to Mosquitto, node ${process.version}`, [
-      { name: 'device connect -> CONNACK', latenciesMs: run.latenciesMs, perBin: run.perBin, binMs: BIN_MS },
-      { name: 'admin /healthz', latenciesMs: hp.latenciesMs, perBin: [], binMs: BIN_MS }
-    ])
   } finally {
     for (const c of cleanup) await c()
     fleet.dispose()
   }
+}
+
+/** Devices the group registered, and `device_registered` audit lines (each must be 1 per device). */
+async function registeredBy (dataDir: string): Promise<{ records: number, auditEntries: number }> {
+  const audit = readFileSync(join(dataDir, 'audit.log'), 'utf8').split('\n').filter((l) => l.includes('"action":"device_registered"')).length
+  return { records: await countRegistered(join(dataDir, 'registry.sqlite')), auditEntries: audit }
+}
+
+async function main (): Promise<void> {
+  if (mosquittoBinary() === undefined) throw new Error(MOSQUITTO_MISSING)
+  const devices = num(opt.devices, 'devices')
+  const processes = Math.max(1, num(opt.processes, 'processes'))
+  const concurrency = Math.max(1, num(opt.concurrency, 'concurrency'))
+  console.log(`node ${process.version} (OpenSSL ${process.versions.openssl}); ${devices} devices, ${concurrency} in flight over ${processes} client processes${enroll ? '; pre-registered, then never-seen under an enrollment group' : ''}`)
+  const results: StormResult[] = []
+  for (const mode of enroll ? ['pre-registered', 'enrolled'] as const : ['pre-registered'] as const) results.push(await storm(mode, devices, concurrency, processes))
+
+  const held = results[0]?.held === true
+  console.log(`\nreconnect storm, node ${process.version}, ${devices} devices, ${concurrency} in flight, ${held ? 'all held connected' : 'each leaving after its CONNACK'}:`)
+  console.log('| devices | connected | refusals | all connected after s | conn/s | connect p50 ms | p99 ms | certgate CPU ms/conn | /healthz probes | /healthz p99 ms | /healthz max ms |')
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|')
+  for (const r of results) {
+    console.log(`| ${devices}${enroll ? ` ${r.mode}` : ''} | ${r.connected} | ${r.refusals} | ${fmt(r.allConnectedS, 1)} | ${r.ratePerSec.toFixed(0)} | ${fmt(r.connectP50Ms)} | ${fmt(r.connectP99Ms)} | ${fmt(r.certgateCpuMsPerConn, 3)} | ${r.healthz.probes} (${r.healthz.failures} failed) | ${fmt(r.healthz.p99Ms)} | ${fmt(r.healthz.maxMs)} |`)
+    if (r.refusals > 0) console.log(`${r.mode} refusals by reason: ${JSON.stringify(r.failures)}`)
+  }
+  const [pre, enrolled] = results
+  if (pre !== undefined && enrolled?.registered !== undefined) {
+    const ratio = enrolled.allConnectedS / pre.allConnectedS
+    console.log(`\nenrolled: ${enrolled.registered.records} devices registered by the group, ${enrolled.registered.auditEntries} device_registered audit entries (each must be ${devices});` +
+      ` all connected after ${fmt(enrolled.allConnectedS, 1)} s vs ${fmt(pre.allConnectedS, 1)} s pre-registered: ${ratio.toFixed(2)}x (target <= 1.5x)`)
+  }
+  // The JSON keeps the summary; the raw latencies go to the chart.
+  const strip = (r: StormResult): Record<string, unknown> => Object.fromEntries(Object.entries(r).filter(([k]) => !['latenciesMs', 'perBin', 'healthLatenciesMs'].includes(k)))
+  writeRun(opt.out, enroll ? 'reconnect-storm-enroll' : 'reconnect-storm', { options: { ...opt, enroll }, result: results.length === 1 ? strip(results[0] as StormResult) : results.map(strip) },
+    `reconnect storm: ${devices} devices through certgate (mqtt) to Mosquitto, node ${process.version}`, results.flatMap((r) => [
+      { name: `${enroll ? `${r.mode}: ` : ''}device connect -> CONNACK`, latenciesMs: r.latenciesMs, perBin: r.perBin, binMs: BIN_MS },
+      { name: `${enroll ? `${r.mode}: ` : ''}admin /healthz`, latenciesMs: r.healthLatenciesMs, perBin: [], binMs: BIN_MS }
+    ]))
 }
 
 main().catch((err: unknown) => { console.error(err); process.exit(1) })

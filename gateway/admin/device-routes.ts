@@ -26,7 +26,8 @@ export function deviceResource (d: DeviceRecord, live: number): Record<string, u
       x509Thumbprint: { primaryThumbprint: d.primaryThumbprint, secondaryThumbprint: d.secondaryThumbprint }
     },
     createdAt: d.createdAt,
-    updatedAt: d.updatedAt
+    updatedAt: d.updatedAt,
+    ...(d.registration === undefined ? {} : { registration: d.registration })
   }
 }
 
@@ -34,7 +35,7 @@ export function deviceResource (d: DeviceRecord, live: number): Record<string, u
 export function parseDeviceBody (deviceId: string, body: unknown): DeviceInput {
   const problem = deviceIdProblem(deviceId)
   if (problem !== undefined) throw new ApiError(400, 'invalid_device_id', problem)
-  const b = objectBody(body, ['deviceId', 'authentication', 'status', 'statusReason', 'etag', 'connectionState', 'createdAt', 'updatedAt'])
+  const b = objectBody(body, ['deviceId', 'authentication', 'status', 'statusReason', 'etag', 'connectionState', 'createdAt', 'updatedAt', 'registration'])
   if (b.deviceId !== undefined && b.deviceId !== deviceId) throw new ApiError(400, 'device_id_mismatch', `the body's deviceId ${JSON.stringify(b.deviceId)} differs from the path's "${deviceId}"`)
   const auth = objectBody(b.authentication, ['type', 'x509Thumbprint'], 'authentication')
   if (auth.type !== 'certificateAuthority' && auth.type !== 'selfSigned') throw new ApiError(400, 'invalid_authentication', 'authentication.type must be "certificateAuthority" or "selfSigned"')
@@ -107,7 +108,7 @@ export function createDeviceRoutes (deps: DeviceRouteDeps): AdminRoute {
     if (!(top >= 1 && top <= MAX_PAGE)) throw new ApiError(400, 'invalid_top', `top must be an integer from 1 to ${MAX_PAGE}`)
     const token = headerValue(req.headers['x-ms-continuation']) ?? req.query.get('continuationToken') ?? undefined
     const after = token === undefined || token === '' ? undefined : decodeToken(token)
-    const page = await deps.registry.listDevices({ after, limit: top })
+    const page = await deps.registry.listDevices({ after, limit: top, enrollmentGroupId: req.query.get('enrollmentGroupId') ?? undefined })
     const headers: Record<string, string> = page.next === undefined ? {} : { 'x-ms-continuation': Buffer.from(page.next).toString('base64url') }
     return { status: 200, body: page.items.map((d) => deviceResource(d, deps.liveCount(d.deviceId))), headers }
   }

@@ -5,6 +5,7 @@ import type { RefusalReason } from '../reasons.js'
 import type { PoolVerdict } from '../validation/validator-pool.js'
 import type { DeviceRecord, Registry } from '../registry/types.js'
 import type { PathCert } from '../../workers/types.js'
+import type { Enrollment } from './enrollment.js'
 
 export interface Identity {
   readonly deviceId: string
@@ -41,7 +42,7 @@ export function checkDevice (device: DeviceRecord | undefined, deviceId: string,
   return { ok: true, device }
 }
 
-export async function authenticate (verdict: PoolVerdict, registry: Registry): Promise<Decision> {
+export async function authenticate (verdict: PoolVerdict, registry: Registry, enrollment?: Enrollment): Promise<Decision> {
   if (verdict.kind === 'overloaded') return { ok: false, reason: 'overloaded', detail: 'the validation queue is full; try again later' }
   if (verdict.kind === 'failed') return { ok: false, reason: 'validator_failed', detail: `validation failed internally: ${verdict.detail}` }
   const { leaf, chain } = verdict.outcome
@@ -59,6 +60,12 @@ export async function authenticate (verdict: PoolVerdict, registry: Registry): P
     device = await registry.getDevice(deviceId)
   } catch (err) {
     return { ok: false, reason: 'registry_unavailable', detail: `the registry could not be read: ${(err as Error).message}`, deviceId }
+  }
+  if (device === undefined && enrollment !== undefined) {
+    // Unknown: an enrollment group may register it now, on this very connection.
+    const enrolled = await enrollment.enroll(deviceId, chain.ok ? verdict.anchorName : undefined)
+    if (!enrolled.ok) return enrolled
+    device = enrolled.device
   }
   const checked = checkDevice(device, deviceId, { thumbprint: leaf.thumbprint })
   if (!checked.ok) return checked

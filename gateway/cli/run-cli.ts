@@ -13,6 +13,7 @@ commands:
              and PKCS#12 bundles (PEM files, on this machine)
   ca         register CA certificates with proof of possession; list, show, remove them
   device     add, get, list, enable, disable, remove devices; import many from a file
+  group      enrollment groups: devices under a CA register on first connection
   help       this text
 
 Run "certgate <command> --help" for a command's subcommands and flags. Commands that talk to
@@ -39,6 +40,8 @@ async function dispatch (argv: readonly string[], ctx: CliContext, env: NodeJS.P
       return await (await import('./ca-command.js')).caCommand(rest, ctx)
     case 'device':
       return await (await import('./device-command.js')).deviceCommand(rest, ctx)
+    case 'group':
+      return await (await import('./group-command.js')).groupCommand(rest, ctx)
     case 'help':
     case '--help':
     case '-h':

@@ -91,6 +91,9 @@ export async function startRevocation (deps: RevocationDeps): Promise<Revocation
 
   const onChange = (change: RegistryChange): void => {
     generation++
+    // A group governs only devices not yet registered: nothing live depends on it (the
+    // generation still moves, so a refusal decided across the change is not remembered).
+    if (change.kind === 'enrollmentGroup') return
     // 'bulk' means anything may have changed (an import, or a PostgreSQL reconnect after
     // changes went unheard): reload the trusted CAs and recheck every live device.
     // A removed CA takes its CRL with it: CA and bulk changes reload revocation too.

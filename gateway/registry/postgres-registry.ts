@@ -9,9 +9,10 @@
 import { EventEmitter } from 'node:events'
 import { randomBytes } from 'node:crypto'
 import pg from 'pg'
-import { PreconditionFailed, type DeviceInput, type DeviceStatus, type Registry, type RegistryChange } from './types.js'
+import { PreconditionFailed, type DeviceInput, type DeviceRecord, type DeviceStatus, type Registry, type RegistryChange } from './types.js'
 import { UPSERT_DEVICES, deviceColumns, migrate, toCa, toCrl, toDevice, toRevocation, type CaRow, type CrlRow, type DeviceRow, type RevocationRow } from './postgres-schema.js'
 import { isOlderCrl } from './crl-order.js'
+import { registrationColumns, toGroup, type GroupRow, type RegistrationColumns } from './enrollment-rows.js'
 
 const CHANNEL = 'certgate_registry'
 
@@ -184,17 +185,21 @@ export async function openPostgresRegistry (opts: PostgresRegistryOptions): Prom
 
   return {
     getDevice: async (id) => { const [r] = await read<DeviceRow>('SELECT * FROM devices WHERE device_id = $1', [id]); return r === undefined ? undefined : toDevice(r) },
-    listDevices: async ({ after, limit }) => {
-      const rows = await read<DeviceRow>('SELECT * FROM devices WHERE device_id > $1 ORDER BY device_id LIMIT $2', [after ?? '', limit + 1])
+    listDevices: async ({ after, limit, enrollmentGroupId }) => {
+      const rows = enrollmentGroupId === undefined
+        ? await read<DeviceRow>('SELECT * FROM devices WHERE device_id > $1 ORDER BY device_id LIMIT $2', [after ?? '', limit + 1])
+        : await read<DeviceRow>('SELECT * FROM devices WHERE enrollment_group_id = $3 AND device_id > $1 ORDER BY device_id LIMIT $2', [after ?? '', limit + 1, enrollmentGroupId])
       const items = rows.slice(0, limit).map(toDevice)
       return { items, next: rows.length > limit ? items[items.length - 1]?.deviceId : undefined }
     },
     putDevice: async (d, ifMatch) => await tx(async (c) => {
-      const existing = await one<DeviceRow>(c, 'SELECT * FROM devices WHERE device_id = $1 FOR UPDATE', [d.deviceId])
+      const existing = await one<DeviceRow & RegistrationColumns>(c, 'SELECT * FROM devices WHERE device_id = $1 FOR UPDATE', [d.deviceId])
       checkMatch(existing, ifMatch)
       const row = { ...deviceRow(d, nowIso()), ...(existing === undefined ? {} : { created_at: existing.created_at }) }
       await c.query(UPSERT_DEVICES, deviceColumns([row]))
-      return { result: { record: toDevice(row), created: existing === undefined }, changes: [{ kind: 'device', deviceId: d.deviceId }] }
+      // A replaced device keeps its registration columns.
+      const kept = existing === undefined ? row : { ...row, enrollment_group_id: existing.enrollment_group_id, registered_at: existing.registered_at, registered_via: existing.registered_via }
+      return { result: { record: toDevice(kept), created: existing === undefined }, changes: [{ kind: 'device', deviceId: d.deviceId }] }
     }),
     importDevices: async (list) => await tx(async (c) => {
       const now = nowIso()
@@ -209,6 +214,45 @@ export async function openPostgresRegistry (opts: PostgresRegistryOptions): Prom
       checkMatch(await one<DeviceRow>(c, 'SELECT * FROM devices WHERE device_id = $1 FOR UPDATE', [id]), ifMatch)
       const deleted = ((await c.query('DELETE FROM devices WHERE device_id = $1', [id])).rowCount ?? 0) > 0
       return { result: deleted, changes: deleted ? [{ kind: 'device', deviceId: id }] : [] }
+    }),
+    insertDeviceIfAbsent: async (d, registration) => await tx<{ record: DeviceRecord, inserted: boolean }>(async (c) => {
+      const row = { ...deviceRow(d, nowIso()), ...registrationColumns(registration) }
+      // A racing insert of the same deviceId waits for the other transaction, then does nothing;
+      // the winner's row is then visible to the next statement (READ COMMITTED).
+      const inserted = await one<DeviceRow>(c, 'INSERT INTO devices (device_id, auth_type, primary_thumbprint, secondary_thumbprint, status, status_reason, etag, created_at, updated_at, ' +
+        'enrollment_group_id, registered_at, registered_via) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (device_id) DO NOTHING RETURNING *',
+      [row.device_id, row.auth_type, row.primary_thumbprint, row.secondary_thumbprint, row.status, row.status_reason, row.etag, row.created_at, row.updated_at,
+        row.enrollment_group_id, row.registered_at, row.registered_via])
+      if (inserted !== undefined) return { result: { record: toDevice(inserted), inserted: true }, changes: [{ kind: 'device', deviceId: d.deviceId }] }
+      const winner = await one<DeviceRow>(c, 'SELECT * FROM devices WHERE device_id = $1', [d.deviceId])
+      if (winner === undefined) throw new Error(`device "${d.deviceId}" was deleted while being registered`)
+      return { result: { record: toDevice(winner), inserted: false }, changes: [] }
+    }),
+    setGroupDevicesStatus: async (group, status, statusReason) => await tx(async (c) => {
+      const n = (await c.query('UPDATE devices SET status = $2, status_reason = $3, etag = $4, updated_at = $5 WHERE enrollment_group_id = $1 AND (status <> $2 OR status_reason IS DISTINCT FROM $3)',
+        [group, status, statusReason, newEtag(), nowIso()])).rowCount ?? 0
+      return { result: n, changes: n > 0 ? [{ kind: 'bulk' }] : [] }
+    }),
+    deleteGroupDevices: async (group) => await tx(async (c) => {
+      const n = (await c.query('DELETE FROM devices WHERE enrollment_group_id = $1', [group])).rowCount ?? 0
+      return { result: n, changes: n > 0 ? [{ kind: 'bulk' }] : [] }
+    }),
+    getEnrollmentGroup: async (id) => { const [r] = await read<GroupRow>('SELECT * FROM enrollment_groups WHERE enrollment_group_id = $1', [id]); return r === undefined ? undefined : toGroup(r) },
+    listEnrollmentGroups: async () => (await read<GroupRow>('SELECT * FROM enrollment_groups ORDER BY enrollment_group_id')).map(toGroup),
+    putEnrollmentGroup: async (g, ifMatch) => await tx(async (c) => {
+      const existing = await one<GroupRow>(c, 'SELECT * FROM enrollment_groups WHERE enrollment_group_id = $1 FOR UPDATE', [g.enrollmentGroupId])
+      checkMatch(existing, ifMatch)
+      const now = nowIso()
+      const row = await one<GroupRow>(c, 'INSERT INTO enrollment_groups VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) ON CONFLICT (enrollment_group_id) DO UPDATE SET primary_ca = excluded.primary_ca, ' +
+        'secondary_ca = excluded.secondary_ca, provisioning_status = excluded.provisioning_status, device_id_pattern = excluded.device_id_pattern, initial_status = excluded.initial_status, ' +
+        'etag = excluded.etag, updated_at = excluded.updated_at RETURNING *',
+      [g.enrollmentGroupId, g.primaryCa, g.secondaryCa, g.provisioningStatus, g.deviceIdPattern, g.initialStatus, newEtag(), now])
+      return { result: { record: toGroup(row as GroupRow), created: existing === undefined }, changes: [{ kind: 'enrollmentGroup', enrollmentGroupId: g.enrollmentGroupId }] }
+    }),
+    deleteEnrollmentGroup: async (id, ifMatch) => await tx(async (c) => {
+      checkMatch(await one<GroupRow>(c, 'SELECT * FROM enrollment_groups WHERE enrollment_group_id = $1 FOR UPDATE', [id]), ifMatch)
+      const deleted = ((await c.query('DELETE FROM enrollment_groups WHERE enrollment_group_id = $1', [id])).rowCount ?? 0) > 0
+      return { result: deleted, changes: deleted ? [{ kind: 'enrollmentGroup', enrollmentGroupId: id }] : [] }
     }),
     countDevices: async () => {
       const out: Record<DeviceStatus, number> = { enabled: 0, disabled: 0 }

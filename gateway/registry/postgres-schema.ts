@@ -3,6 +3,7 @@
 // records, and the statements shared by several operations. Talks to the database only through
 // the small SqlSession interface, so `pg` stays in postgres-registry.ts.
 import type { CaRecord, CrlRecord, DeviceRecord, DeviceStatus, RevocationRecord } from './types.js'
+import { toRegistration, type RegistrationColumns } from './enrollment-rows.js'
 
 /** What this module needs of a database session (a pg client fits). */
 export interface SqlSession {
@@ -66,6 +67,20 @@ const MIGRATIONS: readonly string[] = [
      crl_number TEXT,
      revoked_count INTEGER NOT NULL,
      updated_at TEXT NOT NULL
+   );`,
+  // Enrollment groups, and which group registered a device (NULL: added by an operator).
+  `ALTER TABLE devices ADD COLUMN enrollment_group_id TEXT COLLATE "C", ADD COLUMN registered_at TEXT, ADD COLUMN registered_via TEXT;
+   CREATE INDEX devices_by_group ON devices (enrollment_group_id, device_id) WHERE enrollment_group_id IS NOT NULL;
+   CREATE TABLE enrollment_groups (
+     enrollment_group_id TEXT COLLATE "C" PRIMARY KEY,
+     primary_ca TEXT NOT NULL,
+     secondary_ca TEXT,
+     provisioning_status TEXT NOT NULL CHECK (provisioning_status IN ('enabled', 'disabled')),
+     device_id_pattern TEXT,
+     initial_status TEXT NOT NULL CHECK (initial_status IN ('enabled', 'disabled')),
+     etag TEXT NOT NULL,
+     created_at TEXT NOT NULL,
+     updated_at TEXT NOT NULL
    );`
 ]
 
@@ -91,10 +106,12 @@ export const toCrl = (r: CrlRow): CrlRecord => ({
   nextUpdate: r.next_update, crlNumber: r.crl_number, revokedCount: r.revoked_count, updatedAt: r.updated_at
 })
 
-export function toDevice (r: DeviceRow): DeviceRecord {
+export function toDevice (r: DeviceRow & Partial<RegistrationColumns>): DeviceRecord {
+  const registration = r.enrollment_group_id === undefined ? undefined : toRegistration({ enrollment_group_id: r.enrollment_group_id, registered_at: r.registered_at ?? null, registered_via: r.registered_via ?? null })
   return {
     deviceId: r.device_id, authType: r.auth_type, primaryThumbprint: r.primary_thumbprint, secondaryThumbprint: r.secondary_thumbprint,
-    status: r.status, statusReason: r.status_reason, etag: r.etag, createdAt: r.created_at, updatedAt: r.updated_at
+    status: r.status, statusReason: r.status_reason, etag: r.etag, createdAt: r.created_at, updatedAt: r.updated_at,
+    ...(registration === undefined ? {} : { registration })
   }
 }
 
@@ -106,7 +123,8 @@ export function toCa (r: CaRow): CaRecord {
   }
 }
 
-export const UPSERT_DEVICES = `INSERT INTO devices
+// The registration columns are left alone on replace: a registered device stays its group's.
+export const UPSERT_DEVICES = `INSERT INTO devices (device_id, auth_type, primary_thumbprint, secondary_thumbprint, status, status_reason, etag, created_at, updated_at)
   SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])
   ON CONFLICT (device_id) DO UPDATE SET auth_type = excluded.auth_type, primary_thumbprint = excluded.primary_thumbprint,
     secondary_thumbprint = excluded.secondary_thumbprint, status = excluded.status, status_reason = excluded.status_reason,

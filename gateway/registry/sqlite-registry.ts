@@ -6,9 +6,10 @@ import { randomBytes } from 'node:crypto'
 import Database from 'better-sqlite3'
 import {
   PreconditionFailed, type CaRecord, type CrlInput, type CrlRecord, type DeviceInput, type DeviceRecord, type DeviceStatus,
-  type Registry, type RegistryChange, type RevocationRecord
+  type EnrollmentGroupInput, type Registry, type RegistryChange, type RevocationRecord
 } from './types.js'
 import { isOlderCrl } from './crl-order.js'
+import { registrationColumns, toGroup, toRegistration, type GroupRow, type RegistrationColumns } from './enrollment-rows.js'
 
 const MIGRATIONS: readonly string[] = [
   `CREATE TABLE devices (
@@ -53,6 +54,22 @@ const MIGRATIONS: readonly string[] = [
      crl_number TEXT,
      revoked_count INTEGER NOT NULL,
      updated_at TEXT NOT NULL
+   ) WITHOUT ROWID;`,
+  // Enrollment groups, and which group registered a device (NULL: added by an operator).
+  `ALTER TABLE devices ADD COLUMN enrollment_group_id TEXT;
+   ALTER TABLE devices ADD COLUMN registered_at TEXT;
+   ALTER TABLE devices ADD COLUMN registered_via TEXT;
+   CREATE INDEX devices_by_group ON devices (enrollment_group_id, device_id) WHERE enrollment_group_id IS NOT NULL;
+   CREATE TABLE enrollment_groups (
+     enrollment_group_id TEXT PRIMARY KEY,
+     primary_ca TEXT NOT NULL,
+     secondary_ca TEXT,
+     provisioning_status TEXT NOT NULL CHECK (provisioning_status IN ('enabled', 'disabled')),
+     device_id_pattern TEXT,
+     initial_status TEXT NOT NULL CHECK (initial_status IN ('enabled', 'disabled')),
+     etag TEXT NOT NULL,
+     created_at TEXT NOT NULL,
+     updated_at TEXT NOT NULL
    ) WITHOUT ROWID;`
 ]
 
@@ -60,6 +77,7 @@ interface DeviceRow {
   device_id: string, auth_type: DeviceRecord['authType'], primary_thumbprint: string | null, secondary_thumbprint: string | null,
   status: DeviceStatus, status_reason: string | null, etag: string, created_at: string, updated_at: string
 }
+type StoredDeviceRow = DeviceRow & RegistrationColumns
 interface CaRow {
   name: string, certificate: Buffer, subject: string, thumbprint: string, not_after: string, is_verified: number,
   verification_code: string | null, verification_code_expiry: string | null, verification_code_thumbprint: string | null,
@@ -81,10 +99,12 @@ const toCrl = (r: CrlRow): CrlRecord => ({
 const newEtag = (): string => randomBytes(9).toString('base64url')
 const nowIso = (): string => new Date().toISOString()
 
-function toDevice (r: DeviceRow): DeviceRecord {
+function toDevice (r: StoredDeviceRow | DeviceRow): DeviceRecord {
+  const registration = 'enrollment_group_id' in r ? toRegistration(r) : undefined
   return {
     deviceId: r.device_id, authType: r.auth_type, primaryThumbprint: r.primary_thumbprint, secondaryThumbprint: r.secondary_thumbprint,
-    status: r.status, statusReason: r.status_reason, etag: r.etag, createdAt: r.created_at, updatedAt: r.updated_at
+    status: r.status, statusReason: r.status_reason, etag: r.etag, createdAt: r.created_at, updatedAt: r.updated_at,
+    ...(registration === undefined ? {} : { registration })
   }
 }
 
@@ -120,12 +140,25 @@ export function openSqliteRegistry (file: string): Registry {
   }
 
   const q = {
-    getDevice: db.prepare<[string], DeviceRow>('SELECT * FROM devices WHERE device_id = ?'),
-    listDevices: db.prepare<[string, number], DeviceRow>('SELECT * FROM devices WHERE device_id > ? ORDER BY device_id LIMIT ?'),
-    upsertDevice: db.prepare('INSERT INTO devices VALUES (@device_id, @auth_type, @primary_thumbprint, @secondary_thumbprint, @status, @status_reason, @etag, @created_at, @updated_at) ' +
+    getDevice: db.prepare<[string], StoredDeviceRow>('SELECT * FROM devices WHERE device_id = ?'),
+    listDevices: db.prepare<[string, number], StoredDeviceRow>('SELECT * FROM devices WHERE device_id > ? ORDER BY device_id LIMIT ?'),
+    listGroupDevices: db.prepare<[string, string, number], StoredDeviceRow>('SELECT * FROM devices WHERE enrollment_group_id = ? AND device_id > ? ORDER BY device_id LIMIT ?'),
+    // The registration columns are left alone on replace: a registered device stays its group's.
+    upsertDevice: db.prepare('INSERT INTO devices (device_id, auth_type, primary_thumbprint, secondary_thumbprint, status, status_reason, etag, created_at, updated_at) ' +
+      'VALUES (@device_id, @auth_type, @primary_thumbprint, @secondary_thumbprint, @status, @status_reason, @etag, @created_at, @updated_at) ' +
       'ON CONFLICT (device_id) DO UPDATE SET auth_type = excluded.auth_type, primary_thumbprint = excluded.primary_thumbprint, secondary_thumbprint = excluded.secondary_thumbprint, ' +
       'status = excluded.status, status_reason = excluded.status_reason, etag = excluded.etag, updated_at = excluded.updated_at'),
     deleteDevice: db.prepare<[string]>('DELETE FROM devices WHERE device_id = ?'),
+    insertDeviceIfAbsent: db.prepare('INSERT INTO devices VALUES (@device_id, @auth_type, @primary_thumbprint, @secondary_thumbprint, @status, @status_reason, @etag, ' +
+      '@created_at, @updated_at, @enrollment_group_id, @registered_at, @registered_via) ON CONFLICT (device_id) DO NOTHING'),
+    setGroupStatus: db.prepare('UPDATE devices SET status = @status, status_reason = @status_reason, etag = @etag, updated_at = @now WHERE enrollment_group_id = @group AND (status <> @status OR status_reason IS NOT @status_reason)'),
+    deleteGroupDevices: db.prepare<[string]>('DELETE FROM devices WHERE enrollment_group_id = ?'),
+    getGroup: db.prepare<[string], GroupRow>('SELECT * FROM enrollment_groups WHERE enrollment_group_id = ?'),
+    listGroups: db.prepare<[], GroupRow>('SELECT * FROM enrollment_groups ORDER BY enrollment_group_id'),
+    upsertGroup: db.prepare('INSERT INTO enrollment_groups VALUES (@enrollment_group_id, @primary_ca, @secondary_ca, @provisioning_status, @device_id_pattern, @initial_status, @etag, @created_at, @updated_at) ' +
+      'ON CONFLICT (enrollment_group_id) DO UPDATE SET primary_ca = excluded.primary_ca, secondary_ca = excluded.secondary_ca, provisioning_status = excluded.provisioning_status, ' +
+      'device_id_pattern = excluded.device_id_pattern, initial_status = excluded.initial_status, etag = excluded.etag, updated_at = excluded.updated_at'),
+    deleteGroup: db.prepare<[string]>('DELETE FROM enrollment_groups WHERE enrollment_group_id = ?'),
     countDevices: db.prepare<[], { status: DeviceStatus, n: number }>('SELECT status, count(*) AS n FROM devices GROUP BY status'),
     getCa: db.prepare<[string], CaRow>('SELECT * FROM cas WHERE name = ?'),
     listCas: db.prepare<[], CaRow>('SELECT * FROM cas ORDER BY name'),
@@ -155,9 +188,9 @@ export function openSqliteRegistry (file: string): Registry {
   const putDevice = db.transaction((d: DeviceInput, ifMatch: string | undefined) => {
     const existing = q.getDevice.get(d.deviceId)
     checkMatch(existing, ifMatch)
-    const row = deviceRow(d, existing, nowIso())
-    q.upsertDevice.run(row)
-    return { record: toDevice(row), created: existing === undefined }
+    q.upsertDevice.run(deviceRow(d, existing, nowIso()))
+    // Read back: a replaced device keeps its registration columns.
+    return { record: toDevice(q.getDevice.get(d.deviceId) as StoredDeviceRow), created: existing === undefined }
   })
   const importDevices = db.transaction((list: readonly DeviceInput[]) => {
     const now = nowIso()
@@ -168,6 +201,45 @@ export function openSqliteRegistry (file: string): Registry {
     checkMatch(q.getDevice.get(id), ifMatch)
     return q.deleteDevice.run(id).changes > 0
   })
+  const putGroup = db.transaction((g: EnrollmentGroupInput, ifMatch: string | undefined) => {
+    const existing = q.getGroup.get(g.enrollmentGroupId)
+    checkMatch(existing, ifMatch)
+    const now = nowIso()
+    const row: GroupRow = {
+      enrollment_group_id: g.enrollmentGroupId, primary_ca: g.primaryCa, secondary_ca: g.secondaryCa, provisioning_status: g.provisioningStatus,
+      device_id_pattern: g.deviceIdPattern, initial_status: g.initialStatus, etag: newEtag(), created_at: existing?.created_at ?? now, updated_at: now
+    }
+    q.upsertGroup.run(row)
+    return { record: toGroup(row), created: existing === undefined }
+  })
+  const deleteGroup = db.transaction((id: string, ifMatch: string | undefined) => {
+    checkMatch(q.getGroup.get(id), ifMatch)
+    return q.deleteGroup.run(id).changes > 0
+  })
+  // First-connection registrations arriving together (a storm of new devices) are written in one
+  // transaction: one WAL fsync for the batch instead of one per device, on the event loop.
+  interface PendingInsert { readonly row: StoredDeviceRow, readonly resolve: (r: { record: DeviceRecord, inserted: boolean }) => void, readonly reject: (err: Error) => void }
+  let pendingInserts: PendingInsert[] = []
+  const insertBatch = db.transaction((rows: readonly StoredDeviceRow[]) => rows.map((row) => {
+    const inserted = q.insertDeviceIfAbsent.run(row).changes > 0
+    return { record: toDevice(inserted ? row : q.getDevice.get(row.device_id) as StoredDeviceRow), inserted }
+  }))
+  const flushInserts = (): void => {
+    const batch = pendingInserts
+    pendingInserts = []
+    let results: Array<{ record: DeviceRecord, inserted: boolean }>
+    try {
+      results = insertBatch(batch.map((p) => p.row))
+    } catch (err) {
+      for (const p of batch) p.reject(err as Error)
+      return
+    }
+    batch.forEach((p, i) => {
+      const r = results[i] as { record: DeviceRecord, inserted: boolean }
+      if (r.inserted) emit({ kind: 'device', deviceId: r.record.deviceId })
+      p.resolve(r)
+    })
+  }
   const putCa = db.transaction((ca: { name: string, certificateDer: Uint8Array, subject: string, thumbprint: string, notAfter: string }, ifMatch: string | undefined) => {
     const existing = q.getCa.get(ca.name)
     checkMatch(existing, ifMatch)
@@ -213,14 +285,32 @@ export function openSqliteRegistry (file: string): Registry {
 
   return {
     getDevice: async (id) => { const r = q.getDevice.get(id); return r === undefined ? undefined : toDevice(r) },
-    listDevices: async ({ after, limit }) => {
-      const rows = q.listDevices.all(after ?? '', limit + 1)
+    listDevices: async ({ after, limit, enrollmentGroupId }) => {
+      const rows = enrollmentGroupId === undefined ? q.listDevices.all(after ?? '', limit + 1) : q.listGroupDevices.all(enrollmentGroupId, after ?? '', limit + 1)
       const items = rows.slice(0, limit).map(toDevice)
       return { items, next: rows.length > limit ? items[items.length - 1]?.deviceId : undefined }
     },
     putDevice: async (d, ifMatch) => { const r = putDevice(d, ifMatch); emit({ kind: 'device', deviceId: d.deviceId }); return r },
     importDevices: async (list) => { const n = importDevices(list); emit({ kind: 'bulk' }); return n },
     deleteDevice: async (id, ifMatch) => { const r = deleteDevice(id, ifMatch); if (r) emit({ kind: 'device', deviceId: id }); return r },
+    insertDeviceIfAbsent: async (d, registration) => await new Promise((resolve, reject) => {
+      pendingInserts.push({ row: { ...deviceRow(d, undefined, nowIso()), ...registrationColumns(registration) }, resolve, reject })
+      if (pendingInserts.length === 1) setImmediate(flushInserts)
+    }),
+    setGroupDevicesStatus: async (group, status, statusReason) => {
+      const n = q.setGroupStatus.run({ group, status, status_reason: statusReason, etag: newEtag(), now: nowIso() }).changes
+      if (n > 0) emit({ kind: 'bulk' })
+      return n
+    },
+    deleteGroupDevices: async (group) => {
+      const n = q.deleteGroupDevices.run(group).changes
+      if (n > 0) emit({ kind: 'bulk' })
+      return n
+    },
+    getEnrollmentGroup: async (id) => { const r = q.getGroup.get(id); return r === undefined ? undefined : toGroup(r) },
+    listEnrollmentGroups: async () => q.listGroups.all().map(toGroup),
+    putEnrollmentGroup: async (g, ifMatch) => { const r = putGroup(g, ifMatch); emit({ kind: 'enrollmentGroup', enrollmentGroupId: g.enrollmentGroupId }); return r },
+    deleteEnrollmentGroup: async (id, ifMatch) => { const r = deleteGroup(id, ifMatch); if (r) emit({ kind: 'enrollmentGroup', enrollmentGroupId: id }); return r },
     countDevices: async () => {
       const out: Record<DeviceStatus, number> = { enabled: 0, disabled: 0 }
       for (const r of q.countDevices.all()) out[r.status] = r.n

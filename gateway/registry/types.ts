@@ -7,6 +7,14 @@ export type AuthType = typeof AUTH_TYPES[number]
 export const DEVICE_STATUSES = ['enabled', 'disabled'] as const
 export type DeviceStatus = typeof DEVICE_STATUSES[number]
 
+/** How a device came to be registered by an enrollment group on its first connection. */
+export interface Registration {
+  readonly enrollmentGroupId: string
+  readonly registeredAt: string
+  /** Who registered it: 'gateway' (a first connection). */
+  readonly via: 'gateway'
+}
+
 export interface DeviceRecord {
   readonly deviceId: string
   readonly authType: AuthType
@@ -18,9 +26,31 @@ export interface DeviceRecord {
   readonly etag: string
   readonly createdAt: string
   readonly updatedAt: string
+  /** Set when an enrollment group registered the device; kept when the device is replaced by PUT. */
+  readonly registration?: Registration | undefined
 }
 
-export type DeviceInput = Omit<DeviceRecord, 'etag' | 'createdAt' | 'updatedAt'>
+export type DeviceInput = Omit<DeviceRecord, 'etag' | 'createdAt' | 'updatedAt' | 'registration'>
+
+export const PROVISIONING_STATUSES = ['enabled', 'disabled'] as const
+export type ProvisioningStatus = typeof PROVISIONING_STATUSES[number]
+
+/** An enrollment group (Azure DPS shape): unknown devices under its CAs register on first connection. */
+export interface EnrollmentGroupInput {
+  readonly enrollmentGroupId: string
+  readonly primaryCa: string
+  readonly secondaryCa: string | null
+  readonly provisioningStatus: ProvisioningStatus
+  /** A regular expression (certgate's linear-time subset) the CN must match in full; null: any. */
+  readonly deviceIdPattern: string | null
+  readonly initialStatus: DeviceStatus
+}
+
+export interface EnrollmentGroupRecord extends EnrollmentGroupInput {
+  readonly etag: string
+  readonly createdAt: string
+  readonly updatedAt: string
+}
 
 export interface CaRecord {
   readonly name: string
@@ -69,6 +99,7 @@ export type RegistryChange =
   | { readonly kind: 'device', readonly deviceId: string }
   | { readonly kind: 'ca', readonly name: string }
   | { readonly kind: 'revocation' }
+  | { readonly kind: 'enrollmentGroup', readonly enrollmentGroupId: string }
   | { readonly kind: 'bulk' }
 
 /** Thrown when an If-Match etag does not match the stored one. */
@@ -80,13 +111,29 @@ export interface Page<T> { readonly items: readonly T[], readonly next: string |
 
 export interface Registry {
   getDevice: (deviceId: string) => Promise<DeviceRecord | undefined>
-  listDevices: (opts: { after?: string | undefined, limit: number }) => Promise<Page<DeviceRecord>>
+  /** A page in deviceId order; with `enrollmentGroupId`, only the devices that group registered. */
+  listDevices: (opts: { after?: string | undefined, limit: number, enrollmentGroupId?: string | undefined }) => Promise<Page<DeviceRecord>>
   /** Creates or replaces; `ifMatch` ('*' or an etag) guards replacement. */
   putDevice: (device: DeviceInput, ifMatch?: string) => Promise<{ record: DeviceRecord, created: boolean }>
   /** Inserts or replaces many devices in one transaction. */
   importDevices: (devices: readonly DeviceInput[]) => Promise<number>
   deleteDevice: (deviceId: string, ifMatch?: string) => Promise<boolean>
   countDevices: () => Promise<Record<DeviceStatus, number>>
+  /**
+   * Creates the device unless one with its deviceId exists (a unique key decides between
+   * gateways racing on the same new device); either way returns the stored record, and
+   * `inserted` is true only for the caller whose row was written.
+   */
+  insertDeviceIfAbsent: (device: DeviceInput, registration: Registration) => Promise<{ record: DeviceRecord, inserted: boolean }>
+  /** Sets the status of every device the group registered; returns how many changed. */
+  setGroupDevicesStatus: (enrollmentGroupId: string, status: DeviceStatus, statusReason: string | null) => Promise<number>
+  /** Deletes every device the group registered; returns how many. */
+  deleteGroupDevices: (enrollmentGroupId: string) => Promise<number>
+
+  getEnrollmentGroup: (id: string) => Promise<EnrollmentGroupRecord | undefined>
+  listEnrollmentGroups: () => Promise<readonly EnrollmentGroupRecord[]>
+  putEnrollmentGroup: (group: EnrollmentGroupInput, ifMatch?: string) => Promise<{ record: EnrollmentGroupRecord, created: boolean }>
+  deleteEnrollmentGroup: (id: string, ifMatch?: string) => Promise<boolean>
 
   getCa: (name: string) => Promise<CaRecord | undefined>
   listCas: () => Promise<readonly CaRecord[]>

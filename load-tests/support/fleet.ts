@@ -81,14 +81,18 @@ async function loadOrGrow (count: number, log: (line: string) => void): Promise<
   return stored
 }
 
-export async function createFleet (count: number, log: (line: string) => void = (l) => { console.log(l) }): Promise<Fleet> {
+/**
+ * `enroll`: the registry holds no device, only an enrollment group on the CA (id `bench`) whose
+ * pattern covers every device, so each registers itself on its first connection.
+ */
+export async function createFleet (count: number, log: (line: string) => void = (l) => { console.log(l) }, opts: { enroll?: boolean } = {}): Promise<Fleet> {
   const stored = await loadOrGrow(count, log)
   const devices = stored.devices.slice(0, count)
   const dataDir = mkdtempSync(join(tmpdir(), 'certgate-bench-'))
   const chainPem = stored.int2.pem + stored.int1.pem
   return {
     dataDir, rootPem: stored.root.pem, chainPem, devices,
-    enroll: async (admin) => { await enroll(admin, stored, devices) },
+    enroll: async (admin) => { await enroll(admin, stored, devices, opts.enroll === true) },
     contexts: (serverCaPem) => devices.map((d) => createSecureContext({ key: d.keyPem, cert: d.pem + chainPem, ca: serverCaPem })),
     dispose: () => { rmSync(dataDir, { recursive: true, force: true }) }
   }
@@ -96,8 +100,8 @@ export async function createFleet (count: number, log: (line: string) => void = 
 
 
 const CA_NAME = 'bench-root'
-/** The admin API's limit per POST /devices:import. */
-const IMPORT_BATCH = 10_000
+/** Devices per POST /devices:import: within its 10,000 and the admin API's 256 KB body limit (~90 bytes a device). */
+const IMPORT_BATCH = 2_000
 
 async function call (admin: AdminApi, method: string, path: string, body?: unknown): Promise<Record<string, unknown>> {
   const res = await fetch(admin.url + path, {
@@ -110,7 +114,8 @@ async function call (admin: AdminApi, method: string, path: string, body?: unkno
   return text === '' ? {} : JSON.parse(text) as Record<string, unknown>
 }
 
-async function enroll (admin: AdminApi, stored: Stored, devices: readonly DeviceCert[]): Promise<void> {
+/** `byGroup`: no device is imported, only an enrollment group (`bench`) covering them all. */
+async function enroll (admin: AdminApi, stored: Stored, devices: readonly DeviceCert[], byGroup: boolean): Promise<void> {
   // Uploading the identical certificate again changes nothing, and a verified CA stays verified.
   const ca = await call(admin, 'PUT', `/certificates/${CA_NAME}`, { certificate: stored.root.pem })
   if (ca.isVerified !== true) {
@@ -118,6 +123,10 @@ async function enroll (admin: AdminApi, stored: Stored, devices: readonly Device
     const root = await revive(stored.root, 'certgate Root CA')
     const proof = await issue({ cn: String(verificationCode), issuer: root, eku: [] })
     await call(admin, 'POST', `/certificates/${CA_NAME}/verify`, { certificate: proof.pem })
+  }
+  if (byGroup) {
+    await call(admin, 'PUT', '/enrollmentGroups/bench', { attestation: { type: 'x509', x509: { caReferences: { primary: CA_NAME } } }, provisioningStatus: 'enabled', deviceIdPattern: 'bench-\\d{6}', initialStatus: 'enabled' })
+    return
   }
   for (let i = 0; i < devices.length; i += IMPORT_BATCH) {
     const batch = devices.slice(i, i + IMPORT_BATCH).map((d) => ({ deviceId: d.id, authentication: { type: 'certificateAuthority' }, status: 'enabled' }))

@@ -436,7 +436,7 @@ for (const backend of [sqlite, postgres]) describe(backend.name, () => {
     const r = await backend.open(location)
     await r.putDevice(device('dev-1'))
     await r.close()
-    assert.equal(await backend.schemaVersion(location), 1, 'opening migrates to schema version 1')
+    assert.equal(await backend.schemaVersion(location), 3, 'opening migrates to schema version 3')
     await backend.setSchemaVersion(location, 99)
 
     await assert.rejects(backend.open(location), (err: unknown) => {
