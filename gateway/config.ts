@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { availableParallelism } from 'node:os'
 import { isIP } from 'node:net'
+import { errorMessage } from '../workers/errors.js'
 
 export const PROTOCOLS = ['tcp', 'mqtt', 'http'] as const
 export type Protocol = typeof PROTOCOLS[number]
@@ -183,7 +184,7 @@ function listenersFromFile (file: string, defaults: Omit<ListenerConfig, 'name' 
   try {
     doc = JSON.parse(readFileSync(file, 'utf8'))
   } catch (err) {
-    throw new ConfigError(`CERTGATE_CONFIG="${file}" could not be read as JSON: ${(err as Error).message}`)
+    throw new ConfigError(`CERTGATE_CONFIG="${file}" could not be read as JSON: ${errorMessage(err)}`)
   }
   const where = `CERTGATE_CONFIG ${file}`
   if (!isObject(doc)) throw new ConfigError(`${where}: must be a JSON object {"listeners": [...]}`)

@@ -12,6 +12,7 @@ import { join } from 'node:path'
 import type { Readable } from 'node:stream'
 import { fileURLToPath } from 'node:url'
 import mqtt, { type MqttClient } from 'mqtt'
+import { errorMessage } from '../workers/errors.js'
 
 const CLI = fileURLToPath(new URL('./cli.js', import.meta.url))
 const DEADLINE_MS = 30_000
@@ -176,7 +177,7 @@ async function demo (dir: string, gwRef: { gw?: Gateway }): Promise<void> {
   print('\n7. The device tries to reconnect: refused')
   const refusedAt = gw.logs.length
   let reconnected: MqttClient | undefined
-  try { reconnected = await connectDevice(devicePort, dir) } catch (err) { print(`     mqtt.js: ${(err as Error).message}`) }
+  try { reconnected = await connectDevice(devicePort, dir) } catch (err) { print(`     mqtt.js: ${errorMessage(err)}`) }
   if (reconnected !== undefined) { reconnected.end(true); throw new Error('the disabled device was able to connect again') }
   const refusal = await gw.waitFor('the refusal', () => gw.logs.slice(refusedAt).find((l) => l.event === 'refused' && l.deviceId === DEVICE))
   if (refusal.reason !== 'device_disabled') throw new Error(`refused for ${refusal.reason ?? '?'}, expected device_disabled`)
@@ -202,7 +203,7 @@ async function main (): Promise<number> {
     print(`\nDone in ${((Date.now() - started) / 1000).toFixed(1)} s: a CA registered with proof of possession, a device enrolled,`)
     print('connected and cut off by one command. Next: certgate --help, README.md.')
   } catch (err) {
-    process.stderr.write(`\ndemo failed: ${(err as Error).message}\n`)
+    process.stderr.write(`\ndemo failed: ${errorMessage(err)}\n`)
   } finally {
     const child = gwRef.gw?.child
     if (child?.exitCode === null && child.pid !== undefined) {

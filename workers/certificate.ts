@@ -10,6 +10,7 @@ import {
 import { readSignatureAlgorithm, readSpki, type KeyType, type SignatureCheck } from './algorithms.js'
 import { CertificateError } from './certificate-error.js'
 import { keyOf, nameKey, rdnKeys } from './name-compare.js'
+import { errorMessage } from './errors.js'
 
 export { CertificateError }
 export type { KeyType, SignatureCheck }
@@ -210,7 +211,7 @@ export function parseCertificate (der: Uint8Array): Certificate {
       try {
         publicKey = createPublicKey({ key: Buffer.from(spki.buffer, spki.byteOffset, spki.byteLength), format: 'der', type: 'spki' })
       } catch (err) {
-        throw new CertificateError(`unreadable public key: ${(err as Error).message}`)
+        throw new CertificateError(`unreadable public key: ${errorMessage(err)}`)
       }
       return publicKey
     },

@@ -12,6 +12,7 @@ import { policyProblem } from './policy.js'
 import { pathCerts, revocationProblem, type RevocationSet } from './revocation.js'
 import { MAX_SENT_CERTIFICATES, type ChainReason, type ChainVerdict, type LeafFacts, type Refusal, type ValidationOutcome } from './types.js'
 import type { ExpiringLru } from '../cache/expiring-lru.js'
+import { errorMessage } from './errors.js'
 
 export const LIMITS = {
   /** Certificates a device may send besides its leaf. */
@@ -71,7 +72,7 @@ export function buildAnchorSet (ders: readonly Uint8Array[]): { set: AnchorSet, 
       if (same === undefined) bySubject.set(anchor.cert.subjectKey, [anchor])
       else same.push(anchor)
     } catch (err) {
-      unusable.push({ index, detail: (err as Error).message })
+      unusable.push({ index, detail: errorMessage(err) })
     }
   })
   return { set: { list, bySubject, hashes: new Set(list.map((a) => a.hash)) }, unusable }
@@ -92,7 +93,7 @@ export function validatePath (leafDer: Uint8Array, sent: readonly Uint8Array[], 
   try {
     leaf = parseCertificate(leafDer)
   } catch (err) {
-    return { leaf: undefined, chain: refuse('malformed_certificate', `the device certificate is malformed: ${(err as Error).message}`) }
+    return { leaf: undefined, chain: refuse('malformed_certificate', `the device certificate is malformed: ${errorMessage(err)}`) }
   }
   const thumbprint = sha256Hex(leafDer)
   const ownProblem = leafProblem(leaf, opts)
@@ -157,7 +158,7 @@ function chainVerdict (leaf: Certificate, leafHash: string, sent: readonly Uint8
     try {
       cert = intermediate(der, hash, opts.cache)
     } catch (err) {
-      unparsed ??= `an intermediate certificate the device sent is malformed: ${(err as Error).message}`
+      unparsed ??= `an intermediate certificate the device sent is malformed: ${errorMessage(err)}`
       continue
     }
     const same = bag.get(cert.subjectKey)

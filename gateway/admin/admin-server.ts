@@ -4,6 +4,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { HostPort } from '../config.js'
 import type { AuditLog } from '../registry/audit-log.js'
+import { errorMessage } from '../../workers/errors.js'
 
 export interface AdminRequest {
   readonly method: string
@@ -64,7 +65,7 @@ async function readJson (req: IncomingMessage, limit: number): Promise<unknown> 
   try {
     return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown
   } catch (err) {
-    throw new ApiError(400, 'malformed_json', `the request body is not valid JSON: ${(err as Error).message}`)
+    throw new ApiError(400, 'malformed_json', `the request body is not valid JSON: ${errorMessage(err)}`)
   }
 }
 
@@ -108,7 +109,7 @@ export async function startAdminServer (opts: AdminServerOptions, deps: AdminSer
 
   const server = createServer((req, res) => {
     handle(req, res).then(() => { audit(req, res, undefined) }, (err: unknown) => {
-      const e = err instanceof ApiError ? err : new ApiError(500, 'internal_error', (err as Error).message)
+      const e = err instanceof ApiError ? err : new ApiError(500, 'internal_error', errorMessage(err))
       sendError(res, e)
       audit(req, res, e.code)
       // Unread oversized bodies: close rather than drain them.

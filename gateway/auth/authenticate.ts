@@ -6,6 +6,7 @@ import type { PoolVerdict } from '../validation/validator-pool.js'
 import type { DeviceRecord, Registry } from '../registry/types.js'
 import type { PathCert } from '../../workers/types.js'
 import type { Enrollment } from './enrollment.js'
+import { errorMessage } from '../../workers/errors.js'
 
 export interface Identity {
   readonly deviceId: string
@@ -59,7 +60,7 @@ export async function authenticate (verdict: PoolVerdict, registry: Registry, en
   try {
     device = await registry.getDevice(deviceId)
   } catch (err) {
-    return { ok: false, reason: 'registry_unavailable', detail: `the registry could not be read: ${(err as Error).message}`, deviceId }
+    return { ok: false, reason: 'registry_unavailable', detail: `the registry could not be read: ${errorMessage(err)}`, deviceId }
   }
   if (device === undefined && enrollment !== undefined) {
     // Unknown: an enrollment group may register it now, on this very connection.

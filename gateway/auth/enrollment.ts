@@ -9,6 +9,7 @@ import { compileDeviceIdPattern } from '../control/device-id-pattern.js'
 import type { AuditLog } from '../registry/audit-log.js'
 import type { RefusalReason } from '../reasons.js'
 import type { DeviceRecord, EnrollmentGroupRecord, Registry } from '../registry/types.js'
+import { errorMessage } from '../../workers/errors.js'
 
 export type Enrolled =
   | { readonly ok: true, readonly device: DeviceRecord }
@@ -66,7 +67,7 @@ export function createEnrollment (deps: EnrollmentDeps): Enrollment {
       try {
         all = await current()
       } catch (err) {
-        return { ok: false, reason: 'registry_unavailable', detail: `the enrollment groups could not be read: ${(err as Error).message}`, deviceId }
+        return { ok: false, reason: 'registry_unavailable', detail: `the enrollment groups could not be read: ${errorMessage(err)}`, deviceId }
       }
       const onCa = all.filter((g) => g.record.primaryCa === anchorName || g.record.secondaryCa === anchorName)
       if (onCa.length === 0) return unknown(deviceId, `no enrollment group covers its CA "${anchorName}"`)
@@ -94,7 +95,7 @@ export function createEnrollment (deps: EnrollmentDeps): Enrollment {
         }
         return { ok: true, device: record }
       } catch (err) {
-        return { ok: false, reason: 'registry_unavailable', detail: `device "${deviceId}" could not be registered: ${(err as Error).message}`, deviceId }
+        return { ok: false, reason: 'registry_unavailable', detail: `device "${deviceId}" could not be registered: ${errorMessage(err)}`, deviceId }
       }
     },
     stop

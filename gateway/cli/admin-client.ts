@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import type { CliEnv } from './context.js'
 import { CommandFailed, UsageError } from './errors.js'
+import { errorMessage } from '../../workers/errors.js'
 
 export const DEFAULT_ADMIN_URL = 'http://127.0.0.1:8080'
 const TIMEOUT_MS = 60_000
@@ -114,7 +115,7 @@ function tokenFromDataDir (dataDir: string): string {
     token = readFileSync(file, 'utf8').trim()
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
-    throw new CommandFailed(`no admin token: pass --token, set CERTGATE_ADMIN_TOKEN, or set CERTGATE_DATA_DIR to the gateway's data directory (${file}: ${code === 'ENOENT' ? 'not found' : (err as Error).message})`)
+    throw new CommandFailed(`no admin token: pass --token, set CERTGATE_ADMIN_TOKEN, or set CERTGATE_DATA_DIR to the gateway's data directory (${file}: ${code === 'ENOENT' ? 'not found' : errorMessage(err)})`)
   }
   if (token === '') throw new CommandFailed(`${file} is empty; pass --token or set CERTGATE_ADMIN_TOKEN`)
   return token

@@ -4,6 +4,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import type { CliContext } from './context.js'
 import { UsageError } from './errors.js'
+import { errorMessage } from '../../workers/errors.js'
 
 type OptionSpec = NonNullable<ParseArgsConfig['options']>
 const HELP = { help: { type: 'boolean', short: 'h' } } as const
@@ -32,7 +33,7 @@ export function parseFlags<const O extends OptionSpec> (args: readonly string[],
     return parseArgs({ args: joinSecretValues(args), options: { ...options, ...HELP }, strict: true, allowPositionals: false }).values
   } catch (err) {
     // parseArgs messages are written for people already ("Unknown option '--x'"); keep them.
-    throw new UsageError((err as Error).message, usage)
+    throw new UsageError(errorMessage(err), usage)
   }
 }
 

@@ -10,6 +10,7 @@
 import { ApiError } from '../admin/admin-server.js'
 import { parseDeviceBody } from '../admin/device-routes.js'
 import type { DeviceInput } from '../registry/types.js'
+import { errorMessage } from '../../workers/errors.js'
 
 export type ImportFormat = 'csv' | 'jsonl'
 export interface ImportProblem { readonly line: number, readonly message: string }
@@ -91,7 +92,7 @@ function jsonDevice (line: string): DeviceInput | string {
   try {
     body = JSON.parse(line)
   } catch (err) {
-    return `not valid JSON: ${(err as Error).message}`
+    return `not valid JSON: ${errorMessage(err)}`
   }
   if (typeof body !== 'object' || body === null || Array.isArray(body)) return 'each line must be a JSON object: {"deviceId": "...", "authentication": {...}, "status": "..."}'
   const fields = body as Record<string, unknown>

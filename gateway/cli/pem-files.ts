@@ -6,6 +6,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { dirname, isAbsolute, relative, resolve } from 'node:path'
 import { X509Certificate } from 'node:crypto'
 import { CommandFailed } from './errors.js'
+import { errorMessage } from '../../workers/errors.js'
 
 const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----([\s\S]*?)-----END \1-----/g
 
@@ -35,7 +36,7 @@ export function readCertificates (path: string, what: string): Uint8Array[] {
   const ders = pemBlocks(readText(path, what)).filter((b) => b.label === 'CERTIFICATE').map((b) => b.der)
   if (ders.length === 0) throw new CommandFailed(`${what} ${path} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`)
   for (const der of ders) {
-    try { new X509Certificate(der) } catch (err) { throw new CommandFailed(`${what} ${path} holds a certificate that cannot be read: ${(err as Error).message}`) }
+    try { new X509Certificate(der) } catch (err) { throw new CommandFailed(`${what} ${path} holds a certificate that cannot be read: ${errorMessage(err)}`) }
   }
   return ders
 }

@@ -15,6 +15,7 @@ import { startEmbeddedBroker, type EmbeddedBroker } from '../upstream/embedded-b
 import { groupMetrics } from '../metrics.js'
 import { GROUP_BROKER_ENV, isMemberMessage, type ListeningOn, type MemberMessage, type PrimaryMessage } from './messages.js'
 import { listeningLines } from '../listening-lines.js'
+import { errorMessage } from '../../workers/errors.js'
 
 const START_TIMEOUT_MS = 60_000
 
@@ -60,7 +61,7 @@ export async function runProcessGroup (config: Config, ctx: CliContext): Promise
     else if (m.certgate === 'metrics_request') {
       metricsText().then(
         (text) => { if (w.isConnected()) w.send({ certgate: 'metrics', id: m.id, text } satisfies PrimaryMessage) },
-        (err: unknown) => { if (w.isConnected()) w.send({ certgate: 'metrics', id: m.id, error: (err as Error).message } satisfies PrimaryMessage) })
+        (err: unknown) => { if (w.isConnected()) w.send({ certgate: 'metrics', id: m.id, error: errorMessage(err) } satisfies PrimaryMessage) })
     }
   }
 
@@ -106,7 +107,7 @@ export async function runProcessGroup (config: Config, ctx: CliContext): Promise
   try {
     addresses = await ready
   } catch (err) {
-    ctx.err(`certgate: ${(err as Error).message}\n`)
+    ctx.err(`certgate: ${errorMessage(err)}\n`)
     return await stopAll(1)
   }
   const first = addresses[0] as Ready

@@ -7,6 +7,7 @@ import { parseCertificate, type Certificate } from '../../workers/certificate.js
 import { sha256Hex, verifySignature } from '../../workers/validate-chain.js'
 import { placeProblem } from '../../workers/profile.js'
 import type { CaRecord, Registry } from '../registry/types.js'
+import { errorMessage } from '../../workers/errors.js'
 
 export const CA_ERROR_CODES = [
   'private_key_in_upload', 'pkcs12_in_upload', 'malformed_pem', 'not_one_certificate', 'malformed_certificate',
@@ -58,7 +59,7 @@ export function certificateFromPem (pem: string): { der: Uint8Array, cert: Certi
   try {
     return { der, cert: parseCertificate(der) }
   } catch (err) {
-    throw new CaError('malformed_certificate', `the certificate cannot be parsed: ${(err as Error).message}`)
+    throw new CaError('malformed_certificate', `the certificate cannot be parsed: ${errorMessage(err)}`)
   }
 }
 
@@ -88,7 +89,7 @@ export function createCaService (registry: Registry, options: CaServiceOptions):
       if (cert.notAfter < now()) throw new CaError('ca_expired', `the CA certificate expired at ${new Date(cert.notAfter).toISOString()}`)
       if (cert.notBefore > now()) throw new CaError('ca_not_yet_valid', `the CA certificate is not valid before ${new Date(cert.notBefore).toISOString()}`)
       if (cert.keyProblem !== undefined) throw new CaError('weak_ca_key', `the CA key is refused: ${cert.keyProblem}`)
-      try { cert.publicKey() } catch (err) { throw new CaError('malformed_certificate', (err as Error).message) }
+      try { cert.publicKey() } catch (err) { throw new CaError('malformed_certificate', errorMessage(err)) }
       return await registry.putCa({
         name, certificateDer: der, subject: new X509Certificate(der).subject.replace(/\n/g, ', '), thumbprint: sha256Hex(der), notAfter: new Date(cert.notAfter).toISOString()
       }, ifMatch)

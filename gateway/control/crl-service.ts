@@ -5,6 +5,7 @@
 import { parseCertificate } from '../../workers/certificate.js'
 import { checkCrlIssuer, parseCrl, type Crl } from '../../workers/crl.js'
 import type { CaRecord, CrlRecord, Registry } from '../registry/types.js'
+import { errorMessage } from '../../workers/errors.js'
 
 export const CRL_ERROR_CODES = ['malformed_crl', 'crl_issuer_mismatch', 'crl_bad_signature', 'crl_stale', 'crl_not_yet_valid', 'ca_not_found', 'ca_changed'] as const
 export type CrlErrorCode = typeof CRL_ERROR_CODES[number]
@@ -44,7 +45,7 @@ export function createCrlService (registry: Registry, opts: { now?: () => number
       return parseCrl(crlDer(text))
     } catch (err) {
       if (err instanceof CrlRefused) throw err
-      throw new CrlRefused('malformed_crl', `the CRL cannot be parsed: ${(err as Error).message}`)
+      throw new CrlRefused('malformed_crl', `the CRL cannot be parsed: ${errorMessage(err)}`)
     }
   }
 

@@ -6,6 +6,7 @@
 import { createPrivateKey, createPublicKey, webcrypto, X509Certificate, type KeyObject } from 'node:crypto'
 import { parseCertificate } from '../../workers/certificate.js'
 import { toPem, type Issued, type KeyAlgorithm } from './issue.js'
+import { errorMessage } from '../../workers/errors.js'
 
 /** A certificate or key that cannot be used as given; the message says what to do. */
 export class PkiInputError extends Error {
@@ -20,7 +21,7 @@ function readCertificate (pem: string, label: string): X509Certificate {
     // Node reads the first certificate of the PEM: the issuer, when a chain file is given.
     return new X509Certificate(pem)
   } catch (err) {
-    throw new PkiInputError(`${label} is not a readable certificate: ${(err as Error).message}`)
+    throw new PkiInputError(`${label} is not a readable certificate: ${errorMessage(err)}`)
   }
 }
 
@@ -31,7 +32,7 @@ function readPrivateKey (pem: string, label: string): KeyObject {
   try {
     return createPrivateKey(pem)
   } catch (err) {
-    throw new PkiInputError(`${label} is not a readable PEM private key: ${(err as Error).message}`)
+    throw new PkiInputError(`${label} is not a readable PEM private key: ${errorMessage(err)}`)
   }
 }
 

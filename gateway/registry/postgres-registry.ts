@@ -13,6 +13,7 @@ import { PreconditionFailed, type DeviceInput, type DeviceRecord, type DeviceSta
 import { UPSERT_DEVICES, deviceColumns, migrate, toCa, toCrl, toDevice, toRevocation, type CaRow, type CrlRow, type DeviceRow, type RevocationRow } from './postgres-schema.js'
 import { isOlderCrl } from './crl-order.js'
 import { registrationColumns, toGroup, type GroupRow, type RegistrationColumns } from './enrollment-rows.js'
+import { errorMessage } from '../../workers/errors.js'
 
 const CHANNEL = 'certgate_registry'
 
@@ -62,7 +63,7 @@ export async function openPostgresRegistry (opts: PostgresRegistryOptions): Prom
   const events = new EventEmitter()
   const emit = (c: RegistryChange): void => {
     // A listener's failure must not turn a committed write into a reported failure.
-    try { events.emit('change', c) } catch (err) { process.emitWarning(`registry change listener failed: ${(err as Error).message}`) }
+    try { events.emit('change', c) } catch (err) { process.emitWarning(`registry change listener failed: ${errorMessage(err)}`) }
   }
 
   try {
@@ -70,7 +71,7 @@ export async function openPostgresRegistry (opts: PostgresRegistryOptions): Prom
     try { await migrate(session) } finally { session.release() }
   } catch (err) {
     await pool.end()
-    throw new Error(`the PostgreSQL registry at ${where} could not be opened: ${(err as Error).message}`, { cause: err })
+    throw new Error(`the PostgreSQL registry at ${where} could not be opened: ${errorMessage(err)}`, { cause: err })
   }
 
   // The change feed: while it is down, nothing is served (fail closed).
@@ -134,7 +135,7 @@ export async function openPostgresRegistry (opts: PostgresRegistryOptions): Prom
     listener = await listen()
   } catch (err) {
     await pool.end()
-    throw new Error(`the PostgreSQL registry at ${where} could not be opened: ${(err as Error).message}`, { cause: err })
+    throw new Error(`the PostgreSQL registry at ${where} could not be opened: ${errorMessage(err)}`, { cause: err })
   }
 
   // A session can die without a FIN (a partition, a killed VM): a ping notices within seconds.

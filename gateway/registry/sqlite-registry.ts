@@ -10,6 +10,7 @@ import {
 } from './types.js'
 import { isOlderCrl } from './crl-order.js'
 import { registrationColumns, toGroup, toRegistration, type GroupRow, type RegistrationColumns } from './enrollment-rows.js'
+import { errorMessage } from '../../workers/errors.js'
 
 const MIGRATIONS: readonly string[] = [
   `CREATE TABLE devices (
@@ -136,7 +137,7 @@ export function openSqliteRegistry (file: string): Registry {
   const events = new EventEmitter()
   // A listener's failure must not turn a committed write into a reported failure.
   const emit = (c: RegistryChange): void => {
-    try { events.emit('change', c) } catch (err) { process.emitWarning(`registry change listener failed: ${(err as Error).message}`) }
+    try { events.emit('change', c) } catch (err) { process.emitWarning(`registry change listener failed: ${errorMessage(err)}`) }
   }
 
   const q = {

@@ -8,6 +8,7 @@ import { readFileSync, watch, type FSWatcher } from 'node:fs'
 import { createHash, X509Certificate } from 'node:crypto'
 import { createSecureContext } from 'node:tls'
 import { dirname, resolve } from 'node:path'
+import { errorMessage } from '../../workers/errors.js'
 
 export interface ServerPair {
   readonly certPem: string
@@ -28,19 +29,19 @@ export function readServerPair (certFile: string, keyFile: string, now = Date.no
     certPem = readFileSync(certFile, 'utf8')
     keyPem = readFileSync(keyFile, 'utf8')
   } catch (err) {
-    return { ok: false, detail: `cannot read the pair: ${(err as Error).message}` }
+    return { ok: false, detail: `cannot read the pair: ${errorMessage(err)}` }
   }
   let leaf: X509Certificate
   try {
     leaf = new X509Certificate(certPem)
   } catch (err) {
-    return { ok: false, detail: `${certFile} is not a PEM certificate (${(err as Error).message})` }
+    return { ok: false, detail: `${certFile} is not a PEM certificate (${errorMessage(err)})` }
   }
   try {
     // Loads the whole chain and the key and checks that they match, as the listener would.
     createSecureContext({ cert: certPem, key: keyPem })
   } catch (err) {
-    return { ok: false, detail: `${certFile} and ${keyFile} cannot be served together (${(err as Error).message})` }
+    return { ok: false, detail: `${certFile} and ${keyFile} cannot be served together (${errorMessage(err)})` }
   }
   const notAfter = Date.parse(leaf.validTo)
   if (notAfter <= now) return { ok: false, detail: `${certFile} expired at ${new Date(notAfter).toISOString()}` }

@@ -19,6 +19,7 @@ import { webSocketMqttFilter } from './websocket-mqtt.js'
 import { sanitize } from '../proxy-protocol/v2-header.js'
 import type { HttpOutcome } from '../reasons.js'
 import { ownedHeader } from './identity-headers.js'
+import { errorMessage } from '../../workers/errors.js'
 
 
 export interface HttpForwarderOptions {
@@ -134,7 +135,7 @@ export function createHttpForwarder (opts: HttpForwarderOptions): Forwarder {
       if (code === 'UND_ERR_HEADERS_TIMEOUT') { answer(res, device, 504, 'upstream_timeout', `upstream ${target} sent no response headers within ${opts.upstreamTimeoutMs} ms`); return }
       const unreachable = ['UND_ERR_CONNECT_TIMEOUT', 'ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN'].includes(code)
       if (unreachable) opts.health.failed(code)
-      answer(res, device, 502, 'upstream_unavailable', `upstream ${target}: ${unreachable ? 'unreachable' : 'failed before answering'} (${code === '' ? (err as Error).message : code})`)
+      answer(res, device, 502, 'upstream_unavailable', `upstream ${target}: ${unreachable ? 'unreachable' : 'failed before answering'} (${code === '' ? errorMessage(err) : code})`)
       return
     }
     opts.health.succeeded()

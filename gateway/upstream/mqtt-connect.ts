@@ -10,6 +10,7 @@ import mqttPacket from 'mqtt-packet'
 import type { RefusalReason } from '../reasons.js'
 import { mqttStreamGuard } from './mqtt-stream-guard.js'
 import type { StreamGuard } from './forwarder.js'
+import { errorMessage } from '../../workers/errors.js'
 
 export type Framed =
   | { readonly state: 'more' }
@@ -70,7 +71,7 @@ function canonical (sent: Buffer, connect: mqttPacket.IConnectPacket): Buffer | 
     if (repeated !== undefined) return `the property ${repeated[0]} appears more than once`
   }
   let again: Buffer
-  try { again = mqttPacket.generate(connect) } catch (err) { return `CONNECT fields cannot be encoded: ${(err as Error).message}` }
+  try { again = mqttPacket.generate(connect) } catch (err) { return `CONNECT fields cannot be encoded: ${errorMessage(err)}` }
   if (again.length !== sent.length) return `the CONNECT is ${sent.length} bytes but its fields take ${again.length} (bytes its fields do not account for, duplicate or non-minimal fields)`
   const reparsed = parseConnect(again)
   if (typeof reparsed === 'string' || !isDeepStrictEqual(fieldsOf(reparsed), fieldsOf(connect))) return 'the CONNECT does not encode back to the same fields'

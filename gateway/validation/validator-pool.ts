@@ -7,6 +7,7 @@ import { buildAnchorSet, validatePath, type IntermediateCache } from '../../work
 import { OID } from '../../workers/certificate.js'
 import { createExpiringLru } from '../../cache/expiring-lru.js'
 import { withWarmPath } from './warm-path.js'
+import { errorMessage } from '../../workers/errors.js'
 
 export interface TrustedCa { readonly name: string, readonly der: Uint8Array }
 
@@ -151,7 +152,7 @@ export function createValidatorPool (options: ValidatorPoolOptions, hooks: Valid
       running += items.length
       validateNow(items).catch((err: unknown): PoolVerdict[] => {
         // A worker that threw, exited or crashed fails every validation it held, closed.
-        const message = (err as Error).message
+        const message = errorMessage(err)
         return items.map(() => /queue is at limit/i.test(message) ? { kind: 'overloaded' } : { kind: 'failed', detail: message })
       }).then((verdicts) => {
         busy--
