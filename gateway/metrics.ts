@@ -60,8 +60,19 @@ const DAY = 86_400
 const LIFETIME_BUCKETS = [1, 7, 30, 90, 180, 365, 730, 1825].map((d) => d * DAY)
 
 export function createMetrics (listeners: readonly string[], fleet: () => Promise<FleetSnapshot>): Metrics {
+  // Registration order is the exposition's order: keep it.
   const registry = new Registry()
   collectDefaultMetrics({ register: registry, prefix: 'certgate_process_' })
+  const events = eventMetrics(registry)
+  fleetGauges(registry, fleet)
+  const served = serverCertificateMetrics(registry)
+  const revocation = revocationGauges(registry)
+  for (const listener of listeners) zeroForListener(listener, events, served)
+  return recorders(registry, events, served, revocation)
+}
+
+/** What certgate's own code counts and times. */
+function eventMetrics (registry: Registry) {
   const r = { registers: [registry] }
   const accepted = new Counter({ name: 'certgate_connections_accepted_total', help: 'TCP connections accepted on a device listener', labelNames: ['listener'], ...r })
   const handshakeFailed = new Counter({ name: 'certgate_handshakes_failed_total', help: 'TLS handshakes that failed, by bucket', labelNames: ['listener', 'bucket'], ...r })
@@ -77,7 +88,7 @@ export function createMetrics (listeners: readonly string[], fleet: () => Promis
   const bytes = new Counter({ name: 'certgate_forwarded_bytes_total', help: 'Bytes forwarded, by direction', labelNames: ['listener', 'direction'], ...r })
   const poolQueue = new Gauge({ name: 'certgate_pool_queue_depth', help: 'Validations waiting for a worker', ...r })
   // With several processes (CERTGATE_PROCESSES) counters and histograms are summed across them;
-  // a ratio is averaged, and the registry-derived gauges below are taken from one process.
+  // a ratio is averaged, and the registry-derived gauges (fleetGauges) are taken from one process.
   const poolUtil = new Gauge({ name: 'certgate_pool_utilization_ratio', help: 'Worker pool utilization (0-1)', aggregator: 'average', ...r })
   const poolRunning = new Gauge({ name: 'certgate_pool_running_validations', help: 'Validations submitted and not yet finished', ...r })
   const abandoned = new Counter({ name: 'certgate_connections_abandoned_total', help: 'Devices that left after the TLS handshake, before the authentication decision', labelNames: ['listener'], ...r })
@@ -95,6 +106,13 @@ export function createMetrics (listeners: readonly string[], fleet: () => Promis
   registered.inc({ group: 'other' }, 0)
   const httpRequests = new Counter({ name: 'certgate_http_requests_total', help: 'Requests from devices in http mode, by outcome: the upstream status class, or why certgate answered itself', labelNames: ['listener', 'outcome'], ...r })
   const lifetime = new Histogram({ name: 'certgate_device_certificate_remaining_seconds', help: 'Remaining lifetime of device certificates seen at connect (fleet-wide)', buckets: LIFETIME_BUCKETS, ...r })
+  return { accepted, handshakeFailed, auth, authSeconds, validationSeconds, cacheHits, cacheMisses, cacheSize, live, liveClosed, upstreamSeconds, bytes, poolQueue, poolUtil, poolRunning, abandoned, revocationErrors, upstreamFailures, upstreamUp, registered, groupLabel, httpRequests, lifetime }
+}
+
+type EventMetrics = ReturnType<typeof eventMetrics>
+
+/** What the registry holds: CAs and devices. */
+function fleetGauges (registry: Registry, fleet: () => Promise<FleetSnapshot>): void {
   // Registry-derived gauges are read when Prometheus scrapes, so they are never stale.
   let lastFleet: Promise<FleetSnapshot> | undefined
   const snapshot = async (): Promise<FleetSnapshot> => {
@@ -147,7 +165,13 @@ export function createMetrics (listeners: readonly string[], fleet: () => Promis
       for (const c of cas) this.set({ ca: c.name }, Math.round((Date.parse(c.notAfter) - Date.now()) / 1000))
     }
   })
+}
 
+/** The server certificate each device listener serves (its notAfter, by listener), and its reloads. */
+interface ServedMetrics { readonly notAfter: Map<string, number>, readonly reloads: Counter }
+
+function serverCertificateMetrics (registry: Registry): ServedMetrics {
+  const r = { registers: [registry] }
   const servedNotAfter = new Map<string, number>()
   new Gauge({
     name: 'certgate_server_certificate_expiry_seconds',
@@ -160,7 +184,11 @@ export function createMetrics (listeners: readonly string[], fleet: () => Promis
     }
   })
   const reloads = new Counter({ name: 'certgate_server_certificate_reloads_total', help: 'Server certificate file changes (or SIGHUPs) by outcome: reloaded, or failed with the last good pair kept', labelNames: ['listener', 'outcome'], ...r })
+  return { notAfter: servedNotAfter, reloads }
+}
 
+/** The deny-list and CRLs in force; `set` when a snapshot is applied. */
+function revocationGauges (registry: Registry): { set: (r: RevocationInForce) => void } {
   // Revocation in force: set when a snapshot is applied; ages computed at scrape time.
   let revocation: RevocationInForce = { denied: 0, crls: [] }
   new Gauge({ name: 'certgate_denied_certificates', help: 'Certificate thumbprints on the deny-list', registers: [registry], aggregator: 'first', collect () { this.set(revocation.denied) } })
@@ -188,60 +216,65 @@ export function createMetrics (listeners: readonly string[], fleet: () => Promis
     aggregator: 'first',
     collect () { this.reset(); for (const c of revocation.crls) this.set({ ca: c.ca }, c.revoked) }
   })
+  return { set: (r) => { revocation = r } }
+}
 
-  for (const listener of listeners) {
-    for (const outcome of ['reloaded', 'failed']) reloads.inc({ listener, outcome }, 0)
-    accepted.inc({ listener }, 0)
-    live.set({ listener }, 0)
-    for (const bucket of HANDSHAKE_FAILURES) handshakeFailed.inc({ listener, bucket }, 0)
-    auth.inc({ listener, result: 'authenticated', reason: 'none' }, 0)
-    for (const reason of REFUSAL_REASONS) auth.inc({ listener, result: 'refused', reason }, 0)
-    for (const reason of CLOSE_REASONS) liveClosed.inc({ listener, reason }, 0)
-    for (const result of ['authenticated', 'refused']) authSeconds.zero({ listener, result })
-    upstreamSeconds.zero({ listener })
-    for (const direction of ['from_device', 'to_device']) bytes.inc({ listener, direction }, 0)
-    upstreamFailures.inc({ listener }, 0)
-    upstreamUp.set({ listener }, 1)
-    for (const outcome of HTTP_OUTCOMES) httpRequests.inc({ listener, outcome }, 0)
-    abandoned.inc({ listener }, 0)
-  }
+/** Every labelled series of a listener, pre-registered at zero. */
+function zeroForListener (listener: string, events: EventMetrics, served: ServedMetrics): void {
+  for (const outcome of ['reloaded', 'failed']) served.reloads.inc({ listener, outcome }, 0)
+  events.accepted.inc({ listener }, 0)
+  events.live.set({ listener }, 0)
+  for (const bucket of HANDSHAKE_FAILURES) events.handshakeFailed.inc({ listener, bucket }, 0)
+  events.auth.inc({ listener, result: 'authenticated', reason: 'none' }, 0)
+  for (const reason of REFUSAL_REASONS) events.auth.inc({ listener, result: 'refused', reason }, 0)
+  for (const reason of CLOSE_REASONS) events.liveClosed.inc({ listener, reason }, 0)
+  for (const result of ['authenticated', 'refused']) events.authSeconds.zero({ listener, result })
+  events.upstreamSeconds.zero({ listener })
+  for (const direction of ['from_device', 'to_device']) events.bytes.inc({ listener, direction }, 0)
+  events.upstreamFailures.inc({ listener }, 0)
+  events.upstreamUp.set({ listener }, 1)
+  for (const outcome of HTTP_OUTCOMES) events.httpRequests.inc({ listener, outcome }, 0)
+  events.abandoned.inc({ listener }, 0)
+}
 
+/** The Metrics interface over the metrics above. */
+function recorders (registry: Registry, events: EventMetrics, served: ServedMetrics, revocation: { set: (r: RevocationInForce) => void }): Metrics {
   return {
     registry,
-    setRevocation: (r) => { revocation = r },
-    connectionAccepted: (listener) => { accepted.inc({ listener }) },
-    handshakeFailed: (listener, bucket) => { handshakeFailed.inc({ listener, bucket }) },
+    setRevocation: (r) => { revocation.set(r) },
+    connectionAccepted: (listener) => { events.accepted.inc({ listener }) },
+    handshakeFailed: (listener, bucket) => { events.handshakeFailed.inc({ listener, bucket }) },
     authenticated: (listener, seconds) => {
-      auth.inc({ listener, result: 'authenticated', reason: 'none' })
-      authSeconds.observe({ listener, result: 'authenticated' }, seconds)
+      events.auth.inc({ listener, result: 'authenticated', reason: 'none' })
+      events.authSeconds.observe({ listener, result: 'authenticated' }, seconds)
     },
     refused: (listener, reason, seconds) => {
-      auth.inc({ listener, result: 'refused', reason })
-      authSeconds.observe({ listener, result: 'refused' }, seconds)
+      events.auth.inc({ listener, result: 'refused', reason })
+      events.authSeconds.observe({ listener, result: 'refused' }, seconds)
     },
     validated: (v) => {
-      validationSeconds.observe(v.micros / 1e6)
-      if (v.cacheHits > 0) cacheHits.inc(v.cacheHits)
-      if (v.cacheMisses > 0) cacheMisses.inc(v.cacheMisses)
-      cacheSize.set(v.cacheSize)
+      events.validationSeconds.observe(v.micros / 1e6)
+      if (v.cacheHits > 0) events.cacheHits.inc(v.cacheHits)
+      if (v.cacheMisses > 0) events.cacheMisses.inc(v.cacheMisses)
+      events.cacheSize.set(v.cacheSize)
     },
-    liveClosed: (listener, reason) => { liveClosed.inc({ listener, reason }) },
-    upstreamConnected: (listener, seconds) => { upstreamSeconds.observe({ listener }, seconds) },
-    upstreamFailed: (listener) => { upstreamFailures.inc({ listener }) },
-    setUpstreamUp: (listener, up) => { upstreamUp.set({ listener }, up ? 1 : 0) },
-    abandoned: (listener) => { abandoned.inc({ listener }) },
-    revocationFailed: () => { revocationErrors.inc() },
-    certificateLifetime: (seconds) => { lifetime.observe(seconds) },
+    liveClosed: (listener, reason) => { events.liveClosed.inc({ listener, reason }) },
+    upstreamConnected: (listener, seconds) => { events.upstreamSeconds.observe({ listener }, seconds) },
+    upstreamFailed: (listener) => { events.upstreamFailures.inc({ listener }) },
+    setUpstreamUp: (listener, up) => { events.upstreamUp.set({ listener }, up ? 1 : 0) },
+    abandoned: (listener) => { events.abandoned.inc({ listener }) },
+    revocationFailed: () => { events.revocationErrors.inc() },
+    certificateLifetime: (seconds) => { events.lifetime.observe(seconds) },
     forwarded: (listener, fromDevice, toDevice) => {
-      bytes.inc({ listener, direction: 'from_device' }, fromDevice)
-      bytes.inc({ listener, direction: 'to_device' }, toDevice)
+      events.bytes.inc({ listener, direction: 'from_device' }, fromDevice)
+      events.bytes.inc({ listener, direction: 'to_device' }, toDevice)
     },
-    httpRequest: (listener, outcome) => { httpRequests.inc({ listener, outcome }) },
-    setLive: (listener, n) => { live.set({ listener }, n) },
-    deviceRegistered: (id) => { registered.inc({ group: groupLabel(id) }) },
-    setPool: (s) => { poolQueue.set(s.queueSize); poolUtil.set(s.utilization); poolRunning.set(s.running) },
-    serverCertificate: (listener, notAfter) => { servedNotAfter.set(listener, notAfter) },
-    serverCertificateReload: (listener, outcome) => { reloads.inc({ listener, outcome }) },
+    httpRequest: (listener, outcome) => { events.httpRequests.inc({ listener, outcome }) },
+    setLive: (listener, n) => { events.live.set({ listener }, n) },
+    deviceRegistered: (id) => { events.registered.inc({ group: events.groupLabel(id) }) },
+    setPool: (s) => { events.poolQueue.set(s.queueSize); events.poolUtil.set(s.utilization); events.poolRunning.set(s.running) },
+    serverCertificate: (listener, notAfter) => { served.notAfter.set(listener, notAfter) },
+    serverCertificateReload: (listener, outcome) => { served.reloads.inc({ listener, outcome }) },
     metricsText: async () => await registry.metrics()
   }
 }
