@@ -5,17 +5,18 @@ import { BlockList, isIPv6 } from 'node:net'
 import { pino, type Logger } from 'pino'
 import type { Config, HostPort, ListenerConfig, Protocol } from './config.js'
 import { adminToken, ensureDataDir, serverCertificate } from './data-dir.js'
-import { openRegistry } from './registry/open-registry.js'
+import { openRegistry, type OpenRegistryDeps } from './registry/open-registry.js'
 import { withRelayedChanges, type ChangeRelay } from './registry/relayed-changes.js'
 import type { Registry } from './registry/types.js'
-import { createValidator } from './validation/validator-pool.js'
+import type { AuditLog } from './registry/audit-log.js'
+import { createValidator, type ValidatorPool } from './validation/validator-pool.js'
 import { createMetrics, type Metrics } from './metrics.js'
-import { createLiveConnections } from './live/live-connections.js'
-import { startRevocation } from './live/revocation.js'
+import { createLiveConnections, type LiveConnections } from './live/live-connections.js'
+import { startRevocation, type Revocation } from './live/revocation.js'
 import { createCertificateRevocation } from './live/certificate-revocation.js'
 import { startDeviceListener } from './tls/device-listener.js'
 import { startCertificateRotation, type CertificateRotation } from './tls/certificate-rotation.js'
-import { createOncePerAddress } from './tls/once-per-address.js'
+import { createOncePerAddress, type OncePerAddress } from './tls/once-per-address.js'
 import type { HandshakeFailure } from './reasons.js'
 import { handleConnection, type ConnectionContext } from './connection.js'
 import { createTcpForwarder, type DeviceConnection, type Forwarder } from './upstream/forwarder.js'
@@ -24,10 +25,10 @@ import { createHttpForwarder } from './upstream/http-forwarder.js'
 import { createUpstreamHealth } from './upstream/upstream-health.js'
 import { encodeV2 } from './proxy-protocol/v2-header.js'
 import { startEmbeddedBroker, type EmbeddedBroker } from './upstream/embedded-broker.js'
-import { startAdminServer } from './admin/admin-server.js'
+import { startAdminServer, type AdminServer } from './admin/admin-server.js'
 import { createCaService, type CaService } from './control/ca-service.js'
-import { createRefusalMemory } from './auth/refusal-memory.js'
-import { createEnrollment } from './auth/enrollment.js'
+import { createRefusalMemory, type RefusalMemory } from './auth/refusal-memory.js'
+import { createEnrollment, type Enrollment } from './auth/enrollment.js'
 import { createCertificateRoutes } from './admin/certificate-routes.js'
 import { createDeviceRoutes } from './admin/device-routes.js'
 import { createImportRoute } from './admin/import-route.js'
@@ -72,27 +73,80 @@ export interface GroupLink {
 export async function startGateway (config: Config, deps: { log?: Logger, group?: GroupLink, broker?: HostPort | undefined, now?: () => number } = {}): Promise<Gateway> {
   // In a process group, every line says which process wrote it.
   const log = deps.log ?? pino({ level: config.logLevel, base: { service: 'certgate', ...(deps.group === undefined ? {} : { pid: process.pid }) } })
-  ensureDataDir(config.dataDir)
-  const token = adminToken(config.dataDir, config.adminToken)
-  const tls = await serverCertificate(config.dataDir, config.tlsCertFile, config.tlsKeyFile)
-  if (tls.generated) log.warn({ dataDir: config.dataDir, ...(tls.regenerated === undefined ? {} : { regenerated: tls.regenerated }) }, 'using a generated development server certificate; set CERTGATE_TLS_CERT and CERTGATE_TLS_KEY in production')
+  const { token, tls } = await prepareDataDir(config, log)
 
   // A balancer's health check sends devices elsewhere while this gateway cannot admit any.
-  let registryLost = false
-  const opened = await openRegistry(config, {
-    onState: (s) => {
-      registryLost = s.state === 'lost'
-      if (s.state === 'lost') log.error({ event: 'registry_lost', err: s.error, retryInMs: s.retryInMs }, 'lost the PostgreSQL registry: refusing new devices until it is back (connected devices stay)')
-      else log.warn({ event: 'registry_restored' }, 'PostgreSQL registry reachable again: rechecking live devices and trusted CAs')
-    },
-    onAuditError: (err) => { log.error({ err }, 'an audit record could not be written') }
-  })
+  const health = { registryLost: false, stopping: false }
+  const opened = await openRegistry(config, registryHooks(health, log))
   const registry = deps.group !== undefined && opened.backend === 'sqlite' ? withRelayedChanges(opened.registry, deps.group.changes) : opened.registry
   const metrics = createMetrics(config.listeners.map((l) => l.name), async () => ({ cas: await registry.listCas(), devices: await registry.countDevices() }))
   deps.group?.shareMetrics(metrics)
   const validator = createValidator({ threads: config.workers, maxQueue: config.maxValidationQueue, cacheEntries: config.intermediateCacheEntries }, { onValidated: metrics.validated })
   const live = createLiveConnections({ maxConnectionAgeMs: config.maxConnectionAgeMs })
-  const revocation = await startRevocation({
+  const revocation = await startRevocationFor({ registry, live, validator, metrics, log })
+  const { broker, brokerAt } = await startBrokerIfNeeded(config, deps.broker, log)
+
+  const refusals = createRefusalMemory({ ttlMs: config.refusalMemoryMs, maxEntries: 10_000 })
+  const handshakeLog = createOncePerAddress({ intervalMs: 60_000, maxAddresses: 10_000 })
+  // Any registry change may be the fix for a remembered refusal: forget them all.
+  const stopForgetting = registry.onChange((change) => {
+    refusals.forget()
+    log.debug({ event: 'registry_change', change }, 'registry change heard')
+  })
+  const enrollment = createEnrollmentFor(registry, opened.audit, metrics, log)
+  const devices = await startListeners(config, { tls, brokerAt, validator, registry, live, metrics, log, refusals, handshakeLog, revocation, enrollment })
+  const poolGauges = setInterval(() => {
+    metrics.setPool(validator.stats())
+    for (const e of live.all()) e.flushBytes()
+  }, 1000)
+  poolGauges.unref()
+
+  const caService = createCaService(registry, { verificationCodeTtlMs: config.verificationCodeTtlMs, ...(deps.now === undefined ? {} : { now: deps.now }) })
+  const admin = await startAdmin(config, { token, health, group: deps.group, metrics, registry, caService, live, audit: opened.audit })
+
+  return {
+    device: (devices.started[0] as StartedListener).address,
+    listeners: devices.started.map(({ name, protocol, address, upstream }) => ({ name, protocol, address, upstream })),
+    admin: admin.address,
+    adminToken: token,
+    registry,
+    caService,
+    log,
+    reloadServerCertificates: () => { for (const r of devices.rotations) r.reload() },
+    close: async () => {
+      health.stopping = true
+      await closeGateway(config, { devices, poolGauges, live, revocation, stopForgetting, enrollment, admin, broker, validator, registry })
+    }
+  }
+}
+
+async function prepareDataDir (config: Config, log: Logger): Promise<{ token: string, tls: ServerPair }> {
+  ensureDataDir(config.dataDir)
+  const token = adminToken(config.dataDir, config.adminToken)
+  const tls = await serverCertificate(config.dataDir, config.tlsCertFile, config.tlsKeyFile)
+  if (tls.generated) log.warn({ dataDir: config.dataDir, ...(tls.regenerated === undefined ? {} : { regenerated: tls.regenerated }) }, 'using a generated development server certificate; set CERTGATE_TLS_CERT and CERTGATE_TLS_KEY in production')
+  return { token, tls }
+}
+
+type ServerPair = Awaited<ReturnType<typeof serverCertificate>>
+
+/** Whether the gateway can admit devices (its admin health check says so). */
+interface GatewayHealth { registryLost: boolean, stopping: boolean }
+
+function registryHooks (health: GatewayHealth, log: Logger): OpenRegistryDeps {
+  return {
+    onState: (s) => {
+      health.registryLost = s.state === 'lost'
+      if (s.state === 'lost') log.error({ event: 'registry_lost', err: s.error, retryInMs: s.retryInMs }, 'lost the PostgreSQL registry: refusing new devices until it is back (connected devices stay)')
+      else log.warn({ event: 'registry_restored' }, 'PostgreSQL registry reachable again: rechecking live devices and trusted CAs')
+    },
+    onAuditError: (err) => { log.error({ err }, 'an audit record could not be written') }
+  }
+}
+
+async function startRevocationFor (d: { registry: Registry, live: LiveConnections, validator: ValidatorPool, metrics: Metrics, log: Logger }): Promise<Revocation> {
+  const { registry, live, validator, metrics, log } = d
+  return await startRevocation({
     registry,
     live,
     setTrusted: (cas) => {
@@ -111,30 +165,57 @@ export async function startGateway (config: Config, deps: { log?: Logger, group?
     }),
     onError: (err) => { metrics.revocationFailed(); log.error({ err }, 'applying a registry change failed: revoked devices may still be connected') }
   })
+}
 
+/** `at`: an embedded broker someone else runs; else one is started here when a listener has no upstream. */
+async function startBrokerIfNeeded (config: Config, at: HostPort | undefined, log: Logger): Promise<{ broker: EmbeddedBroker | undefined, brokerAt: HostPort | undefined }> {
   let broker: EmbeddedBroker | undefined
-  let brokerAt: HostPort | undefined = deps.broker
+  let brokerAt: HostPort | undefined = at
   if (brokerAt === undefined && config.listeners.some((l) => l.upstream === undefined)) {
     broker = await startEmbeddedBroker()
     brokerAt = broker
     log.info({ upstream: `${broker.host}:${broker.port}` }, 'no upstream configured: forwarding to the embedded MQTT broker')
   }
+  return { broker, brokerAt }
+}
 
-  const refusals = createRefusalMemory({ ttlMs: config.refusalMemoryMs, maxEntries: 10_000 })
-  const handshakeLog = createOncePerAddress({ intervalMs: 60_000, maxAddresses: 10_000 })
-  // Any registry change may be the fix for a remembered refusal: forget them all.
-  const stopForgetting = registry.onChange((change) => {
-    refusals.forget()
-    log.debug({ event: 'registry_change', change }, 'registry change heard')
-  })
-  const enrollment = createEnrollment({
+function createEnrollmentFor (registry: Registry, audit: AuditLog, metrics: Metrics, log: Logger): Enrollment {
+  return createEnrollment({
     registry,
-    audit: opened.audit,
+    audit,
     onRegistered: (deviceId, group) => {
       metrics.deviceRegistered(group)
       log.info({ event: 'device_registered', deviceId, enrollmentGroupId: group }, 'device registered by its enrollment group on first connection')
     }
   })
+}
+
+/** What the device listeners share. */
+interface ListenerDeps {
+  readonly tls: ServerPair
+  readonly brokerAt: HostPort | undefined
+  readonly validator: ValidatorPool
+  readonly registry: Registry
+  readonly live: LiveConnections
+  readonly metrics: Metrics
+  readonly log: Logger
+  readonly refusals: RefusalMemory
+  readonly handshakeLog: OncePerAddress
+  readonly revocation: Revocation
+  readonly enrollment: Enrollment
+}
+
+/** The device listeners, started one after another in config order, and what shutdown needs of them. */
+interface DeviceListeners {
+  /** Connection handlers still running. */
+  readonly pending: Set<Promise<void>>
+  readonly forwarders: Forwarder[]
+  readonly rotations: CertificateRotation[]
+  readonly started: Array<StartedListener & { stopAccepting: () => void }>
+}
+
+async function startListeners (config: Config, d: ListenerDeps): Promise<DeviceListeners> {
+  const { tls, brokerAt, validator, registry, live, metrics, log, refusals, handshakeLog, revocation, enrollment } = d
   const pending = new Set<Promise<void>>()
   const forwarders: Forwarder[] = []
   const rotations: CertificateRotation[] = []
@@ -179,56 +260,44 @@ export async function startGateway (config: Config, deps: { log?: Logger, group?
     rotations.push(startCertificateRotation({ listener: l.name, files: pairFiles(l, config), initial: own }, { apply: (p) => { listener.setCertificate(p.certPem, p.keyPem) }, metrics, log }))
     started.push({ name: l.name, protocol: l.protocol, address: listener.address, upstream, stopAccepting: listener.stopAccepting })
   }
-  const poolGauges = setInterval(() => {
-    metrics.setPool(validator.stats())
-    for (const e of live.all()) e.flushBytes()
-  }, 1000)
-  poolGauges.unref()
+  return { pending, forwarders, rotations, started }
+}
 
-  const caService = createCaService(registry, { verificationCodeTtlMs: config.verificationCodeTtlMs, ...(deps.now === undefined ? {} : { now: deps.now }) })
-  let stopping = false
-  const admin = await startAdminServer(
+async function startAdmin (config: Config, d: { token: string, health: GatewayHealth, group: GroupLink | undefined, metrics: Metrics, registry: Registry, caService: CaService, live: LiveConnections, audit: AuditLog }): Promise<AdminServer> {
+  const { token, health, registry, live } = d
+  return await startAdminServer(
     { listen: config.adminListen, token, maxBodyBytes: 256 * 1024, bodyLimit: (path) => path.endsWith('/crl') ? 48 * 1024 * 1024 : undefined },
     {
-      notReady: () => stopping ? 'stopping' : registryLost ? 'registry_unavailable' : undefined,
-      metricsText: deps.group?.metricsText ?? metrics.metricsText,
-      routes: [createCertificateRoutes({ registry, cas: caService }), createDeviceRoutes({ registry, liveCount: (id) => live.byDevice(id).length }), createImportRoute({ registry }), createRevocationRoutes({ registry, crls: createCrlService(registry) }), createEnrollmentRoutes({ registry })],
-      audit: opened.audit
+      notReady: () => health.stopping ? 'stopping' : health.registryLost ? 'registry_unavailable' : undefined,
+      metricsText: d.group?.metricsText ?? d.metrics.metricsText,
+      routes: [createCertificateRoutes({ registry, cas: d.caService }), createDeviceRoutes({ registry, liveCount: (id) => live.byDevice(id).length }), createImportRoute({ registry }), createRevocationRoutes({ registry, crls: createCrlService(registry) }), createEnrollmentRoutes({ registry })],
+      audit: d.audit
     }
   )
+}
 
-  return {
-    device: (started[0] as StartedListener).address,
-    listeners: started.map(({ name, protocol, address, upstream }) => ({ name, protocol, address, upstream })),
-    admin: admin.address,
-    adminToken: token,
-    registry,
-    caService,
-    log,
-    reloadServerCertificates: () => { for (const r of rotations) r.reload() },
-    close: async () => {
-      stopping = true
-      for (const r of rotations) r.stop()
-      for (const l of started) l.stopAccepting()
-      for (const f of forwarders) f.drain()
-      const drained = await Promise.race([
-        Promise.allSettled([...pending]).then(() => true),
-        new Promise<false>((resolve) => setTimeout(() => { resolve(false) }, config.drainTimeoutMs).unref())
-      ])
-      if (!drained) live.closeWhere(() => true, 'shutdown', 'certgate is shutting down')
-      await Promise.allSettled([...pending])
-      clearInterval(poolGauges)
-      live.stop()
-      revocation.stop()
-      stopForgetting()
-      enrollment.stop()
-      await admin.close()
-      await Promise.allSettled(forwarders.map(async (f) => { await f.close() }))
-      await broker?.close()
-      await validator.close()
-      await registry.close()
-    }
-  }
+/** Shutdown, in this order: stop accepting, drain (up to the drain timeout), close what is left, then everything else. */
+async function closeGateway (config: Config, g: { devices: DeviceListeners, poolGauges: NodeJS.Timeout, live: LiveConnections, revocation: Revocation, stopForgetting: () => void, enrollment: Enrollment, admin: AdminServer, broker: EmbeddedBroker | undefined, validator: ValidatorPool, registry: Registry }): Promise<void> {
+  const { pending, forwarders, rotations, started } = g.devices
+  for (const r of rotations) r.stop()
+  for (const l of started) l.stopAccepting()
+  for (const f of forwarders) f.drain()
+  const drained = await Promise.race([
+    Promise.allSettled([...pending]).then(() => true),
+    new Promise<false>((resolve) => setTimeout(() => { resolve(false) }, config.drainTimeoutMs).unref())
+  ])
+  if (!drained) g.live.closeWhere(() => true, 'shutdown', 'certgate is shutting down')
+  await Promise.allSettled([...pending])
+  clearInterval(g.poolGauges)
+  g.live.stop()
+  g.revocation.stop()
+  g.stopForgetting()
+  g.enrollment.stop()
+  await g.admin.close()
+  await Promise.allSettled(forwarders.map(async (f) => { await f.close() }))
+  await g.broker?.close()
+  await g.validator.close()
+  await g.registry.close()
 }
 
 /** Why the embedded broker refuses MQTT 5 (docs/operations-day-two.md "MQTT 5"). */
