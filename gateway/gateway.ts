@@ -270,14 +270,23 @@ async function startAdmin (config: Config, d: { token: string, health: GatewayHe
     {
       notReady: () => health.stopping ? 'stopping' : health.registryLost ? 'registry_unavailable' : undefined,
       metricsText: d.group?.metricsText ?? d.metrics.metricsText,
-      routes: [createCertificateRoutes({ registry, cas: d.caService }), createDeviceRoutes({ registry, liveCount: (id) => live.byDevice(id).length }), createImportRoute({ registry }), createRevocationRoutes({ registry, crls: createCrlService(registry) }), createEnrollmentRoutes({ registry })],
+      routes: [
+        createCertificateRoutes({ registry, cas: d.caService }),
+        createDeviceRoutes({ registry, liveCount: (id) => live.byDevice(id).length }),
+        createImportRoute({ registry }),
+        createRevocationRoutes({ registry, crls: createCrlService(registry) }),
+        createEnrollmentRoutes({ registry })
+      ],
       audit: d.audit
     }
   )
 }
 
 /** Shutdown, in this order: stop accepting, drain (up to the drain timeout), close what is left, then everything else. */
-async function closeGateway (config: Config, g: { devices: DeviceListeners, poolGauges: NodeJS.Timeout, live: LiveConnections, revocation: Revocation, stopForgetting: () => void, enrollment: Enrollment, admin: AdminServer, broker: EmbeddedBroker | undefined, validator: ValidatorPool, registry: Registry }): Promise<void> {
+async function closeGateway (config: Config, g: {
+  devices: DeviceListeners, poolGauges: NodeJS.Timeout, live: LiveConnections, revocation: Revocation, stopForgetting: () => void,
+  enrollment: Enrollment, admin: AdminServer, broker: EmbeddedBroker | undefined, validator: ValidatorPool, registry: Registry
+}): Promise<void> {
   const { pending, forwarders, rotations, started } = g.devices
   for (const r of rotations) r.stop()
   for (const l of started) l.stopAccepting()
@@ -330,7 +339,16 @@ function forwarderFor (l: ListenerConfig, upstream: HostPort, config: Config, me
   const connectTimeoutMs = config.upstreamConnectTimeoutMs
   switch (l.protocol) {
     case 'mqtt':
-      return createMqttForwarder({ upstream, health, connectTimeoutMs, firstPacketTimeoutMs: config.mqttConnectTimeoutMs, maxConnectBytes: 256 * 1024, usernameIsDeviceId: l.mqttUsernameIsDeviceId, preamble, mqtt5Unsupported: l.upstream === undefined ? EMBEDDED_BROKER_MQTT5 : undefined })
+      return createMqttForwarder({
+        upstream,
+        health,
+        connectTimeoutMs,
+        firstPacketTimeoutMs: config.mqttConnectTimeoutMs,
+        maxConnectBytes: 256 * 1024,
+        usernameIsDeviceId: l.mqttUsernameIsDeviceId,
+        preamble,
+        mqtt5Unsupported: l.upstream === undefined ? EMBEDDED_BROKER_MQTT5 : undefined
+      })
     case 'tcp':
       return createTcpForwarder({ target: upstream, connectTimeoutMs, health, preamble })
     case 'http':

@@ -106,7 +106,10 @@ function eventMetrics (registry: Registry) {
   registered.inc({ group: 'other' }, 0)
   const httpRequests = new Counter({ name: 'certgate_http_requests_total', help: 'Requests from devices in http mode, by outcome: the upstream status class, or why certgate answered itself', labelNames: ['listener', 'outcome'], ...r })
   const lifetime = new Histogram({ name: 'certgate_device_certificate_remaining_seconds', help: 'Remaining lifetime of device certificates seen at connect (fleet-wide)', buckets: LIFETIME_BUCKETS, ...r })
-  return { accepted, handshakeFailed, auth, authSeconds, validationSeconds, cacheHits, cacheMisses, cacheSize, live, liveClosed, upstreamSeconds, bytes, poolQueue, poolUtil, poolRunning, abandoned, revocationErrors, upstreamFailures, upstreamUp, registered, groupLabel, httpRequests, lifetime }
+  return {
+    accepted, handshakeFailed, auth, authSeconds, validationSeconds, cacheHits, cacheMisses, cacheSize, live, liveClosed, upstreamSeconds, bytes,
+    poolQueue, poolUtil, poolRunning, abandoned, revocationErrors, upstreamFailures, upstreamUp, registered, groupLabel, httpRequests, lifetime
+  }
 }
 
 type EventMetrics = ReturnType<typeof eventMetrics>
