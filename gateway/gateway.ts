@@ -161,7 +161,8 @@ export async function startGateway (config: Config, deps: { log?: Logger, group?
         onAccepted: () => { metrics.connectionAccepted(l.name) },
         onHandshakeFailed: (bucket, err, address) => {
           metrics.handshakeFailed(l.name, bucket)
-          if (!deviceCertificateFault(bucket)) { log.debug({ event: 'handshake_failed', bucket, code: err.code, message: err.message, listener: l.name }, 'TLS handshake failed'); return }
+          log.debug({ event: 'handshake_failed', bucket, code: err.code, message: err.message, listener: l.name }, 'TLS handshake failed')
+          if (!deviceCertificateFault(bucket)) return
           // The device's certificate is the problem: worth an operator's eye, once a minute per address.
           const admitted = handshakeLog.admit(address)
           if (admitted !== undefined) log.info({ event: 'handshake_refused', bucket, code: err.code, detail: err.reason ?? err.message, remote: address, listener: l.name, suppressed: admitted.suppressed }, 'TLS handshake refused: the device certificate cannot be used')

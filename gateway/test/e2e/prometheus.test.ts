@@ -24,6 +24,7 @@ import { issue, issueHierarchy } from '../../pki/issue.js'
 import { startHarness, type Harness } from '../support/harness.js'
 import { connectDevice, nextMessage, closed } from '../support/device.js'
 import { freePort } from '../support/ports.js'
+import { opensslCrl } from '../support/openssl-crl.js'
 
 interface Target { readonly refId: string, readonly expr: string }
 interface Panel { readonly type: string, readonly title: string, readonly targets?: readonly Target[], readonly panels?: readonly Panel[] }
@@ -66,6 +67,13 @@ test('every dashboard query returns data from a real Prometheus scraping certgat
   const pki = await issueHierarchy()
   await h.registerCa('fleet-root', pki.root)
   await down.registerCa('fleet-root', pki.root)
+  // A CRL held for the CA (revoking nothing yet), so the revocation panels have data.
+  const crl = await fetch(`http://${h.gw.admin.host}:${h.gw.admin.port}/certificates/fleet-root/crl`, {
+    method: 'PUT',
+    headers: { authorization: `Bearer ${h.gw.adminToken}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ crl: await opensslCrl({ ca: pki.root }) })
+  })
+  assert.equal(crl.status, 200, await crl.text())
   const chain = [pki.int2, pki.int1]
   const leaf = async (cn: string) => await issue({ cn, issuer: pki.int2 })
 
