@@ -50,7 +50,7 @@ export function startCrlFetcher (deps: CrlFetcherDeps): CrlFetcher {
   /** 80 % of the way to the held CRL's nextUpdate, so a fresh one is in before the old one lapses. */
   async function nextAfterSuccess (ca: string): Promise<number> {
     const held = await deps.registry.getCrl(ca)
-    const next = held?.nextUpdate == null ? undefined : Date.parse(held.nextUpdate)
+    const next = held === undefined || held.nextUpdate === null ? undefined : Date.parse(held.nextUpdate)
     return now() + clamp(next === undefined ? t.maxRefreshMs : 0.8 * (next - now()))
   }
 
@@ -102,7 +102,7 @@ export function startCrlFetcher (deps: CrlFetcherDeps): CrlFetcher {
   const run = (): void => {
     if (stopped || running) return
     running = true
-    tick().catch(() => { /* the registry is unreachable: the next tick tries again */ }).finally(() => { running = false })
+    void tick().catch(() => { /* the registry is unreachable: the next tick tries again */ }).finally(() => { running = false })
   }
   const timer = setInterval(run, t.tickMs)
   timer.unref()
