@@ -43,6 +43,8 @@ export function startCrlFetcher (deps: CrlFetcherDeps): CrlFetcher {
   const now = deps.now ?? Date.now
   const due = new Map<string, Due>()
   let stopped = false
+  // Aborts a request in flight on stop, so closing never waits for a slow distribution point.
+  const aborter = new AbortController()
   let running = false
 
   const clamp = (ms: number): number => Math.min(t.maxRefreshMs, Math.max(t.minRefreshMs, ms))
@@ -59,7 +61,7 @@ export function startCrlFetcher (deps: CrlFetcherDeps): CrlFetcher {
     for (const url of urls) {
       if (stopped) return false
       try {
-        const der = crlDer(toText(await get(url, t)))
+        const der = crlDer(toText(await get(url, t, aborter.signal)))
         const held = await deps.registry.getCrl(ca.name)
         if (held !== undefined && held.caThumbprint === ca.thumbprint && bytesEqual(held.der, der)) {
           deps.onFetched(ca.name, 'unchanged', url)
@@ -107,7 +109,7 @@ export function startCrlFetcher (deps: CrlFetcherDeps): CrlFetcher {
   const timer = setInterval(run, t.tickMs)
   timer.unref()
   setImmediate(run)
-  return { stop: () => { stopped = true; clearInterval(timer) } }
+  return { stop: () => { stopped = true; clearInterval(timer); aborter.abort() } }
 }
 
 /** A CRL is served as DER (RFC 5280 §4.2.1.13: "application/pkix-crl") or, by some, as PEM. */
@@ -116,12 +118,12 @@ function toText (body: Buffer): string {
 }
 
 /** GET over http or https only; no redirects followed (they could lead anywhere); a timeout and a size cap. */
-async function get (url: string, t: CrlFetchTiming): Promise<Buffer> {
+async function get (url: string, t: CrlFetchTiming, signal: AbortSignal): Promise<Buffer> {
   const u = new URL(url)
   const lib = u.protocol === 'http:' ? http : u.protocol === 'https:' ? https : undefined
   if (lib === undefined) throw new Error(`only http and https CRL URLs are fetched, not ${u.protocol}`)
   return await new Promise<Buffer>((resolve, reject) => {
-    const req = lib.get(u, { timeout: t.timeoutMs, headers: { accept: 'application/pkix-crl' } }, (res) => {
+    const req = lib.get(u, { timeout: t.timeoutMs, signal, headers: { accept: 'application/pkix-crl' } }, (res) => {
       if (res.statusCode !== 200) {
         res.resume()
         reject(new Error(`${url} answered ${res.statusCode ?? '?'} (redirects are not followed)`))
