@@ -32,7 +32,8 @@ import { createCertificateRoutes } from './admin/certificate-routes.js'
 import { createDeviceRoutes } from './admin/device-routes.js'
 import { createImportRoute } from './admin/import-route.js'
 import { createRevocationRoutes } from './admin/revocation-routes.js'
-import { createCrlService } from './control/crl-service.js'
+import { createCrlService, MAX_CRL_BYTES } from './control/crl-service.js'
+import { startCrlFetcher, type CrlFetchTiming } from './control/crl-fetcher.js'
 import { createEnrollmentRoutes } from './admin/enrollment-routes.js'
 
 export interface StartedListener {
@@ -69,7 +70,8 @@ export interface GroupLink {
 
 /** `broker`: an embedded broker someone else runs (a process group's primary); else one is started here if needed. */
 /** `now`: the clock verification codes expire by (tests move it instead of waiting). */
-export async function startGateway (config: Config, deps: { log?: Logger, group?: GroupLink, broker?: HostPort | undefined, now?: () => number } = {}): Promise<Gateway> {
+/** `crlFetch`: timing of background CRL fetching (tests shorten it). */
+export async function startGateway (config: Config, deps: { log?: Logger, group?: GroupLink, broker?: HostPort | undefined, now?: () => number, crlFetch?: Partial<CrlFetchTiming> } = {}): Promise<Gateway> {
   // In a process group, every line says which process wrote it.
   const log = deps.log ?? pino({ level: config.logLevel, base: { service: 'certgate', ...(deps.group === undefined ? {} : { pid: process.pid }) } })
   ensureDataDir(config.dataDir)
@@ -110,6 +112,18 @@ export async function startGateway (config: Config, deps: { log?: Logger, group?
       }
     }),
     onError: (err) => { metrics.revocationFailed(); log.error({ err }, 'applying a registry change failed: revoked devices may still be connected') }
+  })
+
+  const crls = createCrlService(registry)
+  const crlFetcher = startCrlFetcher({
+    registry,
+    crls,
+    ...(deps.crlFetch === undefined ? {} : { timing: deps.crlFetch }),
+    onFetched: (ca, outcome, url, err) => {
+      metrics.crlFetched(ca, outcome)
+      if (outcome === 'failed') log.warn({ event: 'crl_fetch_failed', ca, url, err }, 'fetching a CRL failed: the held one (if any) stays in force')
+      else log.debug({ event: 'crl_fetched', ca, url, outcome }, 'CRL fetched')
+    }
   })
 
   let broker: EmbeddedBroker | undefined
@@ -189,11 +203,11 @@ export async function startGateway (config: Config, deps: { log?: Logger, group?
   const caService = createCaService(registry, { verificationCodeTtlMs: config.verificationCodeTtlMs, ...(deps.now === undefined ? {} : { now: deps.now }) })
   let stopping = false
   const admin = await startAdminServer(
-    { listen: config.adminListen, token, maxBodyBytes: 256 * 1024, bodyLimit: (path) => path.endsWith('/crl') ? 48 * 1024 * 1024 : undefined },
+    { listen: config.adminListen, token, maxBodyBytes: 256 * 1024, bodyLimit: (path) => path.endsWith('/crl') ? MAX_CRL_BYTES : undefined },
     {
       notReady: () => stopping ? 'stopping' : registryLost ? 'registry_unavailable' : undefined,
       metricsText: deps.group?.metricsText ?? metrics.metricsText,
-      routes: [createCertificateRoutes({ registry, cas: caService }), createDeviceRoutes({ registry, liveCount: (id) => live.byDevice(id).length }), createImportRoute({ registry }), createRevocationRoutes({ registry, crls: createCrlService(registry) }), createEnrollmentRoutes({ registry })],
+      routes: [createCertificateRoutes({ registry, cas: caService }), createDeviceRoutes({ registry, liveCount: (id) => live.byDevice(id).length }), createImportRoute({ registry }), createRevocationRoutes({ registry, crls }), createEnrollmentRoutes({ registry })],
       audit: opened.audit
     }
   )
@@ -220,6 +234,7 @@ export async function startGateway (config: Config, deps: { log?: Logger, group?
       await Promise.allSettled([...pending])
       clearInterval(poolGauges)
       live.stop()
+      crlFetcher.stop()
       revocation.stop()
       stopForgetting()
       enrollment.stop()
