@@ -33,7 +33,8 @@ import { createCertificateRoutes } from './admin/certificate-routes.js'
 import { createDeviceRoutes } from './admin/device-routes.js'
 import { createImportRoute } from './admin/import-route.js'
 import { createRevocationRoutes } from './admin/revocation-routes.js'
-import { createCrlService } from './control/crl-service.js'
+import { createCrlService, MAX_CRL_BYTES, type CrlService } from './control/crl-service.js'
+import { startCrlFetcher, type CrlFetcher, type CrlFetchTiming } from './control/crl-fetcher.js'
 import { createEnrollmentRoutes } from './admin/enrollment-routes.js'
 
 export interface StartedListener {
@@ -70,7 +71,8 @@ export interface GroupLink {
 
 /** `broker`: an embedded broker someone else runs (a process group's primary); else one is started here if needed. */
 /** `now`: the clock verification codes expire by (tests move it instead of waiting). */
-export async function startGateway (config: Config, deps: { log?: Logger, group?: GroupLink, broker?: HostPort | undefined, now?: () => number } = {}): Promise<Gateway> {
+/** `crlFetch`: timing of background CRL fetching (tests shorten it). */
+export async function startGateway (config: Config, deps: { log?: Logger, group?: GroupLink, broker?: HostPort | undefined, now?: () => number, crlFetch?: Partial<CrlFetchTiming> } = {}): Promise<Gateway> {
   // In a process group, every line says which process wrote it.
   const log = deps.log ?? pino({ level: config.logLevel, base: { service: 'certgate', ...(deps.group === undefined ? {} : { pid: process.pid }) } })
   const { token, tls } = await prepareDataDir(config, log)
@@ -84,6 +86,8 @@ export async function startGateway (config: Config, deps: { log?: Logger, group?
   const validator = createValidator({ threads: config.workers, maxQueue: config.maxValidationQueue, cacheEntries: config.intermediateCacheEntries }, { onValidated: metrics.validated })
   const live = createLiveConnections({ maxConnectionAgeMs: config.maxConnectionAgeMs })
   const revocation = await startRevocationFor({ registry, live, validator, metrics, log })
+  const crls = createCrlService(registry)
+  const crlFetcher = startCrlFetcherFor(registry, crls, deps.crlFetch, metrics, log)
   const { broker, brokerAt } = await startBrokerIfNeeded(config, deps.broker, log)
 
   const refusals = createRefusalMemory({ ttlMs: config.refusalMemoryMs, maxEntries: 10_000 })
@@ -102,7 +106,7 @@ export async function startGateway (config: Config, deps: { log?: Logger, group?
   poolGauges.unref()
 
   const caService = createCaService(registry, { verificationCodeTtlMs: config.verificationCodeTtlMs, ...(deps.now === undefined ? {} : { now: deps.now }) })
-  const admin = await startAdmin(config, { token, health, group: deps.group, metrics, registry, caService, live, audit: opened.audit })
+  const admin = await startAdmin(config, { token, health, group: deps.group, metrics, registry, caService, crls, live, audit: opened.audit })
 
   return {
     device: (devices.started[0] as StartedListener).address,
@@ -115,7 +119,7 @@ export async function startGateway (config: Config, deps: { log?: Logger, group?
     reloadServerCertificates: () => { for (const r of devices.rotations) r.reload() },
     close: async () => {
       health.stopping = true
-      await closeGateway(config, { devices, poolGauges, live, revocation, stopForgetting, enrollment, admin, broker, validator, registry })
+      await closeGateway(config, { devices, poolGauges, live, crlFetcher, revocation, stopForgetting, enrollment, admin, broker, validator, registry })
     }
   }
 }
@@ -164,6 +168,19 @@ async function startRevocationFor (d: { registry: Registry, live: LiveConnection
       }
     }),
     onError: (err) => { metrics.revocationFailed(); log.error({ err }, 'applying a registry change failed: revoked devices may still be connected') }
+  })
+}
+
+function startCrlFetcherFor (registry: Registry, crls: CrlService, timing: Partial<CrlFetchTiming> | undefined, metrics: Metrics, log: Logger): CrlFetcher {
+  return startCrlFetcher({
+    registry,
+    crls,
+    ...(timing === undefined ? {} : { timing }),
+    onFetched: (ca, outcome, url, err) => {
+      metrics.crlFetched(ca, outcome)
+      if (outcome === 'failed') log.warn({ event: 'crl_fetch_failed', ca, url, err }, 'fetching a CRL failed: the held one (if any) stays in force')
+      else log.debug({ event: 'crl_fetched', ca, url, outcome }, 'CRL fetched')
+    }
   })
 }
 
@@ -242,7 +259,8 @@ async function startListeners (config: Config, d: ListenerDeps): Promise<DeviceL
         onAccepted: () => { metrics.connectionAccepted(l.name) },
         onHandshakeFailed: (bucket, err, address) => {
           metrics.handshakeFailed(l.name, bucket)
-          if (!deviceCertificateFault(bucket)) { log.debug({ event: 'handshake_failed', bucket, code: err.code, message: err.message, listener: l.name }, 'TLS handshake failed'); return }
+          log.debug({ event: 'handshake_failed', bucket, code: err.code, message: err.message, listener: l.name }, 'TLS handshake failed')
+          if (!deviceCertificateFault(bucket)) return
           // The device's certificate is the problem: worth an operator's eye, once a minute per address.
           const admitted = handshakeLog.admit(address)
           if (admitted !== undefined) log.info({ event: 'handshake_refused', bucket, code: err.code, detail: err.reason ?? err.message, remote: address, listener: l.name, suppressed: admitted.suppressed }, 'TLS handshake refused: the device certificate cannot be used')
@@ -263,10 +281,10 @@ async function startListeners (config: Config, d: ListenerDeps): Promise<DeviceL
   return { pending, forwarders, rotations, started }
 }
 
-async function startAdmin (config: Config, d: { token: string, health: GatewayHealth, group: GroupLink | undefined, metrics: Metrics, registry: Registry, caService: CaService, live: LiveConnections, audit: AuditLog }): Promise<AdminServer> {
+async function startAdmin (config: Config, d: { token: string, health: GatewayHealth, group: GroupLink | undefined, metrics: Metrics, registry: Registry, caService: CaService, crls: CrlService, live: LiveConnections, audit: AuditLog }): Promise<AdminServer> {
   const { token, health, registry, live } = d
   return await startAdminServer(
-    { listen: config.adminListen, token, maxBodyBytes: 256 * 1024, bodyLimit: (path) => path.endsWith('/crl') ? 48 * 1024 * 1024 : undefined },
+    { listen: config.adminListen, token, maxBodyBytes: 256 * 1024, bodyLimit: (path) => path.endsWith('/crl') ? MAX_CRL_BYTES : undefined },
     {
       notReady: () => health.stopping ? 'stopping' : health.registryLost ? 'registry_unavailable' : undefined,
       metricsText: d.group?.metricsText ?? d.metrics.metricsText,
@@ -274,7 +292,7 @@ async function startAdmin (config: Config, d: { token: string, health: GatewayHe
         createCertificateRoutes({ registry, cas: d.caService }),
         createDeviceRoutes({ registry, liveCount: (id) => live.byDevice(id).length }),
         createImportRoute({ registry }),
-        createRevocationRoutes({ registry, crls: createCrlService(registry) }),
+        createRevocationRoutes({ registry, crls: d.crls }),
         createEnrollmentRoutes({ registry })
       ],
       audit: d.audit
@@ -284,7 +302,7 @@ async function startAdmin (config: Config, d: { token: string, health: GatewayHe
 
 /** Shutdown, in this order: stop accepting, drain (up to the drain timeout), close what is left, then everything else. */
 async function closeGateway (config: Config, g: {
-  devices: DeviceListeners, poolGauges: NodeJS.Timeout, live: LiveConnections, revocation: Revocation, stopForgetting: () => void,
+  devices: DeviceListeners, poolGauges: NodeJS.Timeout, live: LiveConnections, crlFetcher: CrlFetcher, revocation: Revocation, stopForgetting: () => void,
   enrollment: Enrollment, admin: AdminServer, broker: EmbeddedBroker | undefined, validator: ValidatorPool, registry: Registry
 }): Promise<void> {
   const { pending, forwarders, rotations, started } = g.devices
@@ -299,6 +317,7 @@ async function closeGateway (config: Config, g: {
   await Promise.allSettled([...pending])
   clearInterval(g.poolGauges)
   g.live.stop()
+  g.crlFetcher.stop()
   g.revocation.stop()
   g.stopForgetting()
   g.enrollment.stop()

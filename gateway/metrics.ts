@@ -2,6 +2,7 @@
 // label sets (no deviceIds or fingerprints), reasons pre-registered at zero so dashboards show
 // lines rather than gaps. Only importer of prom-client.
 import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { CRL_FETCH_OUTCOMES, type CrlFetchOutcome } from './control/crl-fetcher.js'
 import { CLOSE_REASONS, HANDSHAKE_FAILURES, HTTP_OUTCOMES, REFUSAL_REASONS, type CloseReason, type HandshakeFailure, type HttpOutcome, type RefusalReason } from './reasons.js'
 
 /** What the registry holds, read at scrape time. */
@@ -35,6 +36,8 @@ export interface Metrics {
   abandoned: (listener: string) => void
   /** Applying a registry change to live connections failed: revoked devices may still be connected. */
   revocationFailed: () => void
+  /** A background CRL fetch for a registered CA, by outcome. */
+  crlFetched: (ca: string, outcome: CrlFetchOutcome) => void
   /** Remaining lifetime of a device certificate seen at connect. */
   certificateLifetime: (seconds: number) => void
   forwarded: (listener: string, fromDevice: number, toDevice: number) => void
@@ -104,11 +107,15 @@ function eventMetrics (registry: Registry) {
     return id
   }
   registered.inc({ group: 'other' }, 0)
+  // One label value per registered CA that names a CRL distribution point (operator-chosen, so bounded).
+  const crlFetches = new Counter({ name: 'certgate_crl_fetches_total', help: 'Background CRL fetches per CA, by outcome: updated (a newer CRL stored), unchanged (the held one or an older one), failed', labelNames: ['ca', 'outcome'], ...r })
+  const crlFetchCas = new Set<string>()
   const httpRequests = new Counter({ name: 'certgate_http_requests_total', help: 'Requests from devices in http mode, by outcome: the upstream status class, or why certgate answered itself', labelNames: ['listener', 'outcome'], ...r })
   const lifetime = new Histogram({ name: 'certgate_device_certificate_remaining_seconds', help: 'Remaining lifetime of device certificates seen at connect (fleet-wide)', buckets: LIFETIME_BUCKETS, ...r })
   return {
     accepted, handshakeFailed, auth, authSeconds, validationSeconds, cacheHits, cacheMisses, cacheSize, live, liveClosed, upstreamSeconds, bytes,
-    poolQueue, poolUtil, poolRunning, abandoned, revocationErrors, upstreamFailures, upstreamUp, registered, groupLabel, httpRequests, lifetime
+    poolQueue, poolUtil, poolRunning, abandoned, revocationErrors, upstreamFailures, upstreamUp, registered, groupLabel,
+    crlFetches, crlFetchCas, httpRequests, lifetime
   }
 }
 
@@ -267,6 +274,10 @@ function recorders (registry: Registry, events: EventMetrics, served: ServedMetr
     setUpstreamUp: (listener, up) => { events.upstreamUp.set({ listener }, up ? 1 : 0) },
     abandoned: (listener) => { events.abandoned.inc({ listener }) },
     revocationFailed: () => { events.revocationErrors.inc() },
+    crlFetched: (ca, outcome) => {
+      if (!events.crlFetchCas.has(ca)) { events.crlFetchCas.add(ca); for (const o of CRL_FETCH_OUTCOMES) events.crlFetches.inc({ ca, outcome: o }, 0) }
+      events.crlFetches.inc({ ca, outcome })
+    },
     certificateLifetime: (seconds) => { events.lifetime.observe(seconds) },
     forwarded: (listener, fromDevice, toDevice) => {
       events.bytes.inc({ listener, direction: 'from_device' }, fromDevice)

@@ -15,6 +15,9 @@ export class CrlRefused extends Error {
   constructor (readonly code: CrlErrorCode, message: string, readonly status = 400) { super(message) }
 }
 
+/** The largest CRL taken, uploaded (the admin API's body cap on `/crl`) or fetched. */
+export const MAX_CRL_BYTES = 48 * 1024 * 1024
+
 /** Clock skew tolerated between the CA that signed a CRL and this gateway. */
 const SKEW_MS = 60_000
 

@@ -43,6 +43,8 @@ export interface IssueOptions {
   /** IP address SANs (v4 or v6), after the DNS names. */
   readonly sanIp?: readonly string[]
   readonly extraExtensions?: readonly x509.Extension[]
+  /** URIs for a cRLDistributionPoints extension (RFC 5280 §4.2.1.13), one distribution point each. */
+  readonly crlUrls?: readonly string[]
   /** Key identifiers to leave out (RFC 5280 §4.2.1.1-2 want both): for tests of non-conforming certificates. */
   readonly omitKeyIds?: ReadonlyArray<'aki' | 'ski'>
 }
@@ -93,6 +95,7 @@ export async function issue (opts: IssueOptions): Promise<Issued> {
   if (opts.issuer !== undefined && issuerCert !== undefined && !omit.has('aki')) extensions.push(await authorityKeyId(issuerCert, opts.issuer.keys.publicKey))
   const san = [...(opts.sanDns ?? []).map((d) => ({ type: 'dns' as const, value: d })), ...(opts.sanIp ?? []).map((ip) => ({ type: 'ip' as const, value: ip }))]
   if (opts.sanDns !== undefined || opts.sanIp !== undefined) extensions.push(new x509.SubjectAlternativeNameExtension(san))
+  if (opts.crlUrls !== undefined) extensions.push(new x509.CRLDistributionPointsExtension([...opts.crlUrls]))
   if (opts.extraExtensions !== undefined) extensions.push(...opts.extraExtensions)
 
   const signer = opts.issuer ?? { keys, keyAlgorithm }

@@ -16,7 +16,8 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { connect } from 'node:net'
+import { connect, type AddressInfo } from 'node:net'
+import { createServer } from 'node:http'
 import { tmpdir } from 'node:os'
 import { delimiter, join } from 'node:path'
 import type { MqttClient } from 'mqtt'
@@ -24,6 +25,7 @@ import { issue, issueHierarchy } from '../../pki/issue.js'
 import { startHarness, type Harness } from '../support/harness.js'
 import { connectDevice, nextMessage, closed } from '../support/device.js'
 import { freePort } from '../support/ports.js'
+import { opensslCrl } from '../support/openssl-crl.js'
 
 interface Target { readonly refId: string, readonly expr: string }
 interface Panel { readonly type: string, readonly title: string, readonly targets?: readonly Target[], readonly panels?: readonly Panel[] }
@@ -58,7 +60,8 @@ test('every dashboard query returns data from a real Prometheus scraping certgat
   t.after(async () => { for (const c of cleanups.reverse()) await c() })
 
   const bin = prometheusBinary()
-  const h: Harness = await startHarness()
+  // CRLs are fetched often here, so the fetch panel has data within the test.
+  const h: Harness = await startHarness({}, { crlFetch: { tickMs: 200, minRefreshMs: 500 } })
   cleanups.push(() => h.close())
   const closedPort = await freePort()
   const down: Harness = await startHarness({ CERTGATE_UPSTREAM: `127.0.0.1:${closedPort}`, CERTGATE_UPSTREAM_CONNECT_TIMEOUT_MS: '1000' })
@@ -66,6 +69,20 @@ test('every dashboard query returns data from a real Prometheus scraping certgat
   const pki = await issueHierarchy()
   await h.registerCa('fleet-root', pki.root)
   await down.registerCa('fleet-root', pki.root)
+  // A CRL held for the CA (revoking nothing yet), so the revocation panels have data.
+  const crl = await fetch(`http://${h.gw.admin.host}:${h.gw.admin.port}/certificates/fleet-root/crl`, {
+    method: 'PUT',
+    headers: { authorization: `Bearer ${h.gw.adminToken}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ crl: await opensslCrl({ ca: pki.root }) })
+  })
+  assert.equal(crl.status, 200, await crl.text())
+  // A CA whose certificate names a CRL distribution point on this machine: fetched in the background.
+  const published = createServer((_req, res) => { res.end(publishedCrl) })
+  await new Promise<void>((resolve) => published.listen(0, '127.0.0.1', resolve))
+  cleanups.push(() => new Promise<void>((resolve) => { published.close(() => { resolve() }) }))
+  const publishedCa = await issue({ cn: 'Published CA', ca: true, crlUrls: [`http://127.0.0.1:${(published.address() as AddressInfo).port}/ca.crl`] })
+  const publishedCrl = await opensslCrl({ ca: publishedCa })
+  await h.registerCa('published', publishedCa)
   const chain = [pki.int2, pki.int1]
   const leaf = async (cn: string) => await issue({ cn, issuer: pki.int2 })
 
@@ -234,7 +251,7 @@ test('every dashboard query returns data from a real Prometheus scraping certgat
   const days = byLabel('CA certificate expiry', 'A', 'ca')['fleet-root'] ?? 0
   assert.ok(days > 3600 && days <= 3651, `fleet-root expires in ${days} days`)
   assert.deepEqual(byLabel('Devices by status', 'A', 'status'), { enabled: 3, disabled: 2 }) // max over the two gateways' registries
-  assert.equal(byLabel('Registered CAs', 'A', 'state').verified, 1)
+  assert.equal(byLabel('Registered CAs', 'A', 'state').verified, 2) // fleet-root and published on h
   for (const [panel, refId] of [['Authentication latency p50 / p99', 'B'], ['Chain validation latency p50 / p99', 'B'], ['Upstream connect latency p50 / p99', 'B'], ['Intermediate cache hit ratio', 'A']] as const) {
     const v = (results.get(`${panel}/${refId}`) ?? []).map((s) => Number(s.value[1]))
     assert.ok(v.some((x) => Number.isFinite(x) && x > 0), `${panel} ${refId}: ${JSON.stringify(v)}`)

@@ -7,6 +7,7 @@ import { Writable } from 'node:stream'
 import { pino } from 'pino'
 import { configFromEnv } from '../../config.js'
 import { startGateway, type Gateway } from '../../gateway.js'
+import type { CrlFetchTiming } from '../../control/crl-fetcher.js'
 import { issue, type Issued } from '../../pki/issue.js'
 import type { DeviceInput } from '../../registry/types.js'
 
@@ -24,8 +25,8 @@ export interface Harness {
   close: () => Promise<void>
 }
 
-/** `now`: the gateway's clock for verification-code expiry (default: the real one). */
-export async function startHarness (env: Record<string, string> = {}, opts: { now?: () => number } = {}): Promise<Harness> {
+/** `now`: the gateway's clock for verification-code expiry (default: the real one). `crlFetch`: CRL fetch timing. */
+export async function startHarness (env: Record<string, string> = {}, opts: { now?: () => number, crlFetch?: Partial<CrlFetchTiming> } = {}): Promise<Harness> {
   const dataDir = mkdtempSync(join(tmpdir(), 'certgate-test-'))
   const logs: LogLine[] = []
   const waiters = new Set<() => void>()
@@ -45,7 +46,7 @@ export async function startHarness (env: Record<string, string> = {}, opts: { no
     CERTGATE_WORKERS: '1',
     ...env
   })
-  const gw = await startGateway(config, { log, ...(opts.now === undefined ? {} : { now: opts.now }) })
+  const gw = await startGateway(config, { log, ...(opts.now === undefined ? {} : { now: opts.now }), ...(opts.crlFetch === undefined ? {} : { crlFetch: opts.crlFetch }) })
   return {
     gw,
     dataDir,
