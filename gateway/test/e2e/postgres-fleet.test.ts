@@ -16,8 +16,9 @@ import { join } from 'node:path'
 import type { MqttClient } from 'mqtt'
 import { issue, issueHierarchy, type Issued } from '../../pki/issue.js'
 import { startHarness, type Harness } from '../support/harness.js'
-import { closed, connectDevice, nextMessage } from '../support/device.js'
+import { closed, connectDevice, roundTrip } from '../support/device.js'
 import { startPostgres, type Postgres } from '../support/postgres.js'
+import { adminCall, type AdminAnswer } from '../support/admin.js'
 
 let pg: Postgres
 let a: Harness
@@ -38,17 +39,8 @@ after(async () => {
   await (pg as Postgres | undefined)?.destroy()
 })
 
-interface Answer { status: number, body: Record<string, unknown> }
-
-async function call (h: Harness, method: string, path: string, body?: unknown): Promise<Answer> {
-  const res = await fetch(`http://127.0.0.1:${h.gw.admin.port}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${h.gw.adminToken}`, 'content-type': 'application/json' },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) })
-  })
-  const text = await res.text()
-  return { status: res.status, body: text === '' ? {} : JSON.parse(text) as Record<string, unknown> }
-}
+type Answer = AdminAnswer
+const call = adminCall
 
 const enroll = async (h: Harness, id: string): Promise<Answer> => await call(h, 'PUT', `/devices/${id}`, { authentication: { type: 'certificateAuthority' }, status: 'enabled' })
 const disable = async (h: Harness, id: string): Promise<Answer> => await call(h, 'PUT', `/devices/${id}`, { authentication: { type: 'certificateAuthority' }, status: 'disabled', statusReason: 'stolen' })
@@ -70,12 +62,6 @@ async function connectSoon (h: Harness, id: string, withinMs: number): Promise<M
   }
 }
 
-async function roundTrip (c: MqttClient, topic: string): Promise<void> {
-  await c.subscribeAsync(topic)
-  const got = nextMessage(c, topic, 3000)
-  await c.publishAsync(topic, 'still here')
-  assert.equal(await got, 'still here')
-}
 
 test('proof of possession started on A and finished on B lets a device in on both', async () => {
   assert.equal((await call(a, 'PUT', '/certificates/acme', { certificate: pki.root.pem })).status, 201)

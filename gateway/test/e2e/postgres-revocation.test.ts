@@ -12,6 +12,7 @@ import { closed, connectDevice } from '../support/device.js'
 import { startPostgres, type Postgres } from '../support/postgres.js'
 import { opensslCrl } from '../support/openssl-crl.js'
 import { sha256Hex } from '../../../workers/validate-chain.js'
+import { adminCall } from '../support/admin.js'
 
 let pg: Postgres
 let a: Harness
@@ -33,15 +34,7 @@ after(async () => {
   await (pg as Postgres | undefined)?.destroy()
 })
 
-async function call (h: Harness, method: string, path: string, body?: unknown): Promise<{ status: number, body: Record<string, unknown> }> {
-  const res = await fetch(`http://127.0.0.1:${h.gw.admin.port}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${h.gw.adminToken}`, 'content-type': 'application/json' },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) })
-  })
-  const text = await res.text()
-  return { status: res.status, body: text === '' ? {} : JSON.parse(text) as Record<string, unknown> }
-}
+const call = adminCall
 
 /** Connects to B, retrying for a short bounded while (the CAs registered through A reach B asynchronously). */
 async function connectToB (leaf: Issued): Promise<MqttClient> {

@@ -13,9 +13,10 @@ import assert from 'node:assert/strict'
 import type { MqttClient } from 'mqtt'
 import { issue, issueHierarchy, type Issued } from '../../pki/issue.js'
 import { startHarness, type Harness } from '../support/harness.js'
-import { closed, connectDevice, nextMessage } from '../support/device.js'
+import { closed, connectDevice, roundTrip } from '../support/device.js'
 import { opensslCrl } from '../support/openssl-crl.js'
 import { sha256Hex } from '../../../workers/validate-chain.js'
+import { adminCall, type AdminAnswer } from '../support/admin.js'
 
 let h: Harness
 let pki: { root: Issued, int1: Issued, int2: Issued }
@@ -30,17 +31,8 @@ before(async () => {
 })
 after(async () => { await h.close() })
 
-interface Answer { status: number, body: Record<string, unknown> }
-
-async function call (method: string, path: string, body?: unknown): Promise<Answer> {
-  const res = await fetch(`http://127.0.0.1:${h.gw.admin.port}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${h.gw.adminToken}`, 'content-type': 'application/json' },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) })
-  })
-  const text = await res.text()
-  return { status: res.status, body: text === '' ? {} : JSON.parse(text) as Record<string, unknown> }
-}
+type Answer = AdminAnswer
+const call = async (method: string, path: string, body?: unknown): Promise<Answer> => await adminCall(h, method, path, body)
 
 const errorCode = (a: Answer): unknown => (a.body.error as { code?: unknown } | undefined)?.code
 
@@ -56,12 +48,6 @@ async function refusedAsRevoked (id: string, leaf: Issued, chain: readonly Issue
   assert.match(line.detail ?? '', source)
 }
 
-async function roundTrip (c: MqttClient, topic: string): Promise<void> {
-  await c.subscribeAsync(topic)
-  const got = nextMessage(c, topic, 3000)
-  await c.publishAsync(topic, 'still here')
-  assert.equal(await got, 'still here')
-}
 
 test('a deny-listed device certificate (thumbprint in upper case) is closed within a second, refused after, and let back when the entry goes', async () => {
   const { leaf, c } = await device('deny-1', pki.int2, [pki.int2, pki.int1])

@@ -56,3 +56,12 @@ export async function closed (client: MqttClient, timeoutMs = 3000): Promise<num
     client.once('close', () => { clearTimeout(timer); resolve(Date.now() - started) })
   })
 }
+
+/** Subscribes to `topic`, publishes to it and waits for the message: the connection still carries traffic. */
+export async function roundTrip (client: MqttClient, topic: string): Promise<void> {
+  await client.subscribeAsync(topic)
+  const got = nextMessage(client, topic, 3000)
+  await client.publishAsync(topic, 'still here')
+  const message = await got
+  if (message !== 'still here') throw new Error(`round trip on ${topic} returned ${JSON.stringify(message)}`)
+}
