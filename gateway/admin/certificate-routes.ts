@@ -1,7 +1,8 @@
 // Admin API: CA certificates and their proof of possession (IoT Hub certificate shapes):
 // PUT uploads (unverified), generateVerificationCode, verify, GET, DELETE.
 import { CaError, caNameProblem, type CaService } from '../control/ca-service.js'
-import { PreconditionFailed, type CaRecord, type Registry } from '../registry/types.js'
+import { PreconditionFailed, type CaRecord, type Registry, type RevocationSettings } from '../registry/types.js'
+import { parseRevocationSettings } from '../control/revocation-settings.js'
 import { toPem } from '../pki/issue.js'
 import { ApiError, type AdminRequest, type AdminResponse, type AdminRoute } from './admin-server.js'
 import { etagHeader, ifMatch, objectBody, pathParam } from './http-helpers.js'
@@ -18,6 +19,8 @@ export function certificateResource (c: CaRecord): Record<string, unknown> {
     thumbprint: c.thumbprint,
     isVerified: c.isVerified,
     expiry: c.notAfter,
+    crlUrls: c.settings.crlUrls,
+    ocsp: c.settings.ocsp,
     etag: c.etag,
     created: c.createdAt,
     updated: c.updatedAt,
@@ -36,10 +39,18 @@ async function api<T> (work: () => Promise<T>): Promise<T> {
   }
 }
 
-function certificateField (body: unknown): string {
-  const b = objectBody(body, ['certificate'])
+function certificateField (body: unknown, allowed: readonly string[] = ['certificate']): string {
+  const b = objectBody(body, allowed)
   if (typeof b.certificate !== 'string' || b.certificate === '') throw new ApiError(400, 'invalid_body', 'send {"certificate": "<PEM>"}')
   return b.certificate
+}
+
+/** The certificate resource's body: the PEM and its revocation settings (omitted = none). */
+function uploadBody (body: unknown): { pem: string, settings: RevocationSettings } {
+  const pem = certificateField(body, ['certificate', 'crlUrls', 'ocsp'])
+  const settings = parseRevocationSettings(body as Record<string, unknown>)
+  if ('code' in settings) throw new ApiError(400, settings.code, settings.message)
+  return { pem, settings }
 }
 
 export function createCertificateRoutes (deps: CertificateRouteDeps): AdminRoute {
@@ -58,8 +69,8 @@ export function createCertificateRoutes (deps: CertificateRouteDeps): AdminRoute
         return { status: 200, body: certificateResource(c), headers: etagHeader(c.etag) }
       }
       case 'PUT': {
-        const pem = certificateField(req.body)
-        const { record, created } = await api(async () => await deps.cas.upload(name, pem, ifMatch(req)))
+        const { pem, settings } = uploadBody(req.body)
+        const { record, created } = await api(async () => await deps.cas.upload(name, pem, ifMatch(req), settings))
         return { status: created ? 201 : 200, body: certificateResource(record), headers: etagHeader(record.etag) }
       }
       case 'DELETE': {

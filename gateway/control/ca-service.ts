@@ -6,14 +6,14 @@ import { randomBytes, X509Certificate } from 'node:crypto'
 import { parseCertificate, type Certificate } from '../../workers/certificate.js'
 import { sha256Hex, verifySignature } from '../../workers/validate-chain.js'
 import { placeProblem } from '../../workers/profile.js'
-import type { CaRecord, Registry } from '../registry/types.js'
+import type { CaRecord, Registry, RevocationSettings } from '../registry/types.js'
 import { errorMessage } from '../../workers/errors.js'
 
 export const CA_ERROR_CODES = [
   'private_key_in_upload', 'pkcs12_in_upload', 'malformed_pem', 'not_one_certificate', 'malformed_certificate',
   'not_a_ca', 'nonconforming_ca', 'ca_expired', 'ca_not_yet_valid', 'weak_ca_key', 'ca_not_found', 'no_verification_code',
   'wrong_verification_code', 'verification_code_expired', 'certificate_replaced', 'verification_cn_mismatch',
-  'verification_wrong_signer', 'verification_cert_invalid_time', 'invalid_ca_name'
+  'verification_wrong_signer', 'verification_cert_invalid_time', 'invalid_ca_name', 'invalid_crl_urls', 'invalid_ocsp'
 ] as const
 export type CaErrorCode = typeof CA_ERROR_CODES[number]
 
@@ -29,7 +29,8 @@ export interface CaServiceOptions {
 }
 
 export interface CaService {
-  upload: (name: string, pem: string, ifMatch?: string) => Promise<{ record: CaRecord, created: boolean }>
+  /** `settings` omitted: none (the same certificate with other settings updates only them). */
+  upload: (name: string, pem: string, ifMatch?: string, settings?: RevocationSettings) => Promise<{ record: CaRecord, created: boolean }>
   generateVerificationCode: (name: string) => Promise<CaRecord>
   verify: (name: string, verificationPem: string) => Promise<CaRecord>
 }
@@ -76,7 +77,7 @@ function looksLikePkcs12 (text: string): boolean {
 export function createCaService (registry: Registry, options: CaServiceOptions): CaService {
   const now = options.now ?? Date.now
   return {
-    async upload (name, pem, ifMatch) {
+    async upload (name, pem, ifMatch, settings) {
       const nameProblem = caNameProblem(name)
       if (nameProblem !== undefined) throw new CaError('invalid_ca_name', nameProblem)
       const { der, cert } = certificateFromPem(pem)
@@ -91,7 +92,8 @@ export function createCaService (registry: Registry, options: CaServiceOptions):
       if (cert.keyProblem !== undefined) throw new CaError('weak_ca_key', `the CA key is refused: ${cert.keyProblem}`)
       try { cert.publicKey() } catch (err) { throw new CaError('malformed_certificate', errorMessage(err)) }
       return await registry.putCa({
-        name, certificateDer: der, subject: new X509Certificate(der).subject.replace(/\n/g, ', '), thumbprint: sha256Hex(der), notAfter: new Date(cert.notAfter).toISOString()
+        name, certificateDer: der, subject: new X509Certificate(der).subject.replace(/\n/g, ', '), thumbprint: sha256Hex(der), notAfter: new Date(cert.notAfter).toISOString(),
+        ...(settings === undefined ? {} : { settings })
       }, ifMatch)
     },
 

@@ -1,6 +1,6 @@
-// Background CRL fetching: for each registered, verified CA, the http(s) CRL distribution points of
-// the CA certificate the operator registered (never a URL from a certificate a device sent, which
-// would let any device make certgate call any address). A fetched CRL goes through the same CRL
+// Background CRL fetching: for each registered, verified CA, the `crlUrls` the operator named for
+// it, then the http(s) CRL distribution points of the CA certificate the operator registered (never
+// a URL from a certificate a device sent, which would let any device make certgate call any address). A fetched CRL goes through the same CRL
 // service as `PUT /certificates/{name}/crl`, so every check, the registry storage, its change
 // announcement and live teardown apply. Runs on timers, never on the handshake path.
 import http from 'node:http'
@@ -36,7 +36,8 @@ export interface CrlFetcherDeps {
 
 export interface CrlFetcher { stop: () => void }
 
-interface Due { at: number, failures: number, thumbprint: string }
+/** `key`: the CA certificate and its URLs; new settings or a new certificate are fetched at once. */
+interface Due { at: number, failures: number, key: string }
 
 export function startCrlFetcher (deps: CrlFetcherDeps): CrlFetcher {
   const t: CrlFetchTiming = { ...DEFAULT_CRL_FETCH_TIMING, ...deps.timing }
@@ -88,15 +89,15 @@ export function startCrlFetcher (deps: CrlFetcherDeps): CrlFetcher {
     for (const ca of cas) {
       if (stopped) return
       if (!ca.isVerified) continue
-      let urls: string[]
-      try { urls = crlDistributionPointUrls(ca.certificateDer) } catch { urls = [] }
+      const urls = crlUrlsOf(ca)
       if (urls.length === 0) continue
       seen.add(ca.name)
+      const key = `${ca.thumbprint} ${urls.join(' ')}`
       const d = due.get(ca.name)
-      if (d !== undefined && d.thumbprint === ca.thumbprint && d.at > now()) continue
-      const failures = d?.thumbprint === ca.thumbprint ? d.failures : 0
-      if (await refresh(ca, urls)) due.set(ca.name, { at: await nextAfterSuccess(ca.name), failures: 0, thumbprint: ca.thumbprint })
-      else due.set(ca.name, { at: now() + clamp(t.minRefreshMs * 2 ** Math.min(failures, 16)), failures: failures + 1, thumbprint: ca.thumbprint })
+      if (d !== undefined && d.key === key && d.at > now()) continue
+      const failures = d?.key === key ? d.failures : 0
+      if (await refresh(ca, urls)) due.set(ca.name, { at: await nextAfterSuccess(ca.name), failures: 0, key })
+      else due.set(ca.name, { at: now() + clamp(t.minRefreshMs * 2 ** Math.min(failures, 16)), failures: failures + 1, key })
     }
     for (const name of [...due.keys()]) if (!seen.has(name)) due.delete(name)
   }
@@ -110,6 +111,13 @@ export function startCrlFetcher (deps: CrlFetcherDeps): CrlFetcher {
   timer.unref()
   setImmediate(run)
   return { stop: () => { stopped = true; clearInterval(timer); aborter.abort() } }
+}
+
+/** The operator's `crlUrls` for the CA first, then the CA certificate's own distribution points. */
+function crlUrlsOf (ca: CaRecord): string[] {
+  let cdp: string[]
+  try { cdp = crlDistributionPointUrls(ca.certificateDer) } catch { cdp = [] }
+  return [...new Set([...ca.settings.crlUrls, ...cdp])]
 }
 
 /** A CRL is served as DER (RFC 5280 §4.2.1.13: "application/pkix-crl") or, by some, as PEM. */

@@ -13,6 +13,7 @@ import { PreconditionFailed, type DeviceInput, type DeviceRecord, type DeviceSta
 import { UPSERT_DEVICES, deviceColumns, migrate, toCa, toCrl, toDevice, toRevocation, type CaRow, type CrlRow, type DeviceRow, type RevocationRow } from './postgres-schema.js'
 import { isOlderCrl } from './crl-order.js'
 import { registrationColumns, toGroup, type GroupRow, type RegistrationColumns } from './enrollment-rows.js'
+import { settingsJson } from './settings-column.js'
 import { errorMessage } from '../../workers/errors.js'
 
 const CHANNEL = 'certgate_registry'
@@ -265,11 +266,17 @@ export async function openPostgresRegistry (opts: PostgresRegistryOptions): Prom
     putCa: async (ca, ifMatch) => await tx(async (c) => {
       const existing = await one<CaRow>(c, 'SELECT * FROM cas WHERE name = $1 FOR UPDATE', [ca.name])
       checkMatch(existing, ifMatch)
-      if (existing?.thumbprint === ca.thumbprint) return { result: { record: toCa(existing), created: false }, changes: [] }
-      const p = [ca.name, Buffer.from(ca.certificateDer), ca.subject, ca.thumbprint, ca.notAfter, newEtag(), nowIso()]
+      const settings = ca.settings === undefined ? null : settingsJson(ca.settings)
+      if (existing?.thumbprint === ca.thumbprint) {
+        if (existing.revocation_settings === settings) return { result: { record: toCa(existing), created: false }, changes: [] }
+        // The same certificate with other settings: only the settings change (it stays verified).
+        const updated = await one<CaRow>(c, 'UPDATE cas SET revocation_settings = $2, etag = $3, updated_at = $4 WHERE name = $1 RETURNING *', [ca.name, settings, newEtag(), nowIso()])
+        return { result: { record: toCa(updated as CaRow), created: false }, changes: [{ kind: 'ca', name: ca.name }] }
+      }
+      const p = [ca.name, Buffer.from(ca.certificateDer), ca.subject, ca.thumbprint, ca.notAfter, newEtag(), nowIso(), settings]
       const row = existing === undefined
-        ? await one<CaRow>(c, 'INSERT INTO cas (name, certificate, subject, thumbprint, not_after, is_verified, etag, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, false, $6, $7, $7) RETURNING *', p)
-        : await one<CaRow>(c, 'UPDATE cas SET certificate = $2, subject = $3, thumbprint = $4, not_after = $5, is_verified = false, etag = $6, updated_at = $7 WHERE name = $1 RETURNING *', p)
+        ? await one<CaRow>(c, 'INSERT INTO cas (name, certificate, subject, thumbprint, not_after, is_verified, etag, created_at, updated_at, revocation_settings) VALUES ($1, $2, $3, $4, $5, false, $6, $7, $7, $8) RETURNING *', p)
+        : await one<CaRow>(c, 'UPDATE cas SET certificate = $2, subject = $3, thumbprint = $4, not_after = $5, is_verified = false, etag = $6, updated_at = $7, revocation_settings = $8 WHERE name = $1 RETURNING *', p)
       return { result: { record: toCa(row as CaRow), created: existing === undefined }, changes: [{ kind: 'ca', name: ca.name }] }
     }),
     setVerificationCode: async (name, code, expiry) => {

@@ -3,6 +3,7 @@
 // records, and the statements shared by several operations. Talks to the database only through
 // the small SqlSession interface, so `pg` stays in postgres-registry.ts.
 import type { CaRecord, CrlRecord, DeviceRecord, DeviceStatus, RevocationRecord } from './types.js'
+import { settingsFromJson } from './settings-column.js'
 import { toRegistration, type RegistrationColumns } from './enrollment-rows.js'
 
 /** What this module needs of a database session (a pg client fits). */
@@ -81,7 +82,9 @@ const MIGRATIONS: readonly string[] = [
      etag TEXT NOT NULL,
      created_at TEXT NOT NULL,
      updated_at TEXT NOT NULL
-   );`
+   );`,
+  // Per-CA revocation settings (crlUrls, OCSP responders and policy): JSON text, NULL = none.
+  'ALTER TABLE cas ADD COLUMN revocation_settings TEXT;'
 ]
 
 export interface DeviceRow {
@@ -91,7 +94,7 @@ export interface DeviceRow {
 export interface CaRow {
   name: string, certificate: Buffer, subject: string, thumbprint: string, not_after: string, is_verified: boolean,
   verification_code: string | null, verification_code_expiry: string | null, verification_code_thumbprint: string | null,
-  etag: string, created_at: string, updated_at: string
+  etag: string, created_at: string, updated_at: string, revocation_settings: string | null
 }
 
 export interface RevocationRow { thumbprint: string, reason: string | null, created_at: string, updated_at: string }
@@ -119,7 +122,7 @@ export function toCa (r: CaRow): CaRecord {
   return {
     name: r.name, certificateDer: new Uint8Array(r.certificate), subject: r.subject, thumbprint: r.thumbprint, notAfter: r.not_after,
     isVerified: r.is_verified, verificationCode: r.verification_code, verificationCodeExpiry: r.verification_code_expiry,
-    verificationCodeFor: r.verification_code_thumbprint, etag: r.etag, createdAt: r.created_at, updatedAt: r.updated_at
+    verificationCodeFor: r.verification_code_thumbprint, settings: settingsFromJson(r.revocation_settings), etag: r.etag, createdAt: r.created_at, updatedAt: r.updated_at
   }
 }
 

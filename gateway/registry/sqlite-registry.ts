@@ -5,11 +5,12 @@ import { EventEmitter } from 'node:events'
 import { randomBytes } from 'node:crypto'
 import Database from 'better-sqlite3'
 import {
-  PreconditionFailed, type CaRecord, type CrlInput, type CrlRecord, type DeviceInput, type DeviceRecord, type DeviceStatus,
+  PreconditionFailed, type CaInput, type CaRecord, type CrlInput, type CrlRecord, type DeviceInput, type DeviceRecord, type DeviceStatus,
   type EnrollmentGroupInput, type Registry, type RegistryChange, type RevocationRecord
 } from './types.js'
 import { isOlderCrl } from './crl-order.js'
 import { registrationColumns, toGroup, toRegistration, type GroupRow, type RegistrationColumns } from './enrollment-rows.js'
+import { settingsFromJson, settingsJson } from './settings-column.js'
 import { errorMessage } from '../../workers/errors.js'
 
 const MIGRATIONS: readonly string[] = [
@@ -71,7 +72,9 @@ const MIGRATIONS: readonly string[] = [
      etag TEXT NOT NULL,
      created_at TEXT NOT NULL,
      updated_at TEXT NOT NULL
-   ) WITHOUT ROWID;`
+   ) WITHOUT ROWID;`,
+  // Per-CA revocation settings (crlUrls, OCSP responders and policy): JSON text, NULL = none.
+  'ALTER TABLE cas ADD COLUMN revocation_settings TEXT;'
 ]
 
 interface DeviceRow {
@@ -82,7 +85,7 @@ type StoredDeviceRow = DeviceRow & RegistrationColumns
 interface CaRow {
   name: string, certificate: Buffer, subject: string, thumbprint: string, not_after: string, is_verified: number,
   verification_code: string | null, verification_code_expiry: string | null, verification_code_thumbprint: string | null,
-  etag: string, created_at: string, updated_at: string
+  etag: string, created_at: string, updated_at: string, revocation_settings: string | null
 }
 
 interface RevocationRow { thumbprint: string, reason: string | null, created_at: string, updated_at: string }
@@ -113,7 +116,7 @@ function toCa (r: CaRow): CaRecord {
   return {
     name: r.name, certificateDer: new Uint8Array(r.certificate), subject: r.subject, thumbprint: r.thumbprint, notAfter: r.not_after,
     isVerified: r.is_verified === 1, verificationCode: r.verification_code, verificationCodeExpiry: r.verification_code_expiry,
-    verificationCodeFor: r.verification_code_thumbprint, etag: r.etag, createdAt: r.created_at, updatedAt: r.updated_at
+    verificationCodeFor: r.verification_code_thumbprint, settings: settingsFromJson(r.revocation_settings), etag: r.etag, createdAt: r.created_at, updatedAt: r.updated_at
   }
 }
 
@@ -163,8 +166,11 @@ export function openSqliteRegistry (file: string): Registry {
     countDevices: db.prepare<[], { status: DeviceStatus, n: number }>('SELECT status, count(*) AS n FROM devices GROUP BY status'),
     getCa: db.prepare<[string], CaRow>('SELECT * FROM cas WHERE name = ?'),
     listCas: db.prepare<[], CaRow>('SELECT * FROM cas ORDER BY name'),
-    insertCa: db.prepare('INSERT INTO cas (name, certificate, subject, thumbprint, not_after, is_verified, etag, created_at, updated_at) VALUES (@name, @certificate, @subject, @thumbprint, @not_after, 0, @etag, @now, @now)'),
-    replaceCa: db.prepare('UPDATE cas SET certificate = @certificate, subject = @subject, thumbprint = @thumbprint, not_after = @not_after, is_verified = 0, etag = @etag, updated_at = @now WHERE name = @name'),
+    insertCa: db.prepare('INSERT INTO cas (name, certificate, subject, thumbprint, not_after, is_verified, revocation_settings, etag, created_at, updated_at) ' +
+      'VALUES (@name, @certificate, @subject, @thumbprint, @not_after, 0, @settings, @etag, @now, @now)'),
+    replaceCa: db.prepare('UPDATE cas SET certificate = @certificate, subject = @subject, thumbprint = @thumbprint, not_after = @not_after, is_verified = 0, revocation_settings = @settings, ' +
+      'etag = @etag, updated_at = @now WHERE name = @name'),
+    setCaSettings: db.prepare('UPDATE cas SET revocation_settings = @settings, etag = @etag, updated_at = @now WHERE name = @name'),
     setCode: db.prepare('UPDATE cas SET verification_code = @code, verification_code_expiry = @expiry, verification_code_thumbprint = thumbprint, etag = @etag, updated_at = @now WHERE name = @name'),
     clearCode: db.prepare('UPDATE cas SET verification_code = NULL, verification_code_expiry = NULL, verification_code_thumbprint = NULL, etag = @etag, updated_at = @now WHERE name = @name'),
     verifyCa: db.prepare('UPDATE cas SET is_verified = 1, verification_code = NULL, verification_code_expiry = NULL, verification_code_thumbprint = NULL, etag = @etag, updated_at = @now WHERE name = @name'),
@@ -241,11 +247,17 @@ export function openSqliteRegistry (file: string): Registry {
       p.resolve(r)
     })
   }
-  const putCa = db.transaction((ca: { name: string, certificateDer: Uint8Array, subject: string, thumbprint: string, notAfter: string }, ifMatch: string | undefined) => {
+  const putCa = db.transaction((ca: CaInput, ifMatch: string | undefined) => {
     const existing = q.getCa.get(ca.name)
     checkMatch(existing, ifMatch)
-    if (existing?.thumbprint === ca.thumbprint) return { record: toCa(existing), created: false, changed: false }
-    const params = { name: ca.name, certificate: Buffer.from(ca.certificateDer), subject: ca.subject, thumbprint: ca.thumbprint, not_after: ca.notAfter, etag: newEtag(), now: nowIso() }
+    const settings = ca.settings === undefined ? null : settingsJson(ca.settings)
+    if (existing?.thumbprint === ca.thumbprint) {
+      if (existing.revocation_settings === settings) return { record: toCa(existing), created: false, changed: false }
+      // The same certificate with other settings: only the settings change (it stays verified).
+      q.setCaSettings.run({ name: ca.name, settings, etag: newEtag(), now: nowIso() })
+      return { record: toCa(q.getCa.get(ca.name) as CaRow), created: false, changed: true }
+    }
+    const params = { name: ca.name, certificate: Buffer.from(ca.certificateDer), subject: ca.subject, thumbprint: ca.thumbprint, not_after: ca.notAfter, settings, etag: newEtag(), now: nowIso() }
     if (existing === undefined) q.insertCa.run(params)
     else q.replaceCa.run(params)
     return { record: toCa(q.getCa.get(ca.name) as CaRow), created: existing === undefined, changed: true }

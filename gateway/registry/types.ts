@@ -52,6 +52,30 @@ export interface EnrollmentGroupRecord extends EnrollmentGroupInput {
   readonly updatedAt: string
 }
 
+export const OCSP_POLICIES = ['open', 'closed'] as const
+/** What a connection of a device under the CA gets when no fresh OCSP answer can be had. */
+export type OcspPolicy = typeof OCSP_POLICIES[number]
+
+/** Where revocation of a CA's certificates is published, as the operator names it (never from a device's certificate). */
+export interface RevocationSettings {
+  /** http(s) URLs of this CA's CRLs, fetched before the CA certificate's own distribution points. */
+  readonly crlUrls: readonly string[]
+  /** OCSP responders (RFC 6960) for certificates under this CA; null: no OCSP. */
+  readonly ocsp: { readonly responders: readonly string[], readonly policy: OcspPolicy } | null
+}
+
+export const NO_REVOCATION_SETTINGS: RevocationSettings = { crlUrls: [], ocsp: null }
+
+export interface CaInput {
+  readonly name: string
+  readonly certificateDer: Uint8Array
+  readonly subject: string
+  readonly thumbprint: string
+  readonly notAfter: string
+  /** Omitted: none (the body of a PUT is the whole desired state). */
+  readonly settings?: RevocationSettings
+}
+
 export interface CaRecord {
   readonly name: string
   readonly certificateDer: Uint8Array
@@ -64,6 +88,7 @@ export interface CaRecord {
   readonly verificationCodeExpiry: string | null
   /** Thumbprint of the certificate the outstanding code was issued for. */
   readonly verificationCodeFor: string | null
+  readonly settings: RevocationSettings
   readonly etag: string
   readonly createdAt: string
   readonly updatedAt: string
@@ -139,10 +164,11 @@ export interface Registry {
   listCas: () => Promise<readonly CaRecord[]>
   /**
    * Stores a new or replacing certificate, unverified. Uploading the very certificate already
-   * stored changes nothing (idempotent provisioning must not unverify a CA). A code issued for a
+   * stored changes nothing (idempotent provisioning must not unverify a CA) except its revocation
+   * settings, when they differ (new etag, a change event, still verified). A code issued for a
    * replaced certificate stays recorded only so verify can say why it no longer works.
    */
-  putCa: (ca: { name: string, certificateDer: Uint8Array, subject: string, thumbprint: string, notAfter: string }, ifMatch?: string) => Promise<{ record: CaRecord, created: boolean }>
+  putCa: (ca: CaInput, ifMatch?: string) => Promise<{ record: CaRecord, created: boolean }>
   setVerificationCode: (name: string, code: string, expiry: string) => Promise<CaRecord | undefined>
   /**
    * Marks the CA verified if, atomically, its code is `code`, unexpired at `now`, and its

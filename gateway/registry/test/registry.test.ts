@@ -384,6 +384,37 @@ for (const backend of [sqlite, postgres]) describe(backend.name, () => {
     assert.equal((await r.getCa('root'))?.isVerified, false)
   })
 
+  test('putCa revocation settings: the same certificate with other settings updates only them (still verified, new etag, a change); unchanged settings change nothing', async (t) => {
+    const r = await backend.fresh(t)
+    const a = caInput('root', caA)
+    const { record: plain } = await r.putCa(a)
+    assert.deepEqual(plain.settings, { crlUrls: [], ocsp: null }, 'no settings: none')
+    await r.setVerificationCode('root', 'CODE', new Date(Date.now() + 3_600_000).toISOString())
+    await r.consumeVerificationCode('root', 'CODE', a.thumbprint, new Date().toISOString())
+    const verified = await r.getCa('root')
+    const changes = recordChanges(r)
+    const settings = { crlUrls: ['http://pki.example/root.crl'], ocsp: { responders: ['http://ocsp.example/'], policy: 'open' as const } }
+    const updated = await r.putCa({ ...a, settings }, verified?.etag)
+    assert.equal(updated.created, false)
+    assert.equal(updated.record.isVerified, true, 'settings do not unverify the CA')
+    assert.notEqual(updated.record.etag, verified?.etag)
+    assert.deepEqual(updated.record.settings, settings)
+    assert.deepEqual(await r.getCa('root'), updated.record)
+    assert.deepEqual(changes, [{ kind: 'ca', name: 'root' }])
+    await assert.rejects(r.putCa({ ...a, settings: { crlUrls: [], ocsp: null } }, verified?.etag), PreconditionFailed, 'If-Match guards a settings change')
+
+    const again = await r.putCa({ ...a, settings })
+    assert.equal(again.record.etag, updated.record.etag, 'the same settings again change nothing')
+    assert.equal(changes.length, 1)
+    const cleared = await r.putCa(a)
+    assert.deepEqual(cleared.record.settings, { crlUrls: [], ocsp: null }, 'omitted settings are none')
+    assert.equal(cleared.record.isVerified, true)
+    const replaced = await r.putCa({ ...caInput('root', caB), settings })
+    assert.equal(replaced.record.isVerified, false)
+    assert.deepEqual(replaced.record.settings, settings, 'a new certificate takes the settings sent with it')
+    assert.equal(changes.length, 3)
+  })
+
   test('deleteCa, with If-Match, and listCas', async (t) => {
     const r = await backend.fresh(t)
     const { record } = await r.putCa(caInput('root', caA))
@@ -436,7 +467,7 @@ for (const backend of [sqlite, postgres]) describe(backend.name, () => {
     const r = await backend.open(location)
     await r.putDevice(device('dev-1'))
     await r.close()
-    assert.equal(await backend.schemaVersion(location), 3, 'opening migrates to schema version 3')
+    assert.equal(await backend.schemaVersion(location), 4, 'opening migrates to schema version 4')
     await backend.setSchemaVersion(location, 99)
 
     await assert.rejects(backend.open(location), (err: unknown) => {

@@ -2,7 +2,8 @@
 // CA certificate (a plain node http server on loopback), with no admin call: a CRL revoking a
 // connected device closes it. A distribution point answering garbage, never answering (timeout)
 // or sending more than the size cap changes nothing (the held CRL stays, the device stays
-// connected) and counts `failed`; re-fetching the held CRL counts `unchanged`.
+// connected) and counts `failed`; re-fetching the held CRL counts `unchanged`. A CA certificate with
+// no distribution point is fetched from the `crlUrls` the operator set on the certificate resource.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import http from 'node:http'
@@ -12,6 +13,7 @@ import { startHarness, type Harness, type LogLine } from '../support/harness.js'
 import { closed, connectDevice, nextMessage } from '../support/device.js'
 import { opensslCrl } from '../support/openssl-crl.js'
 import { crlDer } from '../../control/crl-service.js'
+import { adminCall } from '../support/admin.js'
 
 let h: Harness
 let ca: Issued
@@ -89,4 +91,27 @@ test('a CRL fetched from the CA certificate\'s distribution point closes a revok
   assert.equal((await h.gw.registry.getCrl('fetched'))?.crlNumber, '2')
   assert.ok(await fetchCount('updated') > updatedBefore)
   c.end(true)
+})
+
+test('a CA whose certificate names no distribution point is fetched from the crlUrls the operator set on it', async () => {
+  const plain = await issue({ cn: 'certgate Operator-URL CA', ca: true })
+  const crlPem = await opensslCrl({ ca: plain, crlNumber: 7 })
+  const paths: string[] = []
+  const own = http.createServer((req, res) => { paths.push(req.url ?? ''); res.writeHead(200).end(crlPem) })
+  await new Promise<void>((resolve) => { own.listen(0, '127.0.0.1', resolve) })
+  try {
+    await h.registerCa('operator-url', plain)
+    const url = `http://127.0.0.1:${(own.address() as AddressInfo).port}/named-by-operator.crl`
+    const from = h.logs.length
+    const put = await adminCall(h, 'PUT', '/certificates/operator-url', { certificate: plain.pem, crlUrls: [url] })
+    assert.equal(put.status, 200, JSON.stringify(put.body))
+    assert.deepEqual(put.body.crlUrls, [url])
+    assert.equal(put.body.isVerified, true, 'the same certificate with settings stays verified')
+    await logAfter(from, (l) => l.event === 'crl_fetched' && (l as { ca?: string }).ca === 'operator-url' && (l as { outcome?: string }).outcome === 'updated')
+    assert.ok(paths.includes('/named-by-operator.crl'))
+    assert.equal((await h.gw.registry.getCrl('operator-url'))?.crlNumber, '7')
+  } finally {
+    own.closeAllConnections()
+    await new Promise((resolve) => { own.close(resolve) })
+  }
 })
