@@ -15,6 +15,7 @@ import type { ValidatorPool } from './validation/validator-pool.js'
 import type { RefusalMemory } from './auth/refusal-memory.js'
 import type { Enrollment } from './auth/enrollment.js'
 import type { Revocation } from './live/revocation.js'
+import type { OcspChecker } from './ocsp/ocsp-checker.js'
 
 export interface ConnectionContext {
   readonly listener: string
@@ -32,6 +33,8 @@ export interface ConnectionContext {
   readonly revocation: Pick<Revocation, 'generation' | 'stillAllowed'>
   /** Registers unknown devices covered by an enrollment group, on their first connection. */
   readonly enrollment?: Enrollment | undefined
+  /** OCSP: answers held refuse at once; a forwarding connection is queried about in the background. */
+  readonly ocsp?: Pick<OcspChecker, 'refusal' | 'watch'> | undefined
 }
 
 interface DeviceRefusal { readonly reason: RefusalReason, readonly detail: string, readonly deviceId?: string | undefined }
@@ -51,6 +54,8 @@ export async function handleConnection (socket: TLSSocket, peer: Peer, ctx: Conn
     if (ctx.revocation.generation() === generation) ctx.refusals.remember(sent, decision)
     return refuse(socket, peer, ctx, started, decision)
   }
+  const held = ctx.ocsp?.refusal(decision.identity)
+  if (held !== undefined) return refuse(socket, peer, ctx, started, { ...held, deviceId: decision.identity.deviceId })
   const live = trackLive(socket, decision.identity, ctx)
   try {
     // Tracked from here on, so later changes reach it; one heard while deciding is checked now.
@@ -75,6 +80,7 @@ async function forward (device: DeviceConnection, ctx: ConnectionContext, starte
   ctx.metrics.authenticated(ctx.listener, (decided - started) / 1000)
   ctx.metrics.certificateLifetime((identity.leafNotAfter - Date.now()) / 1000)
   ctx.log.info({ event: 'authenticated', deviceId: identity.deviceId, authType: identity.authType, ca: identity.caName, remote: device.source.address, listener: ctx.listener }, 'device authenticated')
+  ctx.ocsp?.watch(live.entry, device.sent) // never holds the connection: the answer arrives while it serves
   const ended = await opened.serve()
   if (ended.by === 'device') return
   const reason = ended.by === 'upstream' ? 'upstream_closed' : ended.by === 'upstream_refused' ? 'upstream_refused' : 'mqtt_protocol_error'

@@ -35,6 +35,8 @@ import { createImportRoute } from './admin/import-route.js'
 import { createRevocationRoutes } from './admin/revocation-routes.js'
 import { createCrlService, MAX_CRL_BYTES, type CrlService } from './control/crl-service.js'
 import { startCrlFetcher, type CrlFetcher, type CrlFetchTiming } from './control/crl-fetcher.js'
+import type { OcspChecker, OcspTiming } from './ocsp/ocsp-checker.js'
+import { startOcspFor } from './ocsp/start-ocsp.js'
 import { createEnrollmentRoutes } from './admin/enrollment-routes.js'
 
 export interface StartedListener {
@@ -71,8 +73,10 @@ export interface GroupLink {
 
 /** `broker`: an embedded broker someone else runs (a process group's primary); else one is started here if needed. */
 /** `now`: the clock verification codes expire by (tests move it instead of waiting). */
-/** `crlFetch`: timing of background CRL fetching (tests shorten it). */
-export async function startGateway (config: Config, deps: { log?: Logger, group?: GroupLink, broker?: HostPort | undefined, now?: () => number, crlFetch?: Partial<CrlFetchTiming> } = {}): Promise<Gateway> {
+/** `crlFetch`, `ocsp`: timing of background CRL fetching and of OCSP (tests shorten them). */
+export async function startGateway (config: Config, deps: {
+  log?: Logger, group?: GroupLink, broker?: HostPort | undefined, now?: () => number, crlFetch?: Partial<CrlFetchTiming>, ocsp?: Partial<OcspTiming>
+} = {}): Promise<Gateway> {
   // In a process group, every line says which process wrote it.
   const log = deps.log ?? pino({ level: config.logLevel, base: { service: 'certgate', ...(deps.group === undefined ? {} : { pid: process.pid }) } })
   const { token, tls } = await prepareDataDir(config, log)
@@ -88,6 +92,7 @@ export async function startGateway (config: Config, deps: { log?: Logger, group?
   const revocation = await startRevocationFor({ registry, live, validator, metrics, log })
   const crls = createCrlService(registry)
   const crlFetcher = startCrlFetcherFor(registry, crls, deps.crlFetch, metrics, log)
+  const ocsp = startOcspFor(registry, live, deps.ocsp, metrics, log)
   const { broker, brokerAt } = await startBrokerIfNeeded(config, deps.broker, log)
 
   const refusals = createRefusalMemory({ ttlMs: config.refusalMemoryMs, maxEntries: 10_000 })
@@ -98,7 +103,7 @@ export async function startGateway (config: Config, deps: { log?: Logger, group?
     log.debug({ event: 'registry_change', change }, 'registry change heard')
   })
   const enrollment = createEnrollmentFor(registry, opened.audit, metrics, log)
-  const devices = await startListeners(config, { tls, brokerAt, validator, registry, live, metrics, log, refusals, handshakeLog, revocation, enrollment })
+  const devices = await startListeners(config, { tls, brokerAt, validator, registry, live, metrics, log, refusals, handshakeLog, revocation, enrollment, ocsp })
   const poolGauges = setInterval(() => {
     metrics.setPool(validator.stats())
     for (const e of live.all()) e.flushBytes()
@@ -119,7 +124,7 @@ export async function startGateway (config: Config, deps: { log?: Logger, group?
     reloadServerCertificates: () => { for (const r of devices.rotations) r.reload() },
     close: async () => {
       health.stopping = true
-      await closeGateway(config, { devices, poolGauges, live, crlFetcher, revocation, stopForgetting, enrollment, admin, broker, validator, registry })
+      await closeGateway(config, { devices, poolGauges, live, crlFetcher, ocsp, revocation, stopForgetting, enrollment, admin, broker, validator, registry })
     }
   }
 }
@@ -220,6 +225,7 @@ interface ListenerDeps {
   readonly handshakeLog: OncePerAddress
   readonly revocation: Revocation
   readonly enrollment: Enrollment
+  readonly ocsp: OcspChecker
 }
 
 /** The device listeners, started one after another in config order, and what shutdown needs of them. */
@@ -232,7 +238,7 @@ interface DeviceListeners {
 }
 
 async function startListeners (config: Config, d: ListenerDeps): Promise<DeviceListeners> {
-  const { tls, brokerAt, validator, registry, live, metrics, log, refusals, handshakeLog, revocation, enrollment } = d
+  const { tls, brokerAt, validator, registry, live, metrics, log, refusals, handshakeLog, revocation, enrollment, ocsp } = d
   const pending = new Set<Promise<void>>()
   const forwarders: Forwarder[] = []
   const rotations: CertificateRotation[] = []
@@ -242,7 +248,7 @@ async function startListeners (config: Config, d: ListenerDeps): Promise<DeviceL
     if (upstream === undefined) throw new Error(`listener ${l.name} has no upstream`)
     const forwarder = forwarderFor(l, upstream, config, metrics, log)
     forwarders.push(forwarder)
-    const ctx: ConnectionContext = { listener: l.name, validator, registry, forwarder, live, metrics, log, refusals, idleTimeoutMs: config.idleTimeoutMs, revocation, enrollment }
+    const ctx: ConnectionContext = { listener: l.name, validator, registry, forwarder, live, metrics, log, refusals, idleTimeoutMs: config.idleTimeoutMs, revocation, enrollment, ocsp }
     const own = l.tlsCertFile === undefined ? tls : await serverCertificate(config.dataDir, l.tlsCertFile, l.tlsKeyFile)
     const listener = await startDeviceListener(
       {
@@ -302,7 +308,7 @@ async function startAdmin (config: Config, d: { token: string, health: GatewayHe
 
 /** Shutdown, in this order: stop accepting, drain (up to the drain timeout), close what is left, then everything else. */
 async function closeGateway (config: Config, g: {
-  devices: DeviceListeners, poolGauges: NodeJS.Timeout, live: LiveConnections, crlFetcher: CrlFetcher, revocation: Revocation, stopForgetting: () => void,
+  devices: DeviceListeners, poolGauges: NodeJS.Timeout, live: LiveConnections, crlFetcher: CrlFetcher, ocsp: OcspChecker, revocation: Revocation, stopForgetting: () => void,
   enrollment: Enrollment, admin: AdminServer, broker: EmbeddedBroker | undefined, validator: ValidatorPool, registry: Registry
 }): Promise<void> {
   const { pending, forwarders, rotations, started } = g.devices
@@ -318,6 +324,7 @@ async function closeGateway (config: Config, g: {
   clearInterval(g.poolGauges)
   g.live.stop()
   g.crlFetcher.stop()
+  g.ocsp.stop()
   g.revocation.stop()
   g.stopForgetting()
   g.enrollment.stop()

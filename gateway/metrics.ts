@@ -3,6 +3,8 @@
 // lines rather than gaps. Only importer of prom-client.
 import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import { CRL_FETCH_OUTCOMES, type CrlFetchOutcome } from './control/crl-fetcher.js'
+import { OCSP_STATUSES, type OcspStatus } from './ocsp/ocsp-checker.js'
+import { OCSP_FAILURES, type OcspFailureReason } from './ocsp/ocsp-response.js'
 import { CLOSE_REASONS, HANDSHAKE_FAILURES, HTTP_OUTCOMES, REFUSAL_REASONS, type CloseReason, type HandshakeFailure, type HttpOutcome, type RefusalReason } from './reasons.js'
 
 /** What the registry holds, read at scrape time. */
@@ -38,6 +40,8 @@ export interface Metrics {
   revocationFailed: () => void
   /** A background CRL fetch for a registered CA, by outcome. */
   crlFetched: (ca: string, outcome: CrlFetchOutcome) => void
+  /** One exchange with a CA's OCSP responder: the answer's status (or `failed`, with why) and how long it took. */
+  ocspExchanged: (ca: string, status: OcspStatus, seconds: number, failure?: OcspFailureReason) => void
   /** Remaining lifetime of a device certificate seen at connect. */
   certificateLifetime: (seconds: number) => void
   forwarded: (listener: string, fromDevice: number, toDevice: number) => void
@@ -70,8 +74,28 @@ export function createMetrics (listeners: readonly string[], fleet: () => Promis
   fleetGauges(registry, fleet)
   const served = serverCertificateMetrics(registry)
   const revocation = revocationGauges(registry)
+  const ocspExchanged = ocspMetrics(registry)
   for (const listener of listeners) zeroForListener(listener, events, served)
-  return recorders(registry, events, served, revocation)
+  return { ...recorders(registry, events, served, revocation), ocspExchanged }
+}
+
+/** OCSP exchanges per CA with responders (one label value per CA with OCSP settings: operator-chosen, so bounded). */
+function ocspMetrics (registry: Registry): Metrics['ocspExchanged'] {
+  const r = { registers: [registry] }
+  const responses = new Counter({ name: 'certgate_ocsp_responses_total', help: 'OCSP responder exchanges per CA, by the answer\'s status: good, revoked, unknown, or failed (no usable answer)', labelNames: ['ca', 'status'], ...r })
+  const failures = new Counter({ name: 'certgate_ocsp_failures_total', help: 'OCSP exchanges without a usable answer, per CA, by why', labelNames: ['ca', 'reason'], ...r })
+  const seconds = new Histogram({ name: 'certgate_ocsp_response_seconds', help: 'Time for one OCSP responder exchange (request to checked answer, or failure)', buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], ...r })
+  const seen = new Set<string>()
+  return (ca, status, s, failure) => {
+    if (!seen.has(ca)) {
+      seen.add(ca)
+      for (const st of OCSP_STATUSES) responses.inc({ ca, status: st }, 0)
+      for (const reason of OCSP_FAILURES) failures.inc({ ca, reason }, 0)
+    }
+    responses.inc({ ca, status })
+    if (failure !== undefined) failures.inc({ ca, reason: failure })
+    seconds.observe(s)
+  }
 }
 
 /** What certgate's own code counts and times. */
@@ -248,7 +272,7 @@ function zeroForListener (listener: string, events: EventMetrics, served: Served
 }
 
 /** The Metrics interface over the metrics above. */
-function recorders (registry: Registry, events: EventMetrics, served: ServedMetrics, revocation: { set: (r: RevocationInForce) => void }): Metrics {
+function recorders (registry: Registry, events: EventMetrics, served: ServedMetrics, revocation: { set: (r: RevocationInForce) => void }): Omit<Metrics, 'ocspExchanged'> {
   return {
     registry,
     setRevocation: (r) => { revocation.set(r) },

@@ -16,7 +16,8 @@ export const GATEWAY_REASONS = [
   'mqtt_protocol_error',
   'mqtt_client_id_mismatch',
   'mqtt_version_unsupported',
-  'upstream_unavailable'
+  'upstream_unavailable',
+  'ocsp_unavailable'
 ] as const
 
 export const REFUSAL_REASONS = [...CHAIN_REASONS, ...GATEWAY_REASONS] as const
@@ -30,6 +31,7 @@ export const CLOSE_REASONS = [
   'ca_removed',
   'cert_expired',
   'cert_revoked',
+  'ocsp_unavailable',
   'max_age',
   'idle',
   'upstream_closed',

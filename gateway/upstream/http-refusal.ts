@@ -8,7 +8,7 @@ import type { TLSSocket } from 'node:tls'
 import type { DeviceRefusal } from './forwarder.js'
 import type { RefusalReason } from '../reasons.js'
 
-const TRANSIENT: ReadonlySet<RefusalReason> = new Set<RefusalReason>(['overloaded', 'validator_failed', 'registry_unavailable', 'upstream_unavailable'])
+const TRANSIENT: ReadonlySet<RefusalReason> = new Set<RefusalReason>(['overloaded', 'validator_failed', 'registry_unavailable', 'upstream_unavailable', 'ocsp_unavailable'])
 
 function body (refusal: DeviceRefusal): { status: number, code: string, message: string } {
   return TRANSIENT.has(refusal.reason)

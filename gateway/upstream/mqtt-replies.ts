@@ -4,7 +4,7 @@
 import type { CloseReason, RefusalReason } from '../reasons.js'
 
 /** Refusals that may pass by themselves: no CONNACK, which would stop MQTT.js from reconnecting (README "upstream"). */
-const TRANSIENT: ReadonlySet<RefusalReason> = new Set<RefusalReason>(['overloaded', 'validator_failed', 'registry_unavailable', 'upstream_unavailable'])
+const TRANSIENT: ReadonlySet<RefusalReason> = new Set<RefusalReason>(['overloaded', 'validator_failed', 'registry_unavailable', 'upstream_unavailable', 'ocsp_unavailable'])
 
 /**
  * How a refused device is answered: `none` (the connection just closes: transient, or the device
@@ -40,6 +40,7 @@ const DISCONNECT_REASON: Readonly<Record<CloseReason, number>> = {
   ca_removed: 0x98,
   cert_revoked: 0x98,
   cert_expired: 0x87, // Not authorized: the certificate no longer authorizes the connection
+  ocsp_unavailable: 0x87, // Not authorized: its certificate's status cannot be confirmed (policy "closed")
   max_age: 0xa0, // Maximum connect time
   idle: 0x8d, // Keep Alive timeout
   upstream_closed: 0x80, // Unspecified error (normally the broker's own DISCONNECT passes through)

@@ -1,5 +1,6 @@
 // Test harness: a real gateway in this process on port 0 with a throwaway data directory, its
 // log lines captured, and helpers to register CAs through the real proof-of-possession flow.
+import type { OcspTiming } from '../../ocsp/ocsp-checker.js'
 import { mkdtempSync, rmSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -25,8 +26,8 @@ export interface Harness {
   close: () => Promise<void>
 }
 
-/** `now`: the gateway's clock for verification-code expiry (default: the real one). `crlFetch`: CRL fetch timing. */
-export async function startHarness (env: Record<string, string> = {}, opts: { now?: () => number, crlFetch?: Partial<CrlFetchTiming> } = {}): Promise<Harness> {
+/** `now`: the gateway's clock for verification-code expiry (default: the real one). `crlFetch`, `ocsp`: CRL fetch and OCSP timing. */
+export async function startHarness (env: Record<string, string> = {}, opts: { now?: () => number, crlFetch?: Partial<CrlFetchTiming>, ocsp?: Partial<OcspTiming> } = {}): Promise<Harness> {
   const dataDir = mkdtempSync(join(tmpdir(), 'certgate-test-'))
   const logs: LogLine[] = []
   const waiters = new Set<() => void>()
@@ -46,7 +47,7 @@ export async function startHarness (env: Record<string, string> = {}, opts: { no
     CERTGATE_WORKERS: '1',
     ...env
   })
-  const gw = await startGateway(config, { log, ...(opts.now === undefined ? {} : { now: opts.now }), ...(opts.crlFetch === undefined ? {} : { crlFetch: opts.crlFetch }) })
+  const gw = await startGateway(config, { log, ...(opts.now === undefined ? {} : { now: opts.now }), ...(opts.crlFetch === undefined ? {} : { crlFetch: opts.crlFetch }), ...(opts.ocsp === undefined ? {} : { ocsp: opts.ocsp }) })
   return {
     gw,
     dataDir,
