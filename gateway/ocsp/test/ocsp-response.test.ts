@@ -61,11 +61,9 @@ test('the request is the one openssl ocsp builds', async () => {
 
 test('good, revoked and unknown answers of a CA-signed responder', async () => {
   const g = await ask(direct.url, good)
-  assert.equal(g.status, 'good')
-  assert.ok(g.status === 'good' && g.nextUpdate !== undefined && g.nextUpdate > Date.now())
+  assert.ok(g.status === 'good' && g.nextUpdate !== undefined && g.nextUpdate > Date.now(), JSON.stringify(g))
   const r = await ask(direct.url, bad)
-  assert.equal(r.status, 'revoked')
-  assert.ok(r.status === 'revoked' && r.revokedAt !== undefined && r.revokedAt < Date.now())
+  assert.ok(r.status === 'revoked' && r.revokedAt !== undefined && r.revokedAt < Date.now(), JSON.stringify(r))
   assert.equal((await ask(direct.url, stranger)).status, 'unknown', 'a certificate not in the index')
 })
 
