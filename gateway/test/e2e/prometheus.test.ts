@@ -7,7 +7,8 @@
 // three stay connected (one publishes, one receives), one is disabled while connected (a live
 // close), and others are refused — an unknown device, a disabled one, one with no client
 // certificate, one whose upstream is down — plus a plain-text client that fails the TLS
-// handshake. Then each panel target is evaluated through Prometheus's HTTP API with Grafana's
+// handshake. The fleet CA names an OCSP responder (`openssl ocsp -index`), so connected devices are
+// queried about. Then each panel target is evaluated through Prometheus's HTTP API with Grafana's
 // variables substituted ($__rate_interval → 1m, $__interval → 15s, $__range → 5m,
 // $listener → .*), and must succeed with a non-empty result holding a number; the panels the
 // test fed on purpose must show what was fed (refusal reasons, live count, closes, bytes,
@@ -26,6 +27,7 @@ import { startHarness, type Harness } from '../support/harness.js'
 import { connectDevice, nextMessage, closed } from '../support/device.js'
 import { freePort } from '../support/ports.js'
 import { opensslCrl } from '../support/openssl-crl.js'
+import { startOpensslOcsp } from '../support/openssl-ocsp.js'
 
 interface Target { readonly refId: string, readonly expr: string }
 interface Panel { readonly type: string, readonly title: string, readonly targets?: readonly Target[], readonly panels?: readonly Panel[] }
@@ -83,6 +85,16 @@ test('every dashboard query returns data from a real Prometheus scraping certgat
   const publishedCa = await issue({ cn: 'Published CA', ca: true, crlUrls: [`http://127.0.0.1:${(published.address() as AddressInfo).port}/ca.crl`] })
   const publishedCrl = await opensslCrl({ ca: publishedCa })
   await h.registerCa('published', publishedCa)
+  // OCSP for the fleet CA (policy open), answered by `openssl ocsp -index` about int2's devices
+  // (an empty index: "unknown"), so the OCSP panels have data.
+  const responder = await startOpensslOcsp({ ca: pki.int2 })
+  cleanups.push(() => responder.close())
+  const withOcsp = await fetch(`http://${h.gw.admin.host}:${h.gw.admin.port}/certificates/fleet-root`, {
+    method: 'PUT',
+    headers: { authorization: `Bearer ${h.gw.adminToken}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ certificate: pki.root.pem, ocsp: { responders: [responder.url], policy: 'open' } })
+  })
+  assert.equal(withOcsp.status, 200, await withOcsp.text())
   const chain = [pki.int2, pki.int1]
   const leaf = async (cn: string) => await issue({ cn, issuer: pki.int2 })
 
@@ -252,6 +264,7 @@ test('every dashboard query returns data from a real Prometheus scraping certgat
   assert.ok(days > 3600 && days <= 3651, `fleet-root expires in ${days} days`)
   assert.deepEqual(byLabel('Devices by status', 'A', 'status'), { enabled: 3, disabled: 2 }) // max over the two gateways' registries
   assert.equal(byLabel('Registered CAs', 'A', 'state').verified, 2) // fleet-root and published on h
+  assert.ok((byLabel('OCSP answers by status', 'A', 'status').unknown ?? 0) > 0, 'the devices under fleet-root were asked about (an empty index: unknown)')
   for (const [panel, refId] of [['Authentication latency p50 / p99', 'B'], ['Chain validation latency p50 / p99', 'B'], ['Upstream connect latency p50 / p99', 'B'], ['Intermediate cache hit ratio', 'A']] as const) {
     const v = (results.get(`${panel}/${refId}`) ?? []).map((s) => Number(s.value[1]))
     assert.ok(v.some((x) => Number.isFinite(x) && x > 0), `${panel} ${refId}: ${JSON.stringify(v)}`)
