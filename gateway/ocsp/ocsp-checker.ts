@@ -59,6 +59,8 @@ export interface OcspCheckerDeps {
   readonly registry: Registry
   readonly live: LiveConnections
   readonly onExchange: (e: OcspExchange) => void
+  /** A connection judged by an answer already held (no exchange). */
+  readonly onHeld?: (ca: string, deviceId: string, status: OcspCertStatus) => void
   readonly onError: (err: Error) => void
   readonly timing?: Partial<OcspTiming>
   readonly now?: () => number
@@ -165,7 +167,10 @@ export function createOcspChecker (deps: OcspCheckerDeps): OcspChecker {
   /** One query per (issuer, serial) at a time, however many connections wait for it. */
   function answerFor (ca: CaOcsp, w: Watched, deviceId: string): Promise<Outcome> {
     const h = held.get(w.key)
-    if (h !== undefined) return Promise.resolve(h)
+    if (h !== undefined) {
+      deps.onHeld?.(ca.name, deviceId, h.status)
+      return Promise.resolve(h)
+    }
     let p = inflight.get(w.key)
     if (p === undefined) {
       p = query(ca, w, deviceId).finally(() => { inflight.delete(w.key) })

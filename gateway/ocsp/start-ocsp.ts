@@ -17,6 +17,7 @@ export function startOcspFor (registry: Registry, live: LiveConnections, timing:
       if (e.failure !== undefined) log.warn({ event: 'ocsp_failed', ...fields, reason: e.failure.reason, detail: e.failure.detail }, 'no usable OCSP answer from this responder')
       else log.debug({ event: 'ocsp_answer', ...fields }, 'OCSP answer')
     },
+    onHeld: (ca, deviceId, status) => { log.debug({ event: 'ocsp_held', ca, deviceId, status }, 'OCSP answer already held: not asked again') },
     onError: (err) => { log.error({ err }, 'OCSP checking failed') }
   })
 }
