@@ -20,6 +20,7 @@ import type { OcspPolicy, Registry } from '../registry/types.js'
 import { certIdFor, ocspRequest, type CertId } from './ocsp-request.js'
 import { readOcspResponse, type OcspCertStatus, type OcspFailureReason, type OcspResult } from './ocsp-response.js'
 import { postOcsp, PostFailed } from './ocsp-post.js'
+import { createSlots } from './slots.js'
 
 export const OCSP_STATUSES = ['good', 'revoked', 'unknown', 'failed'] as const
 export type OcspStatus = typeof OCSP_STATUSES[number]
@@ -34,15 +35,20 @@ export interface OcspTiming {
   readonly maxValidityMs: number
   /** Clock skew tolerated on an answer's thisUpdate and nextUpdate. */
   readonly skewMs: number
-  /** Policy `closed`: after no responder of a CA answered, new connections without a held answer are refused this long. */
+  /**
+   * After no responder of a CA answered, it is not asked again for this long (connections meanwhile
+   * get "no answer" at once), and with policy `closed` new connections without a held answer are refused.
+   */
   readonly unreachableMs: number
+  /** Exchanges in flight at once, over all responders (a reconnect storm must not become a storm on the responder). */
+  readonly maxInflight: number
   /** How often live connections are looked at for an answer that ran out. */
   readonly refreshTickMs: number
   readonly cacheEntries: number
 }
 
 export const DEFAULT_OCSP_TIMING: OcspTiming = {
-  timeoutMs: 5000, maxBytes: 64 * 1024, defaultValidityMs: 300_000, maxValidityMs: 3_600_000, skewMs: 60_000, unreachableMs: 30_000, refreshTickMs: 30_000, cacheEntries: 100_000
+  timeoutMs: 5000, maxBytes: 64 * 1024, defaultValidityMs: 300_000, maxValidityMs: 3_600_000, skewMs: 60_000, unreachableMs: 30_000, refreshTickMs: 30_000, cacheEntries: 100_000, maxInflight: 32
 }
 
 /** One exchange with one responder, as metrics and logs see it. */
@@ -90,6 +96,7 @@ export function createOcspChecker (deps: OcspCheckerDeps): OcspChecker {
   const inflight = new Map<string, Promise<Outcome>>()
   const watched = new Map<string, Map<LiveEntry, Watched>>()
   const aborter = new AbortController()
+  const slots = createSlots(t.maxInflight)
   let cas = new Map<string, CaOcsp>()
   let stopped = false
   /** A function, not a variable read, so the check is not narrowed away across awaits. */
@@ -134,6 +141,17 @@ export function createOcspChecker (deps: OcspCheckerDeps): OcspChecker {
 
   /** Asks the CA's responders in order until one gives a usable answer; each exchange is reported. */
   async function query (ca: CaOcsp, w: Watched, deviceId: string): Promise<Outcome> {
+    await slots.take()
+    try {
+      return await queryNow(ca, w, deviceId)
+    } finally {
+      slots.give()
+    }
+  }
+
+  async function queryNow (ca: CaOcsp, w: Watched, deviceId: string): Promise<Outcome> {
+    const known = knownDown(ca.name)
+    if (known !== undefined) return known
     const id: CertId = certIdFor(w.issuer, w.serial)
     const body = ocspRequest(id)
     let last = 'no responder'
@@ -160,8 +178,14 @@ export function createOcspChecker (deps: OcspCheckerDeps): OcspChecker {
       held.set(w.key, h, Math.min(result.nextUpdate ?? t0 + t.defaultValidityMs, t0 + t.maxValidityMs))
       return h
     }
-    if (ca.policy === 'closed') unreachable.set(ca.name, { until: now() + t.unreachableMs, detail: last })
+    if (!halted()) unreachable.set(ca.name, { until: now() + t.unreachableMs, detail: last })
     return { status: 'failed', detail: last }
+  }
+
+  /** "No answer" without asking, while the CA's responders are known down. */
+  function knownDown (name: string): Outcome | undefined {
+    const down = unreachable.get(name)
+    return down !== undefined && down.until > now() ? { status: 'failed', detail: `known down since a moment ago: ${down.detail}` } : undefined
   }
 
   /** One query per (issuer, serial) at a time, however many connections wait for it. */
@@ -269,3 +293,4 @@ function revokedDetail (h: Held, serial: string): string {
   const at = h.revokedAt === undefined ? '' : ` since ${new Date(h.revokedAt).toISOString()}`
   return `the device certificate (serial ${serial}) is revoked${at}, says OCSP responder ${h.responder}`
 }
+
