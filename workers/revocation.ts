@@ -9,7 +9,7 @@ import type { PathCert, Refusal, RevocationData, ValidationOutcome } from './typ
 
 export interface RevocationSet {
   readonly denied: ReadonlySet<string>
-  /** Issuer Name (comparison key) → the CRL's source and its revoked serials. */
+  /** Issuer Name (comparison key) → the CRL's source (`CA "name"`, or which intermediate under which CA) and its revoked serials. */
   readonly byIssuer: ReadonlyMap<string, { readonly source: string, readonly serials: ReadonlySet<string> }>
 }
 
@@ -32,7 +32,7 @@ export function revokedPathCert (path: readonly PathCert[], set: RevocationSet):
     const who = i === 0 ? 'the device certificate' : i === path.length - 1 ? 'the registered CA' : 'intermediate'
     if (set.denied.has(c.thumbprint)) return `${who} with SHA-256 thumbprint ${c.thumbprint} is on the deny-list`
     const crl = set.byIssuer.get(c.issuer)
-    if (crl?.serials.has(c.serial) === true) return `${who} with serial ${c.serial} (thumbprint ${c.thumbprint}) is revoked by the CRL of CA "${crl.source}"`
+    if (crl?.serials.has(c.serial) === true) return `${who} with serial ${c.serial} (thumbprint ${c.thumbprint}) is revoked by the CRL of ${crl.source}`
   }
   return undefined
 }

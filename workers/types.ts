@@ -55,6 +55,7 @@ export type ChainVerdict =
  * its comparison key) with the serials it lists (hex of the INTEGER's bytes). Each side builds its look-up
  * structure once per snapshot (workers/revocation.ts).
  */
+/** `source` names the CRL's signer for refusal details: `CA "name"` or `intermediate "CN" (thumbprint …) under CA "name"`. */
 export interface RevocationData {
   readonly denied: readonly string[]
   readonly crls: ReadonlyArray<{ readonly source: string, readonly issuer: string, readonly serials: readonly string[] }>

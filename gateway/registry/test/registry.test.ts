@@ -15,7 +15,7 @@ import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { openSqliteRegistry } from '../sqlite-registry.js'
 import { openPostgresRegistry } from '../postgres-registry.js'
-import { PreconditionFailed, type DeviceInput, type DeviceStatus, type Registry, type RegistryChange } from '../types.js'
+import { PreconditionFailed, type CrlInput, type DeviceInput, type DeviceStatus, type Registry, type RegistryChange } from '../types.js'
 import { issue, type Issued } from '../../pki/issue.js'
 import { startPostgres, type Postgres } from '../../test/support/postgres.js'
 
@@ -431,12 +431,46 @@ for (const backend of [sqlite, postgres]) describe(backend.name, () => {
     }
   })
 
+  test('CRLs are held per (CA, issuer): the CA\'s own and one per delegated intermediate, each ordered, listed and dropped on its own', async (t) => {
+    const r = await backend.fresh(t)
+    const root = await issue({ cn: 'crl registry root', ca: true })
+    await r.putCa(caInput('root', root))
+    const tp = sha256(root.der)
+    const crl = (issuerThumbprint: string | null, crlNumber: string): CrlInput => ({
+      caName: 'root', caThumbprint: tp, issuerThumbprint, issuerCertificateDer: issuerThumbprint === null ? null : new Uint8Array([1, 2, 3]),
+      der: new Uint8Array([0x30, 0]), issuer: issuerThumbprint ?? 'own', thisUpdate: new Date().toISOString(), nextUpdate: null, crlNumber, revokedCount: 0
+    })
+    const a = 'a'.repeat(64)
+    const b = 'b'.repeat(64)
+    assert.equal(typeof await r.putCrl(crl(null, '5')), 'object')
+    const delegated = await r.putCrl(crl(a, '2'))
+    assert.ok(typeof delegated === 'object')
+    assert.equal(delegated.issuerThumbprint, a)
+    assert.deepEqual(delegated.issuerCertificateDer, new Uint8Array([1, 2, 3]))
+    assert.equal(typeof await r.putCrl(crl(b, '1')), 'object')
+    // Numbers are compared per issuer: 2 < 5 (the CA's own) is no reason to refuse intermediate a's.
+    assert.equal(await r.putCrl(crl(a, '1')), 'stale')
+    assert.equal(typeof await r.putCrl(crl(a, '3')), 'object')
+    assert.equal((await r.getCrl('root'))?.crlNumber, '5')
+    assert.equal((await r.getCrl('root', a))?.crlNumber, '3')
+    assert.deepEqual((await r.listCrls()).map((c) => [c.issuerThumbprint, c.crlNumber]), [[null, '5'], [a, '3'], [b, '1']])
+    assert.equal(await r.deleteCrl('root', a), true)
+    assert.equal(await r.deleteCrl('root', a), false)
+    assert.equal(await r.getCrl('root', a), undefined)
+    assert.deepEqual((await r.listCrls()).map((c) => c.issuerThumbprint), [null, b])
+    assert.equal(await r.deleteCrl('root'), true)
+    assert.deepEqual((await r.listCrls()).map((c) => c.issuerThumbprint), [b])
+    // The CA goes: its delegated CRLs go with it.
+    assert.equal(await r.deleteCa('root'), true)
+    assert.deepEqual(await r.listCrls(), [])
+  })
+
   test('a database at a newer schema version is refused with a clear error', async () => {
     const location = await backend.newLocation()
     const r = await backend.open(location)
     await r.putDevice(device('dev-1'))
     await r.close()
-    assert.equal(await backend.schemaVersion(location), 3, 'opening migrates to schema version 3')
+    assert.equal(await backend.schemaVersion(location), 5, 'opening migrates to schema version 5')
     await backend.setSchemaVersion(location, 99)
 
     await assert.rejects(backend.open(location), (err: unknown) => {
