@@ -12,7 +12,7 @@ import { sha256Hex } from '../../workers/validate-chain.js'
 import type { CaRecord, CrlRecord, Registry } from '../registry/types.js'
 import { errorMessage } from '../../workers/errors.js'
 
-export const CRL_ERROR_CODES = ['malformed_crl', 'malformed_issuer_certificate', 'crl_issuer_mismatch', 'crl_bad_signature', 'crl_stale', 'crl_not_yet_valid', 'ca_not_found', 'ca_changed'] as const
+export const CRL_ERROR_CODES = ['malformed_crl', 'malformed_issuer_certificate', 'crl_issuer_mismatch', 'crl_bad_signature', 'crl_stale', 'crl_older_than_held', 'crl_not_yet_valid', 'ca_not_found', 'ca_changed'] as const
 export type CrlErrorCode = typeof CRL_ERROR_CODES[number]
 
 export class CrlRefused extends Error {
@@ -125,7 +125,10 @@ export function createCrlService (registry: Registry, opts: { now?: () => number
         crlNumber: crl.crlNumber === undefined ? null : crl.crlNumber.toString(),
         revokedCount: crl.serials.length
       })
-      if (stored === 'stale') throw new CrlRefused('crl_stale', `the CRL held for CA "${caName}" is newer (higher cRLNumber or later thisUpdate)`)
+      // 400, not 409: like every other refusal of this route the CRL itself is what is wrong (retrying
+      // it can never succeed), and CONTRACT.md promises 400 for a stale upload; 409 here means a race
+      // (ca_changed) worth retrying. The code tells it from crl_stale (nextUpdate passed).
+      if (stored === 'stale') throw new CrlRefused('crl_older_than_held', `the CRL held for CA "${caName}"${delegate === undefined ? '' : ' from this issuer'} is newer (higher cRLNumber, or later thisUpdate without numbers)`)
       if (stored === 'ca_changed') throw new CrlRefused('ca_changed', `CA "${caName}" was replaced or removed while the CRL was checked; upload it again`, 409)
       return stored
     }
