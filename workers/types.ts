@@ -26,7 +26,9 @@ export const CHAIN_REASONS = [
   'weak_algorithm',
   'unsupported_algorithm',
   'work_limit_exceeded',
-  'cert_revoked'
+  'cert_revoked',
+  // Library only (validateChain with `crls`): no supplied CRL decides a certificate's status.
+  'revocation_unknown'
 ] as const
 export type ChainReason = typeof CHAIN_REASONS[number]
 
