@@ -42,6 +42,8 @@ interface Backend {
   open: (location: string) => Promise<Registry>
   setSchemaVersion: (location: string, version: number) => Promise<void>
   schemaVersion: (location: string) => Promise<number>
+  /** Puts the crls table back in its schema-3 shape (one CRL per CA), rows kept, and the version at 3. */
+  downgradeCrlsToV3: (location: string) => Promise<void>
   /** A registry on a fresh store, closed when the test ends. */
   fresh: (t: TestContext) => Promise<Registry>
 }
@@ -64,7 +66,19 @@ const sqlite = backend({
   newLocation: async () => join(dir, `registry-${++storeNo}.db`),
   open: async (file) => openSqliteRegistry(file),
   setSchemaVersion: async (file, version) => { const db = new Database(file); db.pragma(`user_version = ${version}`); db.close() },
-  schemaVersion: async (file) => { const db = new Database(file); try { return db.pragma('user_version', { simple: true }) as number } finally { db.close() } }
+  schemaVersion: async (file) => { const db = new Database(file); try { return db.pragma('user_version', { simple: true }) as number } finally { db.close() } },
+  downgradeCrlsToV3: async (file) => {
+    const db = new Database(file)
+    try {
+      db.exec(`CREATE TABLE crls_v3 (ca_name TEXT PRIMARY KEY REFERENCES cas (name) ON DELETE CASCADE, ca_thumbprint TEXT NOT NULL, crl BLOB NOT NULL,
+                 issuer TEXT NOT NULL, this_update TEXT NOT NULL, next_update TEXT, crl_number TEXT, revoked_count INTEGER NOT NULL, updated_at TEXT NOT NULL) WITHOUT ROWID;
+               INSERT INTO crls_v3 SELECT ca_name, ca_thumbprint, crl, issuer, this_update, next_update, crl_number, revoked_count, updated_at FROM crls;
+               DROP TABLE crls; ALTER TABLE crls_v3 RENAME TO crls;`)
+      db.pragma('user_version = 3')
+    } finally {
+      db.close()
+    }
+  }
 })
 const postgres = backend({
   name: 'postgres',
@@ -77,7 +91,12 @@ const postgres = backend({
     await (pg as Postgres).query(db, 'DELETE FROM certgate_schema')
     await (pg as Postgres).query(db, 'INSERT INTO certgate_schema VALUES ($1)', [version])
   },
-  schemaVersion: async (url) => (await (pg as Postgres).query<{ version: number }>(new URL(url).pathname.slice(1), 'SELECT version FROM certgate_schema'))[0]?.version ?? 0
+  schemaVersion: async (url) => (await (pg as Postgres).query<{ version: number }>(new URL(url).pathname.slice(1), 'SELECT version FROM certgate_schema'))[0]?.version ?? 0,
+  downgradeCrlsToV3: async (url) => {
+    const db = new URL(url).pathname.slice(1)
+    await (pg as Postgres).query(db, 'ALTER TABLE crls DROP CONSTRAINT crls_pkey, DROP COLUMN issuer_thumbprint, DROP COLUMN issuer_certificate, ADD PRIMARY KEY (ca_name)')
+    await (pg as Postgres).query(db, 'UPDATE certgate_schema SET version = 3')
+  }
 })
 
 function device (deviceId: string, status: DeviceStatus = 'enabled', more: Partial<DeviceInput> = {}): DeviceInput {
@@ -463,6 +482,27 @@ for (const backend of [sqlite, postgres]) describe(backend.name, () => {
     // The CA goes: its delegated CRLs go with it.
     assert.equal(await r.deleteCa('root'), true)
     assert.deepEqual(await r.listCrls(), [])
+  })
+
+  test('a schema-3 store (one CRL per CA) migrates to CRLs per (CA, issuer): the CA\'s CRL is kept as its own', async () => {
+    const location = await backend.newLocation()
+    const r1 = await backend.open(location)
+    await r1.putCa(caInput('root', caA))
+    const held = await r1.putCrl({
+      caName: 'root', caThumbprint: sha256(caA.der), issuerThumbprint: null, issuerCertificateDer: null, der: new Uint8Array([0x30, 0]),
+      issuer: 'O=certgate, CN=root', thisUpdate: new Date().toISOString(), nextUpdate: null, crlNumber: '4', revokedCount: 0
+    })
+    await r1.close()
+    await backend.downgradeCrlsToV3(location)
+    assert.equal(await backend.schemaVersion(location), 3)
+    const r2 = await backend.open(location)
+    try {
+      assert.equal(await backend.schemaVersion(location), 5)
+      assert.deepEqual(await r2.getCrl('root'), held)
+      assert.equal(await r2.putCrl({ ...(held as CrlInput), crlNumber: '3' }), 'stale')
+    } finally {
+      await r2.close()
+    }
   })
 
   test('a database at a newer schema version is refused with a clear error', async () => {

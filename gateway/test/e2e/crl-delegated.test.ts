@@ -62,6 +62,9 @@ test('a CRL signed by an intermediate under the CA, uploaded with its certificat
   const refused = await h.waitForLog((l) => l.event === 'refused' && l.deviceId === 'deleg-1' && l.reason === 'cert_revoked')
   assert.match(refused.detail ?? '', /CRL of intermediate "certgate Intermediate 2"/)
   await roundTrip(bystander.c, 'deleg/bystander')
+  // The CA's gauges cover its own CRL (nothing listed) and the intermediate's (one serial) together.
+  const metrics = await (await fetch(`http://127.0.0.1:${h.gw.admin.port}/metrics`)).text()
+  assert.match(metrics, /^certgate_crl_revoked_certificates\{ca="root"\} 1$/m)
 
   const list = await call('GET', '/certificates/root/crls')
   assert.deepEqual((list.body.value as Array<{ issuerThumbprint: string | null, crlNumber: number }>).map((x) => [x.issuerThumbprint, x.crlNumber]),
