@@ -78,11 +78,11 @@ test('a device the responder reports revoked is closed within a second of the an
   await roundTrip(b, 'ocsp/bad')
   // The next connection of the same certificate while the answer is held is not asked about again
   // (one after the other: the broker would take a second session with the same clientId over).
-  const before = o.responder.answered()
+  const before = o.responder.askedAbout(good)
   first.end(true)
   const g = await dial(o, good)
   await h.waitForLog((l) => l.event === 'ocsp_held' && l.deviceId === 'ocsp-good' && (l as { status?: string }).status === 'good')
-  assert.equal(o.responder.answered(), before)
+  assert.equal(o.responder.askedAbout(good), before)
 
   const told = new Promise<IDisconnectPacket>((resolve) => b.once('disconnect', resolve))
   const gone = closed(b, 8000)
@@ -98,12 +98,12 @@ test('a device the responder reports revoked is closed within a second of the an
   t.diagnostic(`closed ${logTime(close) - logTime(revoked)} ms after the revoked answer was logged`)
 
   // Held: a new connection is refused at once, without asking the responder again.
-  const asked = o.responder.answered()
+  const asked = o.responder.askedAbout(bad)
   await assert.rejects(dial(o, bad))
   const refused = await h.waitForLog((l) => l.event === 'refused' && l.deviceId === 'ocsp-bad')
   assert.equal(refused.reason, 'cert_revoked')
   assert.match(refused.detail ?? '', /OCSP responder http:\/\/127\.0\.0\.1:\d+\//)
-  assert.equal(o.responder.answered(), asked)
+  assert.equal(o.responder.askedAbout(bad), asked)
 
   // The good device was asked about again after the change, and stays.
   await h.waitForLog(answer('ocsp-good', 'good', from))

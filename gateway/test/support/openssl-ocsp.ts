@@ -21,6 +21,8 @@ export interface OcspResponder {
   readonly url: string
   /** Requests answered so far. */
   readonly answered: () => number
+  /** Requests answered so far about this certificate (its serial in the request). */
+  readonly askedAbout: (c: Issued) => number
   /** Rewrites the index: these certificates valid, those revoked (others are unknown to it). */
   setIndex: (valid: readonly Issued[], revoked: readonly Issued[]) => void
   /** Stops listening: new requests are refused at the TCP level. */
@@ -49,6 +51,7 @@ export async function startOpensslOcsp (opts: ResponderOptions): Promise<OcspRes
   writeFileSync(file('signer.pem'), signer.pem)
   writeFileSync(file('signer.key'), signer.keyPem, { mode: 0o600 })
   let answered = 0
+  const requests: Buffer[] = []
   let n = 0
 
   const setIndex = (valid: readonly Issued[], revoked: readonly Issued[]): void => {
@@ -74,8 +77,10 @@ export async function startOpensslOcsp (opts: ResponderOptions): Promise<OcspRes
     const chunks: Buffer[] = []
     req.on('data', (c: Buffer) => { chunks.push(c) })
     req.on('end', () => {
-      answer(Buffer.concat(chunks)).then((body) => {
+      const request = Buffer.concat(chunks)
+      answer(request).then((body) => {
         answered++
+        requests.push(request)
         res.writeHead(200, { 'content-type': 'application/ocsp-response' }).end(body)
       }, () => { res.writeHead(500).end() })
     })
@@ -95,6 +100,10 @@ export async function startOpensslOcsp (opts: ResponderOptions): Promise<OcspRes
   return {
     url: `http://127.0.0.1:${port}/`,
     answered: () => answered,
+    askedAbout: (c) => {
+      const serial = Buffer.from(parseCertificate(c.der).serial, 'hex')
+      return requests.filter((r) => r.includes(serial)).length
+    },
     setIndex,
     stop,
     start,
