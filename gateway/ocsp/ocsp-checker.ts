@@ -166,6 +166,7 @@ export function createOcspChecker (deps: OcspCheckerDeps): OcspChecker {
         result = { status: 'failed', reason: err instanceof PostFailed ? err.reason : 'unreachable', detail: (err as Error).message }
       }
       const seconds = (performance.now() - started) / 1000
+      if (halted()) break // aborted by stop: nothing to report or act on
       if (result.status === 'failed') {
         deps.onExchange({ ca: ca.name, responder, status: 'failed', seconds, deviceId, failure: { reason: result.reason, detail: result.detail } })
         last = `${responder}: ${result.detail}`
