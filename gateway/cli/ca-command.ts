@@ -92,7 +92,9 @@ async function register (args: readonly string[], ctx: CliContext): Promise<numb
     throw new CommandFailed(`a different certificate is registered as "${name}" (SHA-256 ${before.thumbprint}, subject ${before.subject}); nothing was changed. Use another --name, or --replace to replace it`)
   }
 
-  const put = await api.request('PUT', `/certificates/${segment(name)}`, { body: { certificate: upload.pem }, ...(before === undefined ? {} : { headers: { 'if-match': `"${before.etag}"` } }) })
+  // Re-uploading the same certificate keeps the revocation settings it has (the PUT body is the whole desired state).
+  const kept = before?.thumbprint === thumbprint ? { crlUrls: before.crlUrls ?? [], ocsp: before.ocsp ?? null } : {}
+  const put = await api.request('PUT', `/certificates/${segment(name)}`, { body: { certificate: upload.pem, ...kept }, ...(before === undefined ? {} : { headers: { 'if-match': `"${before.etag}"` } }) })
   const uploaded = asCertificate(put.body)
   ctx.out(`uploaded ${certFile} as CA "${name}": ${uploaded.subject}, SHA-256 ${uploaded.thumbprint}\n`)
   if (uploaded.isVerified) {

@@ -24,6 +24,9 @@ export interface CertificateResource {
   readonly expiry: string
   readonly etag: string
   readonly certificate?: string
+  /** The CA's revocation settings (a PUT without them sets none). */
+  readonly crlUrls?: readonly string[]
+  readonly ocsp?: unknown
   readonly verificationCode?: string
   readonly verificationCodeExpiry?: string
 }

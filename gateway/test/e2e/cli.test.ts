@@ -158,7 +158,12 @@ test('a CA made with openssl (SEC1 key, its own key identifier) registers and is
   execFileSync('openssl', ['req', '-x509', '-new', '-key', join(dir, 'ossl.key'), '-subj', '/C=DE/O=Acme/CN=Acme OpenSSL Root', '-days', '30', '-out', join(dir, 'ossl.pem'),
     '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign', '-addext', 'subjectKeyIdentifier=0102030405060708'], { stdio: 'ignore' })
   assert.match(read('ossl.key'), /BEGIN EC PRIVATE KEY/)
+  // Uploaded first with revocation settings (say by a provisioning script): registering it keeps them.
+  const settings = { crlUrls: ['http://127.0.0.1:9/ossl.crl'], ocsp: { responders: ['http://127.0.0.1:9/'], policy: 'open' as const } }
+  await h.gw.caService.upload('ossl-root', read('ossl.pem'), undefined, settings)
   await ok(['ca', 'register', '--name', 'ossl-root', '--cert', 'ossl.pem', '--key', 'ossl.key'])
+  assert.deepEqual((await h.gw.registry.getCa('ossl-root'))?.settings, settings)
+  assert.equal((await h.gw.registry.getCa('ossl-root'))?.isVerified, true)
   await ok(['pki', 'device', '--id', 'ossl-dev', '--issuer', 'ossl.pem', '--issuer-key', 'ossl.key'])
   await ok(['device', 'add', '--id', 'ossl-dev'])
   const client = await connectDevice({ port: h.gw.device.port, serverCa: h.serverCa, leaf: await deviceFromFiles('pki/ossl-dev-chain.pem', 'pki/ossl-dev.key') })
