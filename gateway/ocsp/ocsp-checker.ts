@@ -272,7 +272,8 @@ export function createOcspChecker (deps: OcspCheckerDeps): OcspChecker {
     watch (entry, sent) {
       const found = target(entry.identity)
       if (found === undefined || stopped) return
-      const issuer = issuerOf(entry.identity, found.ca, sent.intermediates)
+      let issuer: Certificate | undefined
+      try { issuer = issuerOf(entry.identity, found.ca, sent.intermediates) } catch (err) { deps.onError(err as Error) }
       // Not expected (the validator built the path from what was sent); without it nothing can be asked.
       if (issuer === undefined) {
         if (found.ca.policy === 'closed') entry.close('ocsp_unavailable', `the issuer of the device certificate could not be found to ask CA "${found.ca.name}"'s OCSP responders; its policy is "closed"`)
