@@ -4,6 +4,8 @@
 // `openssl ca -gencrl`) that revokes it — the CA's own, or an intermediate's uploaded for the root
 // above it (a delegated CRL issuer); they are refused by B afterwards with `cert_revoked`.
 // The change reaches B as a PostgreSQL notification sent in the same transaction as the write.
+// OCSP settings set on the CAs through A reach B too: a device connected to B is asked about
+// (`openssl ocsp -index`), and a revoked answer closes it there and refuses it after.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import type { MqttClient } from 'mqtt'
@@ -14,6 +16,7 @@ import { startPostgres, type Postgres } from '../support/postgres.js'
 import { opensslCrl } from '../support/openssl-crl.js'
 import { sha256Hex } from '../../../workers/validate-chain.js'
 import { adminCall } from '../support/admin.js'
+import { startOpensslOcsp } from '../support/openssl-ocsp.js'
 
 let pg: Postgres
 let a: Harness
@@ -97,4 +100,35 @@ test('a CRL of an intermediate, accepted through A for the root above it, closes
   c.end(true)
   const listed = await call(b, 'GET', '/certificates/root/crls')
   assert.deepEqual((listed.body.value as Array<{ issuerThumbprint: string }>).map((x) => x.issuerThumbprint), [sha256Hex(pki.int2.der)])
+})
+
+test('OCSP settings set through A reach B: a device B lets in is asked about, and a revoked answer closes and refuses it there', async () => {
+  const responder = await startOpensslOcsp({ ca: pki.int2 })
+  try {
+    await a.addDevice('pg-ocsp')
+    const leaf = await issue({ cn: 'pg-ocsp', issuer: pki.int2 })
+    responder.setIndex([], [leaf])
+    // The device's path may end at either registered CA (root, or int2 itself): both name the responder.
+    const from = b.logs.length
+    for (const [name, ca] of [['root', pki.root], ['int2', pki.int2]] as const) {
+      const put = await call(a, 'PUT', `/certificates/${name}`, { certificate: ca.pem, ocsp: { responders: [responder.url] } })
+      assert.equal(put.status, 200, JSON.stringify(put.body))
+      assert.equal(put.body.isVerified, true)
+    }
+    // B heard both changes (its OCSP settings reload on them).
+    await b.waitForLog((l) => b.logs.indexOf(l) >= from && l.event === 'registry_change' && (l as { change?: { name?: string } }).change?.name === 'int2')
+    assert.deepEqual((await b.gw.registry.getCa('int2'))?.settings.ocsp, { responders: [responder.url], policy: 'closed' })
+
+    const c = await connectToB(leaf).catch(() => undefined) // the revoked answer may close it before CONNACK
+    if (c !== undefined) await closed(c, 5000)
+    const line = await b.waitForLog((l) => l.event === 'closed' && l.deviceId === 'pg-ocsp')
+    assert.equal(line.reason, 'cert_revoked')
+    assert.match(line.detail ?? '', /says OCSP responder/)
+    await assert.rejects(connectDevice({ port: b.gw.device.port, serverCa: b.serverCa, leaf, chain: [pki.int2, pki.int1] }))
+    const refused = await b.waitForLog((l) => l.event === 'refused' && l.deviceId === 'pg-ocsp')
+    assert.equal(refused.reason, 'cert_revoked')
+    assert.ok(responder.askedAbout(leaf) >= 1)
+  } finally {
+    await responder.close()
+  }
 })
