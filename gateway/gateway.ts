@@ -2,7 +2,7 @@
 // device listener, live connections and revocation, admin listener. Owns start-up order and
 // shutdown (stop accepting, drain, close); knows nothing of X.509 rules or TLS details.
 import { BlockList, isIPv6 } from 'node:net'
-import { pino, type Logger } from 'pino'
+import { createLog, type Logger } from './log.js'
 import type { Config, HostPort, ListenerConfig, Protocol } from './config.js'
 import { adminToken, ensureDataDir, serverCertificate } from './data-dir.js'
 import { openRegistry, type OpenRegistryDeps } from './registry/open-registry.js'
@@ -74,7 +74,7 @@ export interface GroupLink {
 /** `crlFetch`: timing of background CRL fetching (tests shorten it). */
 export async function startGateway (config: Config, deps: { log?: Logger, group?: GroupLink, broker?: HostPort | undefined, now?: () => number, crlFetch?: Partial<CrlFetchTiming> } = {}): Promise<Gateway> {
   // In a process group, every line says which process wrote it.
-  const log = deps.log ?? pino({ level: config.logLevel, base: { service: 'certgate', ...(deps.group === undefined ? {} : { pid: process.pid }) } })
+  const log = deps.log ?? createLog(config.logLevel, { service: 'certgate', ...(deps.group === undefined ? {} : { pid: process.pid }) })
   const { token, tls } = await prepareDataDir(config, log)
 
   // A balancer's health check sends devices elsewhere while this gateway cannot admit any.
