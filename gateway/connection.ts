@@ -114,14 +114,12 @@ function trackLive (socket: TLSSocket, identity: Identity, ctx: ConnectionContex
     // Any read or write resets it: MQTT keepalives count as traffic.
     socket.setTimeout(ctx.idleTimeoutMs, () => { entry.close('idle', `no traffic for ${ctx.idleTimeoutMs / 1000} s`) })
   }
-  ctx.metrics.setLive(ctx.listener, ctx.live.count(ctx.listener))
   return {
     entry,
     closeWith: (close) => { closing = close },
     untrack: () => {
       flushBytes()
       untrack()
-      ctx.metrics.setLive(ctx.listener, ctx.live.count(ctx.listener))
     }
   }
 }

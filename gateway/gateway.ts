@@ -85,6 +85,7 @@ export async function startGateway (config: Config, deps: { log?: Logger, group?
   deps.group?.shareMetrics(metrics)
   const validator = createValidator({ threads: config.workers, maxQueue: config.maxValidationQueue, cacheEntries: config.intermediateCacheEntries }, { onValidated: metrics.validated })
   const live = createLiveConnections({ maxConnectionAgeMs: config.maxConnectionAgeMs })
+  metrics.countLiveWith((listener) => live.count(listener))
   const revocation = await startRevocationFor({ registry, live, validator, metrics, log })
   const crls = createCrlService(registry)
   const crlFetcher = startCrlFetcherFor(registry, crls, deps.crlFetch, metrics, log)
