@@ -19,6 +19,7 @@ import { startCertificateRotation, type CertificateRotation } from './tls/certif
 import { createOncePerAddress, type OncePerAddress } from './tls/once-per-address.js'
 import type { HandshakeFailure } from './reasons.js'
 import { handleConnection, type ConnectionContext } from './connection.js'
+import { createConnectionCosts } from './connection-costs.js'
 import { createTcpForwarder, type DeviceConnection, type Forwarder } from './upstream/forwarder.js'
 import { createMqttForwarder } from './upstream/mqtt-forwarder.js'
 import { createHttpForwarder } from './upstream/http-forwarder.js'
@@ -235,6 +236,7 @@ interface DeviceListeners {
 async function startListeners (config: Config, d: ListenerDeps): Promise<DeviceListeners> {
   const { tls, brokerAt, validator, registry, live, metrics, log, refusals, handshakeLog, revocation, enrollment } = d
   const pending = new Set<Promise<void>>()
+  const costs = createConnectionCosts(config.costReportEvery, log)
   const forwarders: Forwarder[] = []
   const rotations: CertificateRotation[] = []
   const started: Array<StartedListener & { stopAccepting: () => void }> = []
@@ -243,7 +245,7 @@ async function startListeners (config: Config, d: ListenerDeps): Promise<DeviceL
     if (upstream === undefined) throw new Error(`listener ${l.name} has no upstream`)
     const forwarder = forwarderFor(l, upstream, config, metrics, log)
     forwarders.push(forwarder)
-    const ctx: ConnectionContext = { listener: l.name, validator, registry, forwarder, live, metrics, log, refusals, idleTimeoutMs: config.idleTimeoutMs, revocation, enrollment }
+    const ctx: ConnectionContext = { listener: l.name, validator, registry, forwarder, live, metrics, log, refusals, idleTimeoutMs: config.idleTimeoutMs, revocation, enrollment, costs }
     const own = l.tlsCertFile === undefined ? tls : await serverCertificate(config.dataDir, l.tlsCertFile, l.tlsKeyFile)
     const listener = await startDeviceListener(
       {
