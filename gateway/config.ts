@@ -53,6 +53,8 @@ export interface Config {
   readonly maxHandshakes: number
   readonly handshakeRatePerAddress: number
   readonly idleTimeoutMs: number
+  /** Log certgate's own CPU per connection, by step, every this many authenticated connections (0: never). */
+  readonly costReportEvery: number
   readonly refusalMemoryMs: number
   readonly upstreamConnectTimeoutMs: number
   readonly mqttConnectTimeoutMs: number
@@ -124,6 +126,7 @@ export function configFromEnv (env: NodeJS.ProcessEnv): Config {
     maxHandshakes: int(env, 'CERTGATE_MAX_HANDSHAKES', 4096, 0, 1_000_000),
     handshakeRatePerAddress: int(env, 'CERTGATE_HANDSHAKE_RATE_PER_ADDRESS', 200, 0, 1_000_000),
     idleTimeoutMs: int(env, 'CERTGATE_IDLE_TIMEOUT_S', 900, 0, 30 * 86400) * 1000,
+    costReportEvery: int(env, 'CERTGATE_COST_REPORT_EVERY', 0, 0, 1_000_000_000),
     refusalMemoryMs: int(env, 'CERTGATE_REFUSAL_MEMORY_S', 10, 0, 3600) * 1000,
     upstreamConnectTimeoutMs: int(env, 'CERTGATE_UPSTREAM_CONNECT_TIMEOUT_MS', 5_000, 100, 600_000),
     mqttConnectTimeoutMs: int(env, 'CERTGATE_MQTT_CONNECT_TIMEOUT_MS', 10_000, 100, 600_000),
