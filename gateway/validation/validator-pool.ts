@@ -94,7 +94,8 @@ interface Waiting { readonly leaf: Uint8Array, readonly intermediates: readonly 
  * free goes at once, alone; validations that arrive while every thread is busy wait here and go
  * together in the next message. Each message costs a structured clone and a thread wake-up each
  * way, so under a storm one hop serves many devices, while a quiet gateway adds no delay.
- * `maxQueue` bounds the validations waiting here.
+ * `maxQueue` bounds the validations waiting here; Piscina's own queue is left unbounded, since
+ * with one message per thread in flight it never holds more than `threads` tasks.
  */
 export function createValidatorPool (options: ValidatorPoolOptions, hooks: ValidatorPoolHooks = {}): ValidatorPool {
   const now = options.now ?? Date.now
@@ -102,7 +103,6 @@ export function createValidatorPool (options: ValidatorPoolOptions, hooks: Valid
     filename: (options.workerFile ?? new URL('../../workers/validate-worker.js', import.meta.url)).href,
     minThreads: options.threads,
     maxThreads: options.threads,
-    maxQueue: options.maxQueue,
     idleTimeout: 2 ** 31 - 1,
     workerData: { cacheEntries: options.cacheEntries } satisfies WorkerConfig
   })
@@ -153,7 +153,7 @@ export function createValidatorPool (options: ValidatorPoolOptions, hooks: Valid
       validateNow(items).catch((err: unknown): PoolVerdict[] => {
         // A worker that threw, exited or crashed fails every validation it held, closed.
         const message = errorMessage(err)
-        return items.map(() => /queue is at limit/i.test(message) ? { kind: 'overloaded' } : { kind: 'failed', detail: message })
+        return items.map(() => ({ kind: 'failed', detail: message }))
       }).then((verdicts) => {
         busy--
         running -= items.length
