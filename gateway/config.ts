@@ -177,7 +177,8 @@ function listenersFrom (env: NodeJS.ProcessEnv): ListenerConfig[] {
   }, 'CERTGATE_UPSTREAM')]
 }
 
-const LISTENER_KEYS = ['name', 'listen', 'protocol', 'upstream', 'upstreamProxyProtocol', 'mqttUsername', 'httpForwardChain', 'httpUpstreamTimeoutMs', 'websocketPayload', 'trustedProxies', 'tlsCert', 'tlsKey'] as const
+const LISTENER_KEYS = ['name', 'listen', 'protocol', 'upstream', 'upstreamProxyProtocol', 'mqttUsername', 'httpForwardChain',
+  'httpUpstreamTimeoutMs', 'websocketPayload', 'trustedProxies', 'tlsCert', 'tlsKey'] as const
 
 function listenersFromFile (file: string, defaults: Omit<ListenerConfig, 'name' | 'listen' | 'protocol' | 'upstream'>): ListenerConfig[] {
   let doc: unknown
@@ -219,8 +220,10 @@ function listenersFromFile (file: string, defaults: Omit<ListenerConfig, 'name' 
       listen: parseHostPort(str('listen'), `${at}.listen`),
       protocol,
       upstream,
-      upstreamProxyProtocol: oneOf(str('upstreamProxyProtocol', defaults.upstreamProxyProtocol && protocol !== 'http' ? 'v2' : 'off'), ['off', 'v2'], `${at}.upstreamProxyProtocol`) === 'v2',
-      mqttUsernameIsDeviceId: oneOf(str('mqttUsername', defaults.mqttUsernameIsDeviceId ? 'device-id' : 'keep'), ['keep', 'device-id'], `${at}.mqttUsername`) === 'device-id',
+      upstreamProxyProtocol: oneOf(str('upstreamProxyProtocol', defaults.upstreamProxyProtocol && protocol !== 'http' ? 'v2' : 'off'), ['off', 'v2'],
+        `${at}.upstreamProxyProtocol`) === 'v2',
+      mqttUsernameIsDeviceId: oneOf(str('mqttUsername', defaults.mqttUsernameIsDeviceId ? 'device-id' : 'keep'), ['keep', 'device-id'],
+        `${at}.mqttUsername`) === 'device-id',
       httpForwardChain: flag('httpForwardChain', defaults.httpForwardChain),
       httpUpstreamTimeoutMs: timeout,
       websocketPayload: oneOf(str('websocketPayload', defaults.websocketPayload), ['mqtt', 'opaque'], `${at}.websocketPayload`),

@@ -20,20 +20,23 @@ export function revocationResource (r: RevocationRecord): Record<string, unknown
 }
 
 export function crlResource (c: CrlRecord): Record<string, unknown> {
-  return { issuer: c.issuer, thisUpdate: c.thisUpdate, nextUpdate: c.nextUpdate, crlNumber: crlNumberJson(c.crlNumber), revokedCount: c.revokedCount, updated: c.updatedAt }
+  return { issuer: c.issuer, thisUpdate: c.thisUpdate, nextUpdate: c.nextUpdate, crlNumber: crlNumberJson(c.crlNumber), revokedCount: c.revokedCount,
+    updated: c.updatedAt }
 }
 
 function reasonField (body: unknown): string | null {
   if (body === undefined) return null
   const b = objectBody(body, ['reason'])
   if (b.reason === undefined || b.reason === null) return null
-  if (typeof b.reason !== 'string' || b.reason.length > MAX_REASON) throw new ApiError(400, 'invalid_body', `reason must be a string of at most ${MAX_REASON} characters`)
+  if (typeof b.reason !== 'string' || b.reason.length > MAX_REASON) throw new ApiError(400, 'invalid_body',
+    `reason must be a string of at most ${MAX_REASON} characters`)
   return b.reason
 }
 
 export function createRevocationRoutes (deps: RevocationRouteDeps): AdminRoute {
   const denyEntry = async (req: AdminRequest, raw: string): Promise<AdminResponse> => {
-    if (req.method !== 'GET' && req.method !== 'PUT' && req.method !== 'DELETE') throw new ApiError(405, 'method_not_allowed', `${req.method} is not allowed on /revocations/{thumbprint}; use GET, PUT or DELETE`)
+    if (req.method !== 'GET' && req.method !== 'PUT' && req.method !== 'DELETE') throw new ApiError(405, 'method_not_allowed',
+      `${req.method} is not allowed on /revocations/{thumbprint}; use GET, PUT or DELETE`)
     // Contract: thumbprints are SHA-256 hex, case-insensitive on input; stored lowercase.
     if (!THUMBPRINT.test(raw)) throw new ApiError(400, 'invalid_thumbprint', 'a thumbprint is the SHA-256 of the certificate DER as 64 hex digits')
     const thumbprint = raw.toLowerCase()

@@ -95,7 +95,8 @@ export function segment (value: string): string {
 }
 
 /** The client for --admin/--token and the environment, as described above. */
-export function adminClient (flags: { readonly admin?: string | undefined, readonly token?: string | undefined }, env: CliEnv, cwd: string, usage: string): AdminClient {
+export function adminClient (flags: { readonly admin?: string | undefined, readonly token?: string | undefined }, env: CliEnv, cwd: string,
+  usage: string): AdminClient {
   const raw = flags.admin ?? env.adminUrl ?? DEFAULT_ADMIN_URL
   let url: URL
   try {

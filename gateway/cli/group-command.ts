@@ -93,7 +93,8 @@ async function add (args: readonly string[], ctx: CliContext): Promise<number> {
   }
   const reply = await api.request('PUT', groupPath(id), { body, ...(before === undefined ? {} : { headers: { 'if-match': `"${before.etag}"` } }) })
   const g = asGroup(reply.body)
-  ctx.out(v.json === true ? JSON.stringify(g, null, 2) + '\n' : `${reply.status === 201 ? 'added' : 'replaced'} enrollment group "${g.enrollmentGroupId}"\n${describe(g)}`)
+  ctx.out(v.json === true ? JSON.stringify(g, null,
+    2) + '\n' : `${reply.status === 201 ? 'added' : 'replaced'} enrollment group "${g.enrollmentGroupId}"\n${describe(g)}`)
   return 0
 }
 

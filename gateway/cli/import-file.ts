@@ -84,7 +84,8 @@ function csvDevice (fields: string[], columns: Map<Column, number>): DeviceInput
   const authentication = primary === '' && secondary === '' && type !== 'selfSigned'
     ? { type }
     : { type, x509Thumbprint: { primaryThumbprint: primary === '' ? null : primary, secondaryThumbprint: secondary === '' ? null : secondary } }
-  return parseDeviceBody(get('deviceId'), { authentication, status: get('status') === '' ? 'enabled' : get('status'), statusReason: get('statusReason') === '' ? null : get('statusReason') })
+  return parseDeviceBody(get('deviceId'),
+    { authentication, status: get('status') === '' ? 'enabled' : get('status'), statusReason: get('statusReason') === '' ? null : get('statusReason') })
 }
 
 function jsonDevice (line: string): DeviceInput | string {
@@ -120,7 +121,8 @@ export function parseImportFile (text: string, format: ImportFormat): ImportPars
         columns = header
         continue
       }
-      if (fields.length > columns.size) { problems.push({ line: n, message: `${fields.length} fields, but the header names ${columns.size} columns` }); continue }
+      if (fields.length > columns.size) { problems.push({ line: n,
+        message: `${fields.length} fields, but the header names ${columns.size} columns` }); continue }
       try { device = csvDevice(fields, columns) } catch (err) { device = problemOf(err) }
     } else {
       try { device = jsonDevice(line) } catch (err) { device = problemOf(err) }

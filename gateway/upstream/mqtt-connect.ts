@@ -110,7 +110,8 @@ export function admitConnect (bytes: Buffer, connectLength: number, deviceId: st
   const encoded = canonical(sent, connect)
   if (typeof encoded === 'string') return { ok: false, reason: 'mqtt_protocol_error', detail: `malformed CONNECT: ${encoded}`, reply: malformed(version) }
   if (connect.clientId !== deviceId) {
-    return { ok: false, reason: 'mqtt_client_id_mismatch', detail: `CONNECT clientId "${connect.clientId.slice(0, 128)}" is not the deviceId "${deviceId}"`, reply: identifierRejected(version) }
+    return { ok: false, reason: 'mqtt_client_id_mismatch',
+      detail: `CONNECT clientId "${connect.clientId.slice(0, 128)}" is not the deviceId "${deviceId}"`, reply: identifierRejected(version) }
   }
   const guard = mqttStreamGuard(version)
   const rest = bytes.subarray(connectLength)

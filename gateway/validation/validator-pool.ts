@@ -1,7 +1,8 @@
 // The Piscina pool that runs chain validation off the event loop. Owns the trust snapshot sent
 // to workers (verified CAs and what is revoked, numbered by epoch). Only importer of piscina.
 import { Piscina } from 'piscina'
-import type { DoneReply, RevocationData, ValidationBatch, ValidationBatchReply, ValidationOutcome, ValidationReply, ValidationTask, WorkerConfig } from '../../workers/types.js'
+import type { DoneReply, RevocationData, ValidationBatch, ValidationBatchReply, ValidationOutcome, ValidationReply, ValidationTask,
+  WorkerConfig } from '../../workers/types.js'
 import { EMPTY_REVOCATION, buildRevocationSet, withLeafDenial } from '../../workers/revocation.js'
 import { buildAnchorSet, validatePath, type IntermediateCache } from '../../workers/validate-chain.js'
 import { OID } from '../../workers/certificate.js'
@@ -54,7 +55,8 @@ interface Snapshot { readonly epoch: number, readonly cas: readonly TrustedCa[],
 export function createValidator (options: ValidatorPoolOptions, hooks: ValidatorPoolHooks = {}): ValidatorPool {
   if (options.threads === 0) return createInlineValidator(options, hooks)
   const pool = createValidatorPool(options, hooks)
-  return options.cacheEntries > 0 ? withWarmPath(pool, { cacheEntries: options.cacheEntries, ...(options.now === undefined ? {} : { now: options.now }) }, hooks) : pool
+  return options.cacheEntries > 0 ? withWarmPath(pool,
+    { cacheEntries: options.cacheEntries, ...(options.now === undefined ? {} : { now: options.now }) }, hooks) : pool
 }
 
 /**
@@ -69,7 +71,8 @@ function createInlineValidator (options: ValidatorPoolOptions, hooks: ValidatorP
   return {
     async validate (leaf, intermediates) {
       const started = process.hrtime.bigint()
-      const outcome = withLeafDenial(validatePath(leaf, intermediates, snapshot.anchors, { at: now(), requiredEku: OID.clientAuth, cache, revocation }), revocation)
+      const outcome = withLeafDenial(validatePath(leaf, intermediates, snapshot.anchors,
+        { at: now(), requiredEku: OID.clientAuth, cache, revocation }), revocation)
       const { hits, misses } = cache?.takeStats() ?? { hits: 0, misses: 0 }
       hooks.onValidated?.({ micros: Number(process.hrtime.bigint() - started) / 1000, cacheHits: hits, cacheMisses: misses, cacheSize: cache?.size ?? 0 })
       return { kind: 'done', outcome, anchorName: outcome.chain.ok ? snapshot.cas[outcome.chain.anchorIndex]?.name : undefined }
