@@ -100,7 +100,9 @@ export function readSignatureAlgorithm (der: Uint8Array, alg: Tlv): SignatureChe
   if (known.ok) {
     // RFC 5758 §3.2, RFC 8410 §3: ECDSA and EdDSA carry no parameters; RSA carries NULL (RFC 4055 §5).
     if (known.keyType === 'rsa') {
-      if (params !== undefined && (params.tag !== TAG.NULL || params.end !== params.valueStart)) throw new CertificateError('RSA signature parameters must be NULL')
+      if (params !== undefined && (params.tag !== TAG.NULL || params.end !== params.valueStart)) {
+        throw new CertificateError('RSA signature parameters must be NULL')
+      }
     } else if (params !== undefined) {
       throw new CertificateError(`${oid} must not carry parameters`)
     }

@@ -90,7 +90,9 @@ function networkProblem (err: unknown): string {
  * percent-encoded) as dot segments, so such a device cannot be addressed by URL at all.
  */
 export function segment (value: string): string {
-  if (value === '.' || value === '..') throw new CommandFailed(`"${value}" cannot be addressed in an admin API URL (HTTP clients resolve it as a relative path segment)`)
+  if (value === '.' || value === '..') {
+    throw new CommandFailed(`"${value}" cannot be addressed in an admin API URL (HTTP clients resolve it as a relative path segment)`)
+  }
   return encodeURIComponent(value)
 }
 

@@ -86,7 +86,9 @@ async function add (args: readonly string[], ctx: CliContext): Promise<number> {
   if (v.help === true) { ctx.out(ADD_USAGE); return 0 }
   const id = required(v.id, '--id', ADD_USAGE)
   const selfSigned = v['self-signed'] === true
-  if (!selfSigned && (v.primary !== undefined || v.secondary !== undefined)) throw new UsageError('--primary and --secondary are for --self-signed devices', ADD_USAGE)
+  if (!selfSigned && (v.primary !== undefined || v.secondary !== undefined)) {
+    throw new UsageError('--primary and --secondary are for --self-signed devices', ADD_USAGE)
+  }
   const authentication: Authentication = selfSigned
     ? { type: 'selfSigned', x509Thumbprint: { primaryThumbprint: required(v.primary, '--primary (a --self-signed device needs its thumbprint)',
       ADD_USAGE), secondaryThumbprint: v.secondary ?? null } }

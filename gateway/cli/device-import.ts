@@ -96,7 +96,8 @@ export async function deviceImport (args: readonly string[], ctx: CliContext): P
     throw new CommandFailed(`${problems.length} invalid line${problems.length === 1 ? '' : 's'} in ${name} (${format}); nothing was imported`)
   }
   if (devices.length === 0) { ctx.out(`no devices in ${name}; nothing to import\n`); return 0 }
-  if (api === undefined) { ctx.out(`${name}: ${devices.length} valid device${devices.length === 1 ? '' : 's'} (${format}); --dry-run: nothing sent\n`); return 0 }
+  if (api === undefined) { ctx.out(
+    `${name}: ${devices.length} valid device${devices.length === 1 ? '' : 's'} (${format}); --dry-run: nothing sent\n`); return 0 }
 
   const items = devices.map(({ line, device }: ImportedLine): Item => { const json = importItem(device); return { line, json,
     bytes: Buffer.byteLength(json) } })

@@ -84,7 +84,9 @@ async function add (args: readonly string[], ctx: CliContext): Promise<number> {
   } catch (err) {
     if (!(err instanceof ApiRefused && err.status === 404)) throw err
   }
-  if (before !== undefined && v.replace !== true) throw new CommandFailed(`enrollment group "${id}" already exists; nothing was changed. Use --replace to replace it`)
+  if (before !== undefined && v.replace !== true) {
+    throw new CommandFailed(`enrollment group "${id}" already exists; nothing was changed. Use --replace to replace it`)
+  }
   const body = {
     attestation: { type: 'x509', x509: { caReferences: { primary: ca, ...(v['secondary-ca'] === undefined ? {} : { secondary: v['secondary-ca'] }) } } },
     provisioningStatus: v.disabled === true ? 'disabled' : 'enabled',

@@ -95,7 +95,9 @@ function jsonDevice (line: string): DeviceInput | string {
   } catch (err) {
     return `not valid JSON: ${errorMessage(err)}`
   }
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) return 'each line must be a JSON object: {"deviceId": "...", "authentication": {...}, "status": "..."}'
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    return 'each line must be a JSON object: {"deviceId": "...", "authentication": {...}, "status": "..."}'
+  }
   const fields = body as Record<string, unknown>
   if (typeof fields.deviceId !== 'string') return 'the object has no "deviceId" string'
   return parseDeviceBody(fields.deviceId, { authentication: { type: 'certificateAuthority' }, ...fields })

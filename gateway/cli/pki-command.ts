@@ -171,7 +171,9 @@ async function device (args: readonly string[], ctx: CliContext): Promise<number
   if (problem !== undefined) throw new UsageError(`--id: ${problem}`, DEVICE_USAGE)
   const selfSigned = v['self-signed'] === true
   const chainFiles = listFlag(v.chain)
-  if (selfSigned && (v.issuer !== undefined || v['issuer-key'] !== undefined || chainFiles.length > 0)) throw new UsageError('--self-signed takes no --issuer, --issuer-key or --chain', DEVICE_USAGE)
+  if (selfSigned && (v.issuer !== undefined || v['issuer-key'] !== undefined || chainFiles.length > 0)) {
+    throw new UsageError('--self-signed takes no --issuer, --issuer-key or --chain', DEVICE_USAGE)
+  }
   const alg = keyAlgorithm(v['key-type'], DEVICE_USAGE)
   const days = intFlag(v.days, '--days', 1, 36500, DEVICE_USAGE) ?? 365
   const dir = outDir(v.out, ctx)
@@ -230,7 +232,9 @@ async function server (args: readonly string[], ctx: CliContext): Promise<number
   if (v.help === true) { ctx.out(SERVER_USAGE); return 0 }
   const dns = listFlag(v.dns)
   const ips = listFlag(v.ip)
-  if (dns.length + ips.length === 0) throw new UsageError('give at least one --dns or --ip: the names devices dial (a certificate naming nothing fails their host check)', SERVER_USAGE)
+  if (dns.length + ips.length === 0) {
+    throw new UsageError('give at least one --dns or --ip: the names devices dial (a certificate naming nothing fails their host check)', SERVER_USAGE)
+  }
   for (const d of dns) if (d.length > 253 || !DNS_NAME.test(d)) throw new UsageError(`--dns "${d}" is not a DNS name`, SERVER_USAGE)
   for (const ip of ips) if (isIP(ip) === 0) throw new UsageError(`--ip "${ip}" is not an IPv4 or IPv6 address`, SERVER_USAGE)
   const alg = keyAlgorithm(v['key-type'], SERVER_USAGE)
@@ -249,7 +253,8 @@ async function server (args: readonly string[], ctx: CliContext): Promise<number
     { path: join(dir, `${stem}.key`), content: cert.keyPem, secret: true }
   ]
   writeOutputs(files, v.force === true, ctx.cwd)
-  ctx.out(`server certificate "${cn}" (${alg}) for ${[...dns, ...ips].join(', ')}, signed by "${issuer.subjectCn}"${issuerIsRoot ? '' : ' (issuer appended)'}\n` +
+  ctx.out(`server certificate "${cn}" (${alg}) for ${[...dns, ...ips].join(
+    ', ')}, signed by "${issuer.subjectCn}"${issuerIsRoot ? '' : ' (issuer appended)'}\n` +
     `SHA-256 thumbprint ${thumbprint(cert.der)}\n${describeWritten(files, ctx)}` +
     `serve it with: CERTGATE_TLS_CERT=${shown(files[0]?.path ?? '', ctx.cwd)} CERTGATE_TLS_KEY=${shown(files[1]?.path ?? '', ctx.cwd)}\n`)
   return 0

@@ -72,7 +72,9 @@ function canonical (sent: Buffer, connect: mqttPacket.IConnectPacket): Buffer | 
   }
   let again: Buffer
   try { again = mqttPacket.generate(connect) } catch (err) { return `CONNECT fields cannot be encoded: ${errorMessage(err)}` }
-  if (again.length !== sent.length) return `the CONNECT is ${sent.length} bytes but its fields take ${again.length} (bytes its fields do not account for, duplicate or non-minimal fields)`
+  if (again.length !== sent.length) {
+    return `the CONNECT is ${sent.length} bytes but its fields take ${again.length} (bytes its fields do not account for, duplicate or non-minimal fields)`
+  }
   const reparsed = parseConnect(again)
   if (typeof reparsed === 'string' || !isDeepStrictEqual(fieldsOf(reparsed), fieldsOf(connect))) return 'the CONNECT does not encode back to the same fields'
   return again
