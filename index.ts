@@ -1,6 +1,7 @@
 // certgate's library entry: the same chain validator the gateway's workers run (documented in the
 // README's Library section).
 import { buildAnchorSet, ekuOid, validatePath } from './workers/validate-chain.js'
+import { MAX_SUPPLIED_CRLS, readSuppliedCrls, type SuppliedCrls } from './workers/supplied-crls.js'
 
 export interface ValidateChainInput {
   /** DER, as the device sent it. */
@@ -13,6 +14,12 @@ export interface ValidateChainInput {
   readonly at?: Date
   /** EKU the leaf must allow if it has an EKU extension: 'clientAuth' (default), 'serverAuth' or a dotted OID. */
   readonly requiredEku?: string
+  /**
+   * CRLs (DER bytes, or PEM as a string or bytes). When given, every certificate of the path but the
+   * anchor must have its status decided by one of them (RFC 5280 §6.3): revoked → `cert_revoked`,
+   * undecidable → `revocation_unknown` (docs/validation.md). Absent: no revocation checking.
+   */
+  readonly crls?: ReadonlyArray<Uint8Array | string>
 }
 
 export type ValidateChainResult =
@@ -28,7 +35,7 @@ function validateChainSync (input: ValidateChainInput): ValidateChainResult {
   try {
     const raw: unknown = input
     const given = (typeof raw === 'object' && raw !== null ? raw : {}) as { leaf?: unknown, intermediates?: unknown, anchors?: unknown, at?: unknown,
-      requiredEku?: unknown }
+      requiredEku?: unknown, crls?: unknown }
     if (given.at !== undefined && !(given.at instanceof Date)) return { ok: false, reason: 'invalid_input', detail: 'at must be a Date' }
     if (given.requiredEku !== undefined && typeof given.requiredEku !== 'string') return { ok: false, reason: 'invalid_input',
       detail: 'requiredEku must be a string' }
@@ -44,8 +51,19 @@ function validateChainSync (input: ValidateChainInput): ValidateChainResult {
       detail: `requiredEku "${input.requiredEku ?? ''}" is not 'clientAuth', 'serverAuth' or a dotted OID` }
     const at = input.at === undefined ? Date.now() : input.at.getTime()
     if (Number.isNaN(at)) return { ok: false, reason: 'invalid_input', detail: 'at is an invalid Date' }
+    let crls: SuppliedCrls | undefined
+    if (given.crls !== undefined) {
+      if (!Array.isArray(given.crls) || !Array.from(given.crls as unknown[]).every((c) => c instanceof Uint8Array || typeof c === 'string')) {
+        return { ok: false, reason: 'invalid_input', detail: 'crls must be an array of CRLs: Uint8Array (DER or PEM) or string (PEM)' }
+      }
+      if (given.crls.length > MAX_SUPPLIED_CRLS) return { ok: false, reason: 'invalid_input',
+        detail: `${given.crls.length} CRLs were supplied; at most ${MAX_SUPPLIED_CRLS} are taken` }
+      const read = readSuppliedCrls(given.crls as ReadonlyArray<Uint8Array | string>)
+      if (!read.ok) return { ok: false, reason: 'revocation_unknown', detail: read.detail }
+      crls = read.crls
+    }
     const { set } = buildAnchorSet(input.anchors)
-    const { leaf, chain } = validatePath(input.leaf, input.intermediates, set, { at, requiredEku: eku })
+    const { leaf, chain } = validatePath(input.leaf, input.intermediates, set, { at, requiredEku: eku, crls })
     if (!chain.ok) return { ok: false, reason: chain.reason, detail: chain.detail }
     const anchor = input.anchors[chain.anchorIndex] as Uint8Array
     const cns = leaf?.commonNames ?? []

@@ -197,6 +197,18 @@ function serverCertificateMetrics (registry: Registry): ServedMetrics {
   return { notAfter: servedNotAfter, reloads }
 }
 
+/** One value per CA from its CRLs (its own and delegated ones): `fold` picks the worst or sums. */
+function perCa (r: RevocationInForce, value: (c: RevocationInForce['crls'][number]) => number | undefined, fold: (a: number, b: number) => number): Map<string, number> {
+  const out = new Map<string, number>()
+  for (const c of r.crls) {
+    const v = value(c)
+    if (v === undefined) continue
+    const held = out.get(c.ca)
+    out.set(c.ca, held === undefined ? v : fold(held, v))
+  }
+  return out
+}
+
 /** The deny-list and CRLs in force; `set` when a snapshot is applied. */
 function revocationGauges (registry: Registry): { set: (r: RevocationInForce) => void } {
   // Revocation in force: set when a snapshot is applied; ages computed at scrape time.
@@ -204,27 +216,27 @@ function revocationGauges (registry: Registry): { set: (r: RevocationInForce) =>
   new Gauge({ name: 'certgate_denied_certificates', help: 'Certificate thumbprints on the deny-list', registers: [registry], aggregator: 'first', collect () { this.set(revocation.denied) } })
   new Gauge({
     name: 'certgate_crl_age_seconds',
-    help: 'Seconds since the thisUpdate of the CRL held for each CA',
+    help: 'Seconds since the thisUpdate of the CRL held for each CA (with CRLs of intermediates under it too: the oldest)',
     labelNames: ['ca'],
     registers: [registry],
     aggregator: 'first',
-    collect () { this.reset(); for (const c of revocation.crls) this.set({ ca: c.ca }, Math.round((Date.now() - c.thisUpdate) / 1000)) }
+    collect () { this.reset(); for (const [ca, v] of perCa(revocation, (c) => Date.now() - c.thisUpdate, Math.max)) this.set({ ca }, Math.round(v / 1000)) }
   })
   new Gauge({
     name: 'certgate_crl_next_update_seconds',
-    help: 'Seconds until the nextUpdate of the CRL held for each CA (negative: overdue; absent when the CRL names none)',
+    help: 'Seconds until the nextUpdate of the CRL held for each CA (negative: overdue; absent when the CRL names none; with CRLs of intermediates under it too: the soonest)',
     labelNames: ['ca'],
     registers: [registry],
     aggregator: 'first',
-    collect () { this.reset(); for (const c of revocation.crls) if (c.nextUpdate !== undefined) this.set({ ca: c.ca }, Math.round((c.nextUpdate - Date.now()) / 1000)) }
+    collect () { this.reset(); for (const [ca, v] of perCa(revocation, (c) => c.nextUpdate === undefined ? undefined : c.nextUpdate - Date.now(), Math.min)) this.set({ ca }, Math.round(v / 1000)) }
   })
   new Gauge({
     name: 'certgate_crl_revoked_certificates',
-    help: 'Serials listed in the CRL held for each CA',
+    help: 'Serials listed in the CRLs held for each CA (its own and those of intermediates under it)',
     labelNames: ['ca'],
     registers: [registry],
     aggregator: 'first',
-    collect () { this.reset(); for (const c of revocation.crls) this.set({ ca: c.ca }, c.revoked) }
+    collect () { this.reset(); for (const [ca, v] of perCa(revocation, (c) => c.revoked, (a, b) => a + b)) this.set({ ca }, v) }
   })
   return { set: (r) => { revocation = r } }
 }

@@ -33,6 +33,13 @@ export class CrlError extends Error {
   override name = 'CrlError'
 }
 
+const crlErrorIssuers = new WeakMap<object, string>()
+
+/** For an error parseCrl threw: the issuer Name's comparison key, when the CRL was read that far (whose CRL it was). */
+export function crlErrorIssuer (err: unknown): string | undefined {
+  return typeof err === 'object' && err !== null ? crlErrorIssuers.get(err) : undefined
+}
+
 export interface Crl {
   readonly der: Uint8Array
   readonly tbs: Uint8Array
@@ -48,6 +55,8 @@ export interface Crl {
   readonly authorityKeyId: Uint8Array | undefined
   /** Hex of each revoked serialNumber's content bytes, as in Certificate.serial. */
   readonly serials: readonly string[]
+  /** RFC 5280 §5.2.3: cRLNumber is non-critical; a critical one is recorded (the library refuses such CRLs). */
+  readonly crlNumberCritical: boolean
 }
 
 /** Parses DER; throws CrlError/DerError for anything malformed or unsupported. */
@@ -70,6 +79,20 @@ export function parseCrl (der: Uint8Array): Crl {
   // RFC 5280 §5.1.1.2: the inner algorithm must equal the outer one.
   if (!bytesEqual(whole(der, innerAlg), whole(der, algTlv))) throw new CrlError('signature algorithm mismatch between tbsCertList and CertificateList')
   const issuerTlv = need(f[i++], TAG.SEQUENCE, 'issuer')
+  try {
+    return parseAfterIssuer(der, f, i, v2, tbsTlv, algTlv, sigTlv, issuerTlv)
+  } catch (err) {
+    // Unsupported scope (delta, partitioned, indirect, unknown critical extension) or malformed past
+    // the issuer: say whose CRL it was, so a caller can refuse to decide for that issuer only.
+    if (err instanceof CrlError || err instanceof DerError) {
+      try { crlErrorIssuers.set(err, nameKey(der, issuerTlv)) } catch { /* a malformed name: whose CRL it was stays unknown */ }
+    }
+    throw err
+  }
+}
+
+function parseAfterIssuer (der: Uint8Array, f: Tlv[], start: number, v2: boolean, tbsTlv: Tlv, algTlv: Tlv, sigTlv: Tlv, issuerTlv: Tlv): Crl {
+  let i = start
   const thisTlv = f[i++]
   if (thisTlv === undefined) throw new CrlError('missing thisUpdate')
   const thisUpdate = readTime(der, thisTlv)
@@ -80,11 +103,13 @@ export function parseCrl (der: Uint8Array): Crl {
   if (f[i]?.tag === TAG.SEQUENCE) serials = readEntries(der, f[i++] as Tlv, v2)
   let crlNumber: bigint | undefined
   let authorityKeyId: Uint8Array | undefined
+  let crlNumberCritical = false
   if (f[i]?.tag === 0xa0) {
     if (!v2) throw new CrlError('extensions need a v2 CRL')
     const ext = readCrlExtensions(der, f[i++] as Tlv)
     crlNumber = ext.crlNumber
     authorityKeyId = ext.authorityKeyId
+    crlNumberCritical = ext.crlNumberCritical
   }
   if (i !== f.length) throw new CrlError('unexpected field in tbsCertList')
   return {
@@ -98,7 +123,8 @@ export function parseCrl (der: Uint8Array): Crl {
     nextUpdate,
     crlNumber,
     authorityKeyId,
-    serials
+    serials,
+    crlNumberCritical
   }
 }
 
@@ -142,11 +168,12 @@ function extensionHead (der: Uint8Array, e: Tlv): { oid: string, critical: boole
   return { oid: oidString(der, oidTlv), critical, body }
 }
 
-function readCrlExtensions (der: Uint8Array, wrapper: Tlv): { crlNumber: bigint | undefined, authorityKeyId: Uint8Array | undefined } {
+function readCrlExtensions (der: Uint8Array, wrapper: Tlv): { crlNumber: bigint | undefined, authorityKeyId: Uint8Array | undefined, crlNumberCritical: boolean } {
   const [seq] = children(der, wrapper, 1)
   if (seq?.tag !== TAG.SEQUENCE) throw new CrlError('crlExtensions must be a SEQUENCE')
   let crlNumber: bigint | undefined
   let authorityKeyId: Uint8Array | undefined
+  let crlNumberCritical = false
   for (const e of children(der, seq, 32)) {
     const { oid, critical, body } = extensionHead(der, e)
     switch (oid) {
@@ -155,6 +182,7 @@ function readCrlExtensions (der: Uint8Array, wrapper: Tlv): { crlNumber: bigint 
         const bytes = value(der, body)
         if (body.tag !== TAG.INTEGER || bytes.length === 0 || bytes.length > 21 || ((bytes[0] as number) & 0x80) !== 0) throw new CrlError('bad cRLNumber')
         crlNumber = BigInt('0x' + Buffer.from(bytes).toString('hex'))
+        crlNumberCritical = critical
         break
       }
       case OID.authorityKeyId:
@@ -170,7 +198,7 @@ function readCrlExtensions (der: Uint8Array, wrapper: Tlv): { crlNumber: bigint 
         if (critical) throw new CrlError(`unknown critical CRL extension ${oid}`)
     }
   }
-  return { crlNumber, authorityKeyId }
+  return { crlNumber, authorityKeyId, crlNumberCritical }
 }
 
 export type CrlCheck = 'ok' | 'crl_issuer_mismatch' | 'crl_bad_signature'

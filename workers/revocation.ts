@@ -9,21 +9,35 @@ import type { PathCert, Refusal, RevocationData, ValidationOutcome } from './typ
 
 export interface RevocationSet {
   readonly denied: ReadonlySet<string>
-  /** Issuer Name (comparison key) → the CRL's source and its revoked serials. */
-  readonly byIssuer: ReadonlyMap<string, { readonly source: string, readonly serials: ReadonlySet<string> }>
+  /**
+   * Issuer Name (comparison key) → each CRL held for that name: its source (`CA "name"`, or which
+   * intermediate under which CA) and its revoked serials. Usually one; several when CAs or
+   * intermediates share a name, or a CA's own CRL and an intermediate's speak for one name.
+   */
+  readonly byIssuer: ReadonlyMap<string, readonly HeldCrl[]>
 }
+
+export interface HeldCrl { readonly source: string, readonly serials: ReadonlySet<string> }
 
 export const EMPTY_REVOCATION: RevocationData = { denied: [], crls: [] }
 
 export function buildRevocationSet (data: RevocationData): RevocationSet {
-  const byIssuer = new Map<string, { source: string, serials: Set<string> }>()
+  const byIssuer = new Map<string, Array<{ source: string, serials: Set<string> }>>()
   for (const crl of data.crls) {
+    // Several CRLs for one issuer name: a serial in any is revoked, and the refusal names the one listing it.
+    const entry = { source: crl.source, serials: new Set(crl.serials) }
     const held = byIssuer.get(crl.issuer)
-    // Two CRLs for one issuer name (two CAs of the same name): a serial in either is revoked.
-    if (held === undefined) byIssuer.set(crl.issuer, { source: crl.source, serials: new Set(crl.serials) })
-    else for (const s of crl.serials) held.serials.add(s)
+    if (held === undefined) byIssuer.set(crl.issuer, [entry])
+    else held.push(entry)
   }
   return { denied: new Set(data.denied.map((t) => t.toLowerCase())), byIssuer }
+}
+
+/** The CRL (of those held for one issuer name) listing `serial`: a loop, no closure, on the handshake path. */
+function listing (held: readonly HeldCrl[] | undefined, serial: string): HeldCrl | undefined {
+  if (held === undefined) return undefined
+  for (const crl of held) if (crl.serials.has(serial)) return crl
+  return undefined
 }
 
 /** Why a certificate of the path is revoked, naming it and the source; undefined when none is. */
@@ -31,8 +45,8 @@ export function revokedPathCert (path: readonly PathCert[], set: RevocationSet):
   for (const [i, c] of path.entries()) {
     const who = i === 0 ? 'the device certificate' : i === path.length - 1 ? 'the registered CA' : 'intermediate'
     if (set.denied.has(c.thumbprint)) return `${who} with SHA-256 thumbprint ${c.thumbprint} is on the deny-list`
-    const crl = set.byIssuer.get(c.issuer)
-    if (crl?.serials.has(c.serial) === true) return `${who} with serial ${c.serial} (thumbprint ${c.thumbprint}) is revoked by the CRL of CA "${crl.source}"`
+    const crl = listing(set.byIssuer.get(c.issuer), c.serial)
+    if (crl !== undefined) return `${who} with serial ${c.serial} (thumbprint ${c.thumbprint}) is revoked by the CRL of ${crl.source}`
   }
   return undefined
 }

@@ -26,7 +26,9 @@ export const CHAIN_REASONS = [
   'weak_algorithm',
   'unsupported_algorithm',
   'work_limit_exceeded',
-  'cert_revoked'
+  'cert_revoked',
+  // Library only (validateChain with `crls`): no supplied CRL decides a certificate's status.
+  'revocation_unknown'
 ] as const
 export type ChainReason = typeof CHAIN_REASONS[number]
 
@@ -55,6 +57,7 @@ export type ChainVerdict =
  * its comparison key) with the serials it lists (hex of the INTEGER's bytes). Each side builds its look-up
  * structure once per snapshot (workers/revocation.ts).
  */
+/** `source` names the CRL's signer for refusal details: `CA "name"` or `intermediate "CN" (thumbprint …) under CA "name"`. */
 export interface RevocationData {
   readonly denied: readonly string[]
   readonly crls: ReadonlyArray<{ readonly source: string, readonly issuer: string, readonly serials: readonly string[] }>

@@ -10,6 +10,7 @@ import { checkNameConstraints } from './name-constraints.js'
 import { leafCanSignCertificates, leafProfileProblem, placeProblem } from './profile.js'
 import { policyProblem } from './policy.js'
 import { pathCerts, revocationProblem, type RevocationSet } from './revocation.js'
+import { suppliedCrlProblem, type SuppliedCrls } from './supplied-crls.js'
 import { MAX_SENT_CERTIFICATES, type ChainReason, type ChainVerdict, type LeafFacts, type Refusal, type ValidationOutcome } from './types.js'
 import type { ExpiringLru } from '../cache/expiring-lru.js'
 import { errorMessage } from './errors.js'
@@ -45,6 +46,8 @@ export interface ValidateOptions {
   readonly requiredEku: string
   readonly cache?: IntermediateCache | undefined
   readonly revocation?: RevocationSet | undefined
+  /** The library caller's CRLs (validateChain `crls`): every non-anchor certificate's status must be decided by them. */
+  readonly crls?: SuppliedCrls | undefined
 }
 
 const EKU_NAMES: Record<string, string> = { clientAuth: OID.clientAuth, serverAuth: OID.serverAuth }
@@ -288,7 +291,9 @@ function checkPath (path: readonly Certificate[], anchor: Certificate, opts: Val
     if (problem !== undefined) return problem
   }
   const policy = policyProblem([...path].reverse())
-  return policy === undefined ? undefined : refuse('policy_constraints_violated', policy)
+  if (policy !== undefined) return refuse('policy_constraints_violated', policy)
+  // Last: CRL signatures are checked only for a path that is otherwise valid.
+  return suppliedCrlProblem(chain, opts.crls, opts.at)
 }
 
 function issuerProblem (ca: Certificate, who: string, opts: ValidateOptions): Refusal | undefined {

@@ -1,6 +1,7 @@
-// Admin API for revocation: the deny-list (`/revocations/{thumbprint}`) and the CRL held per CA
-// (`/certificates/{name}/crl`). Every change goes through the registry, which announces it to
-// every gateway sharing it; the admin server writes the audit record.
+// Admin API for revocation: the deny-list (`/revocations/{thumbprint}`) and the CRLs held per CA
+// (`/certificates/{name}/crl`: the CA's own, or with `?issuerThumbprint=` the one an intermediate
+// under it signed; `/certificates/{name}/crls` lists them all). Every change goes through the
+// registry, which announces it to every gateway sharing it; the admin server writes the audit record.
 import { caNameProblem } from '../control/ca-service.js'
 import { CrlRefused, crlNumberJson, type CrlService } from '../control/crl-service.js'
 import type { CrlRecord, Registry, RevocationRecord } from '../registry/types.js'
@@ -20,8 +21,8 @@ export function revocationResource (r: RevocationRecord): Record<string, unknown
 }
 
 export function crlResource (c: CrlRecord): Record<string, unknown> {
-  return { issuer: c.issuer, thisUpdate: c.thisUpdate, nextUpdate: c.nextUpdate, crlNumber: crlNumberJson(c.crlNumber), revokedCount: c.revokedCount,
-    updated: c.updatedAt }
+  return { issuer: c.issuer, issuerThumbprint: c.issuerThumbprint, thisUpdate: c.thisUpdate, nextUpdate: c.nextUpdate,
+    crlNumber: crlNumberJson(c.crlNumber), revokedCount: c.revokedCount, updated: c.updatedAt }
 }
 
 function reasonField (body: unknown): string | null {
@@ -57,32 +58,58 @@ export function createRevocationRoutes (deps: RevocationRouteDeps): AdminRoute {
     }
   }
 
+  /** `?issuerThumbprint=<hex>`: a delegated issuer's CRL; absent: the CA's own. */
+  const issuerParam = (req: AdminRequest): string | null => {
+    const raw = req.query.get('issuerThumbprint')
+    if (raw === null || raw === '') return null
+    if (!THUMBPRINT.test(raw)) throw new ApiError(400, 'invalid_thumbprint',
+      'issuerThumbprint is the SHA-256 of the issuing intermediate\'s DER as 64 hex digits')
+    return raw.toLowerCase()
+  }
+  const notHeld = (name: string, issuer: string | null): ApiError =>
+    new ApiError(404, 'crl_not_found', issuer === null ? `no CRL of its own is held for CA "${name}"` : `no CRL signed by ${issuer} is held for CA "${name}"`)
+
   const crl = async (req: AdminRequest, name: string): Promise<AdminResponse> => {
     const problem = caNameProblem(name)
     if (problem !== undefined) throw new ApiError(400, 'invalid_ca_name', problem)
     switch (req.method) {
       case 'GET': {
-        const held = await deps.registry.getCrl(name)
-        if (held === undefined) throw new ApiError(404, 'crl_not_found', `no CRL is held for CA "${name}"`)
+        const issuer = issuerParam(req)
+        const held = await deps.registry.getCrl(name, issuer)
+        if (held === undefined) throw notHeld(name, issuer)
         return { status: 200, body: crlResource(held) }
       }
       case 'PUT': {
-        const b = objectBody(req.body, ['crl'])
-        if (typeof b.crl !== 'string' || b.crl === '') throw new ApiError(400, 'invalid_body', 'send {"crl": "<PEM, or base64 of the DER>"}')
+        const b = objectBody(req.body, ['crl', 'issuerCertificate'])
+        if (typeof b.crl !== 'string' || b.crl === '') throw new ApiError(400, 'invalid_body',
+          'send {"crl": "<PEM, or base64 of the DER>"}, with "issuerCertificate": "<PEM>" when an intermediate under the CA signed it')
+        if (b.issuerCertificate !== undefined && (typeof b.issuerCertificate !== 'string' || b.issuerCertificate === '')) throw new ApiError(400,
+          'invalid_body', 'issuerCertificate is the PEM of the intermediate that signed the CRL (then any intermediates between it and the CA)')
         const text = b.crl
         try {
-          return { status: 200, body: crlResource(await deps.crls.upload(name, text)) }
+          return { status: 200, body: crlResource(await deps.crls.upload(name, text, b.issuerCertificate)) }
         } catch (err) {
           if (err instanceof CrlRefused) throw new ApiError(err.status, err.code, err.message)
           throw err
         }
       }
-      case 'DELETE':
-        if (!await deps.registry.deleteCrl(name)) throw new ApiError(404, 'crl_not_found', `no CRL is held for CA "${name}"`)
+      case 'DELETE': {
+        const issuer = issuerParam(req)
+        if (!await deps.registry.deleteCrl(name, issuer)) throw notHeld(name, issuer)
         return { status: 204 }
+      }
       default:
         throw new ApiError(405, 'method_not_allowed', `${req.method} is not allowed on /certificates/{name}/crl; use GET, PUT or DELETE`)
     }
+  }
+
+  const crlList = async (req: AdminRequest, name: string): Promise<AdminResponse> => {
+    const problem = caNameProblem(name)
+    if (problem !== undefined) throw new ApiError(400, 'invalid_ca_name', problem)
+    if (req.method !== 'GET') throw new ApiError(405, 'method_not_allowed', `${req.method} is not allowed on /certificates/{name}/crls; use GET`)
+    if (await deps.registry.getCa(name) === undefined) throw new ApiError(404, 'ca_not_found', `no CA certificate named "${name}"`)
+    const held = (await deps.registry.listCrls()).filter((c) => c.caName === name)
+    return { status: 200, body: { value: held.map(crlResource) } }
   }
 
   return async (req) => {
@@ -92,9 +119,9 @@ export function createRevocationRoutes (deps: RevocationRouteDeps): AdminRoute {
     }
     const thumbprint = pathParam(req.path, '/revocations/')
     if (thumbprint !== undefined) return await denyEntry(req, thumbprint)
-    const m = /^\/certificates\/([^/]+)\/crl$/.exec(req.path)
+    const m = /^\/certificates\/([^/]+)\/(crls?)$/.exec(req.path)
     if (m === null) return undefined
     const name = pathParam(`/certificates/${m[1] ?? ''}`, '/certificates/') ?? ''
-    return await crl(req, name)
+    return m[2] === 'crls' ? await crlList(req, name) : await crl(req, name)
   }
 }

@@ -72,7 +72,7 @@ export function startCrlFetcher (deps: CrlFetcherDeps): CrlFetcher {
         return true
       } catch (err) {
         // A CRL older than the one held (another gateway or an upload got a newer one) is no failure.
-        if (err instanceof CrlRefused && err.code === 'crl_stale' && /is newer/.test(err.message)) {
+        if (err instanceof CrlRefused && err.code === 'crl_older_than_held') {
           deps.onFetched(ca.name, 'unchanged', url)
           return true
         }

@@ -7,7 +7,7 @@ import { parseCrl } from '../../workers/crl.js'
 import { EMPTY_REVOCATION, buildRevocationSet, revokedPathCert, type RevocationSet } from '../../workers/revocation.js'
 import type { RevocationData } from '../../workers/types.js'
 import type { LiveConnections, LiveEntry } from './live-connections.js'
-import type { Registry } from '../registry/types.js'
+import type { CrlRecord, Registry } from '../registry/types.js'
 import type { Identity } from '../auth/authenticate.js'
 import type { RevocationInForce } from '../metrics.js'
 
@@ -33,6 +33,15 @@ export interface CertificateRevocation {
 type CrlEntry = RevocationData['crls'][number]
 type CrlTimes = RevocationInForce['crls'][number]
 
+const crlKey = (c: CrlRecord): string => `${c.caName}\u0000${c.issuerThumbprint ?? ''}`
+
+/** How a refusal's detail names the CRL ("the CRL of <source>"): the CA, or for a delegated issuer, which intermediate under which CA. */
+function crlSource (c: CrlRecord): string {
+  if (c.issuerThumbprint === null) return `CA "${c.caName}"`
+  const cn = /(?:^|, )CN=([^,]*)/.exec(c.issuer)?.[1] ?? c.issuer
+  return `intermediate "${cn}" (thumbprint ${c.issuerThumbprint}) under CA "${c.caName}"`
+}
+
 export function createCertificateRevocation (deps: CertificateRevocationDeps): CertificateRevocation {
   let set: RevocationSet = buildRevocationSet(EMPTY_REVOCATION)
   const parsed = new Map<string, { readonly version: string, readonly entry: CrlEntry }>()
@@ -48,13 +57,14 @@ export function createCertificateRevocation (deps: CertificateRevocationDeps): C
     for (const crl of crls) {
       // A CRL checked against a CA certificate since replaced speaks for a key no longer registered.
       if (caThumbprints.get(crl.caName) !== crl.caThumbprint) continue
+      const key = crlKey(crl)
       const version = `${crl.caThumbprint}/${crl.updatedAt}/${crl.crlNumber ?? ''}/${crl.der.length}`
-      let hit = parsed.get(crl.caName)
+      let hit = parsed.get(key)
       if (hit?.version !== version) {
         try {
           const c = parseCrl(crl.der)
-          hit = { version, entry: { source: crl.caName, issuer: c.issuerKey, serials: c.serials } }
-          parsed.set(crl.caName, hit)
+          hit = { version, entry: { source: crlSource(crl), issuer: c.issuerKey, serials: c.serials } }
+          parsed.set(key, hit)
         } catch (err) {
           deps.onBadCrl(crl.caName, err as Error)
           continue
@@ -65,7 +75,8 @@ export function createCertificateRevocation (deps: CertificateRevocationDeps): C
         nextUpdate: crl.nextUpdate === null ? undefined : Date.parse(crl.nextUpdate), revoked: crl.revokedCount })
     }
     inForce = { denied: denied.length, crls: times }
-    for (const name of parsed.keys()) if (!crls.some((c) => c.caName === name)) parsed.delete(name)
+    const held = new Set(crls.map(crlKey))
+    for (const key of parsed.keys()) if (!held.has(key)) parsed.delete(key)
     return { denied: denied.map((r) => r.thumbprint), crls: entries }
   }
 

@@ -10,9 +10,11 @@ export type RevocationQueries = Pick<Registry, 'listRevocations' | 'putRevocatio
 // xmax = 0 only for a freshly inserted row: tells created from replaced in one statement.
 const UPSERT_REVOCATION = 'INSERT INTO revocations VALUES ($1, $2, $3, $3) ON CONFLICT (thumbprint) DO UPDATE SET ' +
   'reason = excluded.reason, updated_at = excluded.updated_at RETURNING *, (xmax = 0) AS inserted'
-const UPSERT_CRL = 'INSERT INTO crls VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (ca_name) DO UPDATE SET ' +
+const UPSERT_CRL = 'INSERT INTO crls (ca_name, ca_thumbprint, crl, issuer, this_update, next_update, crl_number, revoked_count, updated_at, ' +
+  'issuer_thumbprint, issuer_certificate) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (ca_name, issuer_thumbprint) DO UPDATE SET ' +
   'ca_thumbprint = excluded.ca_thumbprint, crl = excluded.crl, issuer = excluded.issuer, this_update = excluded.this_update, ' +
-  'next_update = excluded.next_update, crl_number = excluded.crl_number, revoked_count = excluded.revoked_count, updated_at = excluded.updated_at RETURNING *'
+  'next_update = excluded.next_update, crl_number = excluded.crl_number, revoked_count = excluded.revoked_count, ' +
+  'updated_at = excluded.updated_at, issuer_certificate = excluded.issuer_certificate RETURNING *'
 
 export function revocationQueries ({ read, tx }: PostgresAccess): RevocationQueries {
   return {
@@ -25,21 +27,27 @@ export function revocationQueries ({ read, tx }: PostgresAccess): RevocationQuer
       const deleted = await touched(c, 'DELETE FROM revocations WHERE thumbprint = $1', [thumbprint])
       return { result: deleted, changes: deleted ? [{ kind: 'revocation' }] : [] }
     }),
-    getCrl: async (name) => { const [r] = await read<CrlRow>('SELECT * FROM crls WHERE ca_name = $1', [name]); return r === undefined ? undefined : toCrl(r) },
-    listCrls: async () => (await read<CrlRow>('SELECT * FROM crls ORDER BY ca_name')).map(toCrl),
+    getCrl: async (name, issuer) => {
+      const [r] = await read<CrlRow>('SELECT * FROM crls WHERE ca_name = $1 AND issuer_thumbprint = $2', [name, issuer ?? ''])
+      return r === undefined ? undefined : toCrl(r)
+    },
+    listCrls: async () => (await read<CrlRow>('SELECT * FROM crls ORDER BY ca_name, issuer_thumbprint')).map(toCrl),
     putCrl: async (crl) => await tx<Awaited<ReturnType<Registry['putCrl']>>>(async (c) => {
       const ca = await one<CaRow>(c, 'SELECT * FROM cas WHERE name = $1 FOR UPDATE', [crl.caName])
       if (ca?.thumbprint !== crl.caThumbprint) return { result: 'ca_changed' as const, changes: [] }
-      const held = await one<CrlRow>(c, 'SELECT * FROM crls WHERE ca_name = $1 FOR UPDATE', [crl.caName])
+      const issuer = crl.issuerThumbprint ?? ''
+      const held = await one<CrlRow>(c, 'SELECT * FROM crls WHERE ca_name = $1 AND issuer_thumbprint = $2 FOR UPDATE', [crl.caName, issuer])
       const older = held !== undefined && held.ca_thumbprint === crl.caThumbprint &&
         isOlderCrl(crl, { crlNumber: held.crl_number, thisUpdate: held.this_update })
       if (older) return { result: 'stale' as const, changes: [] }
-      const row = await one<CrlRow>(c, UPSERT_CRL,
-        [crl.caName, crl.caThumbprint, Buffer.from(crl.der), crl.issuer, crl.thisUpdate, crl.nextUpdate, crl.crlNumber, crl.revokedCount, nowIso()])
+      const row = await one<CrlRow>(c, UPSERT_CRL, [
+        crl.caName, crl.caThumbprint, Buffer.from(crl.der), crl.issuer, crl.thisUpdate, crl.nextUpdate, crl.crlNumber, crl.revokedCount, nowIso(),
+        issuer, crl.issuerCertificateDer === null ? null : Buffer.from(crl.issuerCertificateDer)
+      ])
       return { result: toCrl(row as CrlRow), changes: [{ kind: 'revocation' }] }
     }),
-    deleteCrl: async (name) => await tx(async (c) => {
-      const deleted = await touched(c, 'DELETE FROM crls WHERE ca_name = $1', [name])
+    deleteCrl: async (name, issuer) => await tx(async (c) => {
+      const deleted = await touched(c, 'DELETE FROM crls WHERE ca_name = $1 AND issuer_thumbprint = $2', [name, issuer ?? ''])
       return { result: deleted, changes: deleted ? [{ kind: 'revocation' }] : [] }
     })
   }

@@ -81,7 +81,13 @@ const MIGRATIONS: readonly string[] = [
      etag TEXT NOT NULL,
      created_at TEXT NOT NULL,
      updated_at TEXT NOT NULL
-   );`
+   );`,
+  // 4: reserved for the per-CA settings (crlUrls, OCSP) of a parallel branch; on merge, theirs goes here.
+  'SELECT 1;',
+  // 5: CRLs per (CA, issuer): besides the CA's own (issuer_thumbprint ''), one per intermediate under
+  // it that signs CRLs for the certificates it issued (RFC 5280 §6.3.3 (f)).
+  `ALTER TABLE crls ADD COLUMN issuer_thumbprint TEXT COLLATE "C" NOT NULL DEFAULT '', ADD COLUMN issuer_certificate BYTEA;
+   ALTER TABLE crls DROP CONSTRAINT crls_pkey, ADD PRIMARY KEY (ca_name, issuer_thumbprint);`
 ]
 
 export interface DeviceRow {
@@ -96,13 +102,14 @@ export interface CaRow {
 
 export interface RevocationRow { thumbprint: string, reason: string | null, created_at: string, updated_at: string }
 export interface CrlRow {
-  ca_name: string, ca_thumbprint: string, crl: Buffer, issuer: string, this_update: string, next_update: string | null,
+  ca_name: string, issuer_thumbprint: string, issuer_certificate: Buffer | null, ca_thumbprint: string, crl: Buffer, issuer: string, this_update: string, next_update: string | null,
   crl_number: string | null, revoked_count: number, updated_at: string
 }
 
 export const toRevocation = (r: RevocationRow): RevocationRecord => ({ thumbprint: r.thumbprint, reason: r.reason, createdAt: r.created_at, updatedAt: r.updated_at })
 export const toCrl = (r: CrlRow): CrlRecord => ({
-  caName: r.ca_name, caThumbprint: r.ca_thumbprint, der: new Uint8Array(r.crl), issuer: r.issuer, thisUpdate: r.this_update,
+  caName: r.ca_name, caThumbprint: r.ca_thumbprint, issuerThumbprint: r.issuer_thumbprint === '' ? null : r.issuer_thumbprint,
+  issuerCertificateDer: r.issuer_certificate === null ? null : new Uint8Array(r.issuer_certificate), der: new Uint8Array(r.crl), issuer: r.issuer, thisUpdate: r.this_update,
   nextUpdate: r.next_update, crlNumber: r.crl_number, revokedCount: r.revoked_count, updatedAt: r.updated_at
 })
 

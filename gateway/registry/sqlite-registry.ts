@@ -71,7 +71,30 @@ const MIGRATIONS: readonly string[] = [
      etag TEXT NOT NULL,
      created_at TEXT NOT NULL,
      updated_at TEXT NOT NULL
-   ) WITHOUT ROWID;`
+   ) WITHOUT ROWID;`,
+  // 4: reserved for the per-CA settings (crlUrls, OCSP) of a parallel branch; on merge, theirs goes here.
+  'SELECT 1;',
+  // 5: CRLs per (CA, issuer): besides the CA's own (issuer_thumbprint ''), one per intermediate under
+  // it that signs CRLs for the certificates it issued (RFC 5280 §6.3.3 (f)). SQLite cannot change a
+  // primary key in place: the table is rebuilt.
+  `CREATE TABLE crls_by_issuer (
+     ca_name TEXT NOT NULL REFERENCES cas (name) ON DELETE CASCADE,
+     issuer_thumbprint TEXT NOT NULL DEFAULT '',
+     issuer_certificate BLOB,
+     ca_thumbprint TEXT NOT NULL,
+     crl BLOB NOT NULL,
+     issuer TEXT NOT NULL,
+     this_update TEXT NOT NULL,
+     next_update TEXT,
+     crl_number TEXT,
+     revoked_count INTEGER NOT NULL,
+     updated_at TEXT NOT NULL,
+     PRIMARY KEY (ca_name, issuer_thumbprint)
+   ) WITHOUT ROWID;
+   INSERT INTO crls_by_issuer (ca_name, ca_thumbprint, crl, issuer, this_update, next_update, crl_number, revoked_count, updated_at)
+     SELECT ca_name, ca_thumbprint, crl, issuer, this_update, next_update, crl_number, revoked_count, updated_at FROM crls;
+   DROP TABLE crls;
+   ALTER TABLE crls_by_issuer RENAME TO crls;`
 ]
 
 interface DeviceRow {
@@ -87,13 +110,14 @@ interface CaRow {
 
 interface RevocationRow { thumbprint: string, reason: string | null, created_at: string, updated_at: string }
 interface CrlRow {
-  ca_name: string, ca_thumbprint: string, crl: Buffer, issuer: string, this_update: string, next_update: string | null,
+  ca_name: string, issuer_thumbprint: string, issuer_certificate: Buffer | null, ca_thumbprint: string, crl: Buffer, issuer: string, this_update: string, next_update: string | null,
   crl_number: string | null, revoked_count: number, updated_at: string
 }
 
 const toRevocation = (r: RevocationRow): RevocationRecord => ({ thumbprint: r.thumbprint, reason: r.reason, createdAt: r.created_at, updatedAt: r.updated_at })
 const toCrl = (r: CrlRow): CrlRecord => ({
-  caName: r.ca_name, caThumbprint: r.ca_thumbprint, der: new Uint8Array(r.crl), issuer: r.issuer, thisUpdate: r.this_update,
+  caName: r.ca_name, caThumbprint: r.ca_thumbprint, issuerThumbprint: r.issuer_thumbprint === '' ? null : r.issuer_thumbprint,
+  issuerCertificateDer: r.issuer_certificate === null ? null : new Uint8Array(r.issuer_certificate), der: new Uint8Array(r.crl), issuer: r.issuer, thisUpdate: r.this_update,
   nextUpdate: r.next_update, crlNumber: r.crl_number, revokedCount: r.revoked_count, updatedAt: r.updated_at
 })
 
@@ -173,12 +197,13 @@ export function openSqliteRegistry (file: string): Registry {
     getRevocation: db.prepare<[string], RevocationRow>('SELECT * FROM revocations WHERE thumbprint = ?'),
     upsertRevocation: db.prepare('INSERT INTO revocations VALUES (@thumbprint, @reason, @now, @now) ON CONFLICT (thumbprint) DO UPDATE SET reason = excluded.reason, updated_at = excluded.updated_at'),
     deleteRevocation: db.prepare<[string]>('DELETE FROM revocations WHERE thumbprint = ?'),
-    getCrl: db.prepare<[string], CrlRow>('SELECT * FROM crls WHERE ca_name = ?'),
-    listCrls: db.prepare<[], CrlRow>('SELECT * FROM crls ORDER BY ca_name'),
-    upsertCrl: db.prepare('INSERT INTO crls VALUES (@ca_name, @ca_thumbprint, @crl, @issuer, @this_update, @next_update, @crl_number, @revoked_count, @updated_at) ' +
-      'ON CONFLICT (ca_name) DO UPDATE SET ca_thumbprint = excluded.ca_thumbprint, crl = excluded.crl, issuer = excluded.issuer, this_update = excluded.this_update, ' +
+    getCrl: db.prepare<[string, string], CrlRow>('SELECT * FROM crls WHERE ca_name = ? AND issuer_thumbprint = ?'),
+    listCrls: db.prepare<[], CrlRow>('SELECT * FROM crls ORDER BY ca_name, issuer_thumbprint'),
+    upsertCrl: db.prepare('INSERT INTO crls (ca_name, issuer_thumbprint, issuer_certificate, ca_thumbprint, crl, issuer, this_update, next_update, crl_number, revoked_count, updated_at) ' +
+      'VALUES (@ca_name, @issuer_thumbprint, @issuer_certificate, @ca_thumbprint, @crl, @issuer, @this_update, @next_update, @crl_number, @revoked_count, @updated_at) ' +
+      'ON CONFLICT (ca_name, issuer_thumbprint) DO UPDATE SET issuer_certificate = excluded.issuer_certificate, ca_thumbprint = excluded.ca_thumbprint, crl = excluded.crl, issuer = excluded.issuer, this_update = excluded.this_update, ' +
       'next_update = excluded.next_update, crl_number = excluded.crl_number, revoked_count = excluded.revoked_count, updated_at = excluded.updated_at'),
-    deleteCrl: db.prepare<[string]>('DELETE FROM crls WHERE ca_name = ?')
+    deleteCrl: db.prepare<[string, string]>('DELETE FROM crls WHERE ca_name = ? AND issuer_thumbprint = ?')
   }
 
   const deviceRow = (d: DeviceInput, existing: DeviceRow | undefined, now: string): DeviceRow => ({
@@ -274,10 +299,11 @@ export function openSqliteRegistry (file: string): Registry {
   })
   const putCrl = db.transaction((crl: CrlInput): CrlRecord | 'stale' | 'ca_changed' => {
     if (q.getCa.get(crl.caName)?.thumbprint !== crl.caThumbprint) return 'ca_changed'
-    const held = q.getCrl.get(crl.caName)
+    const held = q.getCrl.get(crl.caName, crl.issuerThumbprint ?? '')
     if (held !== undefined && held.ca_thumbprint === crl.caThumbprint && isOlderCrl(crl, { crlNumber: held.crl_number, thisUpdate: held.this_update })) return 'stale'
     const row: CrlRow = {
-      ca_name: crl.caName, ca_thumbprint: crl.caThumbprint, crl: Buffer.from(crl.der), issuer: crl.issuer, this_update: crl.thisUpdate,
+      ca_name: crl.caName, issuer_thumbprint: crl.issuerThumbprint ?? '', issuer_certificate: crl.issuerCertificateDer === null ? null : Buffer.from(crl.issuerCertificateDer),
+      ca_thumbprint: crl.caThumbprint, crl: Buffer.from(crl.der), issuer: crl.issuer, this_update: crl.thisUpdate,
       next_update: crl.nextUpdate, crl_number: crl.crlNumber, revoked_count: crl.revokedCount, updated_at: nowIso()
     }
     q.upsertCrl.run(row)
@@ -337,10 +363,10 @@ export function openSqliteRegistry (file: string): Registry {
     listRevocations: async () => q.listRevocations.all().map(toRevocation),
     putRevocation: async (thumbprint, reason) => { const r = putRevocation(thumbprint, reason); emit({ kind: 'revocation' }); return r },
     deleteRevocation: async (thumbprint) => { const r = q.deleteRevocation.run(thumbprint).changes > 0; if (r) emit({ kind: 'revocation' }); return r },
-    getCrl: async (name) => { const r = q.getCrl.get(name); return r === undefined ? undefined : toCrl(r) },
+    getCrl: async (name, issuer) => { const r = q.getCrl.get(name, issuer ?? ''); return r === undefined ? undefined : toCrl(r) },
     listCrls: async () => q.listCrls.all().map(toCrl),
     putCrl: async (crl) => { const r = putCrl(crl); if (typeof r === 'object') emit({ kind: 'revocation' }); return r },
-    deleteCrl: async (name) => { const r = q.deleteCrl.run(name).changes > 0; if (r) emit({ kind: 'revocation' }); return r },
+    deleteCrl: async (name, issuer) => { const r = q.deleteCrl.run(name, issuer ?? '').changes > 0; if (r) emit({ kind: 'revocation' }); return r },
     onChange: (listener) => { events.on('change', listener); return () => events.off('change', listener) },
     close: async () => { db.close() }
   }

@@ -78,11 +78,18 @@ export interface RevocationRecord {
   readonly updatedAt: string
 }
 
-/** The CRL held for one registered CA (checked against that CA before it is stored). */
+/**
+ * A CRL held for one registered CA (checked against that CA before it is stored): the CA's own, or
+ * one signed by an intermediate under it (a delegated CRL issuer, RFC 5280 §6.3.3 (f)), one per issuer.
+ */
 export interface CrlRecord {
   readonly caName: string
   /** Thumbprint of the CA certificate the CRL was checked against: a replaced CA does not inherit it. */
   readonly caThumbprint: string
+  /** SHA-256 of the intermediate that signed it; null for the CA's own CRL. */
+  readonly issuerThumbprint: string | null
+  /** That intermediate's DER (null for the CA's own CRL). */
+  readonly issuerCertificateDer: Uint8Array | null
   readonly der: Uint8Array
   readonly issuer: string
   readonly thisUpdate: string
@@ -154,14 +161,17 @@ export interface Registry {
   listRevocations: () => Promise<readonly RevocationRecord[]>
   putRevocation: (thumbprint: string, reason: string | null) => Promise<{ record: RevocationRecord, created: boolean }>
   deleteRevocation: (thumbprint: string) => Promise<boolean>
-  getCrl: (caName: string) => Promise<CrlRecord | undefined>
+  /** The CA's own CRL, or (with `issuerThumbprint`) the one that intermediate under it signed. */
+  getCrl: (caName: string, issuerThumbprint?: string | null) => Promise<CrlRecord | undefined>
+  /** Every CRL held, for every CA and issuer. */
   listCrls: () => Promise<readonly CrlRecord[]>
   /**
    * Stores the CRL if, atomically, the CA is still the certificate it was checked against and the
-   * CRL's number is not lower than the one held; otherwise says which.
+   * CRL's number is not lower than the one held for the same (CA, issuer); otherwise says which.
    */
   putCrl: (crl: CrlInput) => Promise<CrlRecord | 'stale' | 'ca_changed'>
-  deleteCrl: (caName: string) => Promise<boolean>
+  /** Drops the CA's own CRL, or (with `issuerThumbprint`) that intermediate's. */
+  deleteCrl: (caName: string, issuerThumbprint?: string | null) => Promise<boolean>
 
   onChange: (listener: (change: RegistryChange) => void) => () => void
   close: () => Promise<void>

@@ -11,8 +11,8 @@ import { OUTCOMES, loadCases, runCase, type Graded, type Outcome } from './suppo
 
 const SOURCE = new URL('../../../workers/test/', import.meta.url)
 const SUITES = ['limbo-native', 'pkits'] as const
-/** Flip when validateChain takes `crls` (the revocation issue): has-crl cases are then graded. */
-const CRLS_SUPPORTED = false
+/** validateChain takes `crls` (docs/validation.md#revocation-from-supplied-crls): has-crl cases are graded. */
+const CRLS_SUPPORTED = true
 
 interface Expectation { readonly outcome: Outcome, readonly why: string }
 

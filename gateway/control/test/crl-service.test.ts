@@ -29,7 +29,7 @@ test('an openssl CRL is read by the DER reader and checked against its CA', asyn
   assert.equal(checkCrlIssuer(crl, parseCertificate(other.der)).result, 'crl_bad_signature')
   assert.equal(checkCrlIssuer(crl, parseCertificate(leaf.der)).result, 'crl_issuer_mismatch')
 
-  const set = buildRevocationSet({ denied: [], crls: [{ source: 'unit', issuer: crl.issuerKey, serials: crl.serials }] })
+  const set = buildRevocationSet({ denied: [], crls: [{ source: 'CA "unit"', issuer: crl.issuerKey, serials: crl.serials }] })
   const revoked = revocationProblem([parseCertificate(leaf.der), parseCertificate(ca.der)], set)
   assert.equal(revoked?.reason, 'cert_revoked')
   assert.match(revoked.detail, /device certificate with serial .* CRL of CA "unit"/)
@@ -62,8 +62,8 @@ test('a 100,000-entry CRL from openssl is parsed, stored and looked up by serial
       const stored = await createCrlService(registry).upload('big', pem)
       assert.equal(stored.revokedCount, 100_000)
       const crl = parseCrl((await registry.getCrl('big'))?.der ?? new Uint8Array())
-      const set = buildRevocationSet({ denied: [], crls: [{ source: 'big', issuer: crl.issuerKey, serials: crl.serials }] })
-      assert.equal(set.byIssuer.get(crl.issuerKey)?.serials.size, 100_000)
+      const set = buildRevocationSet({ denied: [], crls: [{ source: 'CA "big"', issuer: crl.issuerKey, serials: crl.serials }] })
+      assert.equal(set.byIssuer.get(crl.issuerKey)?.[0]?.serials.size, 100_000)
       assert.equal(revocationProblem([parseCertificate(leaf.der), c], set)?.reason, 'cert_revoked')
     } finally {
       await registry.close()

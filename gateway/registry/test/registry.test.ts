@@ -15,7 +15,7 @@ import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { openSqliteRegistry } from '../sqlite-registry.js'
 import { openPostgresRegistry } from '../postgres-registry.js'
-import { PreconditionFailed, type DeviceInput, type DeviceStatus, type Registry, type RegistryChange } from '../types.js'
+import { PreconditionFailed, type CrlInput, type DeviceInput, type DeviceStatus, type Registry, type RegistryChange } from '../types.js'
 import { issue, type Issued } from '../../pki/issue.js'
 import { startPostgres, type Postgres } from '../../test/support/postgres.js'
 
@@ -42,6 +42,8 @@ interface Backend {
   open: (location: string) => Promise<Registry>
   setSchemaVersion: (location: string, version: number) => Promise<void>
   schemaVersion: (location: string) => Promise<number>
+  /** Puts the crls table back in its schema-3 shape (one CRL per CA), rows kept, and the version at 3. */
+  downgradeCrlsToV3: (location: string) => Promise<void>
   /** A registry on a fresh store, closed when the test ends. */
   fresh: (t: TestContext) => Promise<Registry>
 }
@@ -64,7 +66,19 @@ const sqlite = backend({
   newLocation: async () => join(dir, `registry-${++storeNo}.db`),
   open: async (file) => openSqliteRegistry(file),
   setSchemaVersion: async (file, version) => { const db = new Database(file); db.pragma(`user_version = ${version}`); db.close() },
-  schemaVersion: async (file) => { const db = new Database(file); try { return db.pragma('user_version', { simple: true }) as number } finally { db.close() } }
+  schemaVersion: async (file) => { const db = new Database(file); try { return db.pragma('user_version', { simple: true }) as number } finally { db.close() } },
+  downgradeCrlsToV3: async (file) => {
+    const db = new Database(file)
+    try {
+      db.exec(`CREATE TABLE crls_v3 (ca_name TEXT PRIMARY KEY REFERENCES cas (name) ON DELETE CASCADE, ca_thumbprint TEXT NOT NULL, crl BLOB NOT NULL,
+                 issuer TEXT NOT NULL, this_update TEXT NOT NULL, next_update TEXT, crl_number TEXT, revoked_count INTEGER NOT NULL, updated_at TEXT NOT NULL) WITHOUT ROWID;
+               INSERT INTO crls_v3 SELECT ca_name, ca_thumbprint, crl, issuer, this_update, next_update, crl_number, revoked_count, updated_at FROM crls;
+               DROP TABLE crls; ALTER TABLE crls_v3 RENAME TO crls;`)
+      db.pragma('user_version = 3')
+    } finally {
+      db.close()
+    }
+  }
 })
 const postgres = backend({
   name: 'postgres',
@@ -77,7 +91,12 @@ const postgres = backend({
     await (pg as Postgres).query(db, 'DELETE FROM certgate_schema')
     await (pg as Postgres).query(db, 'INSERT INTO certgate_schema VALUES ($1)', [version])
   },
-  schemaVersion: async (url) => (await (pg as Postgres).query<{ version: number }>(new URL(url).pathname.slice(1), 'SELECT version FROM certgate_schema'))[0]?.version ?? 0
+  schemaVersion: async (url) => (await (pg as Postgres).query<{ version: number }>(new URL(url).pathname.slice(1), 'SELECT version FROM certgate_schema'))[0]?.version ?? 0,
+  downgradeCrlsToV3: async (url) => {
+    const db = new URL(url).pathname.slice(1)
+    await (pg as Postgres).query(db, 'ALTER TABLE crls DROP CONSTRAINT crls_pkey, DROP COLUMN issuer_thumbprint, DROP COLUMN issuer_certificate, ADD PRIMARY KEY (ca_name)')
+    await (pg as Postgres).query(db, 'UPDATE certgate_schema SET version = 3')
+  }
 })
 
 function device (deviceId: string, status: DeviceStatus = 'enabled', more: Partial<DeviceInput> = {}): DeviceInput {
@@ -431,12 +450,67 @@ for (const backend of [sqlite, postgres]) describe(backend.name, () => {
     }
   })
 
+  test('CRLs are held per (CA, issuer): the CA\'s own and one per delegated intermediate, each ordered, listed and dropped on its own', async (t) => {
+    const r = await backend.fresh(t)
+    const root = await issue({ cn: 'crl registry root', ca: true })
+    await r.putCa(caInput('root', root))
+    const tp = sha256(root.der)
+    const crl = (issuerThumbprint: string | null, crlNumber: string): CrlInput => ({
+      caName: 'root', caThumbprint: tp, issuerThumbprint, issuerCertificateDer: issuerThumbprint === null ? null : new Uint8Array([1, 2, 3]),
+      der: new Uint8Array([0x30, 0]), issuer: issuerThumbprint ?? 'own', thisUpdate: new Date().toISOString(), nextUpdate: null, crlNumber, revokedCount: 0
+    })
+    const a = 'a'.repeat(64)
+    const b = 'b'.repeat(64)
+    assert.equal(typeof await r.putCrl(crl(null, '5')), 'object')
+    const delegated = await r.putCrl(crl(a, '2'))
+    assert.ok(typeof delegated === 'object')
+    assert.equal(delegated.issuerThumbprint, a)
+    assert.deepEqual(delegated.issuerCertificateDer, new Uint8Array([1, 2, 3]))
+    assert.equal(typeof await r.putCrl(crl(b, '1')), 'object')
+    // Numbers are compared per issuer: 2 < 5 (the CA's own) is no reason to refuse intermediate a's.
+    assert.equal(await r.putCrl(crl(a, '1')), 'stale')
+    assert.equal(typeof await r.putCrl(crl(a, '3')), 'object')
+    assert.equal((await r.getCrl('root'))?.crlNumber, '5')
+    assert.equal((await r.getCrl('root', a))?.crlNumber, '3')
+    assert.deepEqual((await r.listCrls()).map((c) => [c.issuerThumbprint, c.crlNumber]), [[null, '5'], [a, '3'], [b, '1']])
+    assert.equal(await r.deleteCrl('root', a), true)
+    assert.equal(await r.deleteCrl('root', a), false)
+    assert.equal(await r.getCrl('root', a), undefined)
+    assert.deepEqual((await r.listCrls()).map((c) => c.issuerThumbprint), [null, b])
+    assert.equal(await r.deleteCrl('root'), true)
+    assert.deepEqual((await r.listCrls()).map((c) => c.issuerThumbprint), [b])
+    // The CA goes: its delegated CRLs go with it.
+    assert.equal(await r.deleteCa('root'), true)
+    assert.deepEqual(await r.listCrls(), [])
+  })
+
+  test('a schema-3 store (one CRL per CA) migrates to CRLs per (CA, issuer): the CA\'s CRL is kept as its own', async () => {
+    const location = await backend.newLocation()
+    const r1 = await backend.open(location)
+    await r1.putCa(caInput('root', caA))
+    const held = await r1.putCrl({
+      caName: 'root', caThumbprint: sha256(caA.der), issuerThumbprint: null, issuerCertificateDer: null, der: new Uint8Array([0x30, 0]),
+      issuer: 'O=certgate, CN=root', thisUpdate: new Date().toISOString(), nextUpdate: null, crlNumber: '4', revokedCount: 0
+    })
+    await r1.close()
+    await backend.downgradeCrlsToV3(location)
+    assert.equal(await backend.schemaVersion(location), 3)
+    const r2 = await backend.open(location)
+    try {
+      assert.equal(await backend.schemaVersion(location), 5)
+      assert.deepEqual(await r2.getCrl('root'), held)
+      assert.equal(await r2.putCrl({ ...(held as CrlInput), crlNumber: '3' }), 'stale')
+    } finally {
+      await r2.close()
+    }
+  })
+
   test('a database at a newer schema version is refused with a clear error', async () => {
     const location = await backend.newLocation()
     const r = await backend.open(location)
     await r.putDevice(device('dev-1'))
     await r.close()
-    assert.equal(await backend.schemaVersion(location), 3, 'opening migrates to schema version 3')
+    assert.equal(await backend.schemaVersion(location), 5, 'opening migrates to schema version 5')
     await backend.setSchemaVersion(location, 99)
 
     await assert.rejects(backend.open(location), (err: unknown) => {

@@ -2,7 +2,7 @@
 // CA certificate (a plain node http server on loopback), with no admin call: a CRL revoking a
 // connected device closes it. A distribution point answering garbage, never answering (timeout)
 // or sending more than the size cap changes nothing (the held CRL stays, the device stays
-// connected) and counts `failed`; re-fetching the held CRL counts `unchanged`.
+// connected) and counts `failed`; re-fetching the held CRL, or an older one, counts `unchanged`.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import http from 'node:http'
@@ -89,4 +89,20 @@ test('a CRL fetched from the CA certificate\'s distribution point closes a revok
   assert.equal((await h.gw.registry.getCrl('fetched'))?.crlNumber, '2')
   assert.ok(await fetchCount('updated') > updatedBefore)
   c.end(true)
+
+  // An older CRL than the one held (say a stale mirror) is refused by the service as
+  // crl_older_than_held, which the fetcher counts as unchanged, not failed; the held one stays.
+  const [unchangedBefore, failedBefore] = [await fetchCount('unchanged'), await fetchCount('failed')]
+  let servedOld = (): void => {}
+  const served = new Promise<void>((resolve) => { servedOld = resolve })
+  serve = (res) => { res.writeHead(200, { 'content-type': 'application/x-pem-file' }).end(empty); servedOld() }
+  await served
+  // Set before the fetcher reads the answer (the continuation runs before the socket's next read),
+  // so the next fetch outcome logged is this fetch's.
+  from = h.logs.length
+  const outcome = await logAfter(from, (l) => l.event === 'crl_fetched' || l.event === 'crl_fetch_failed')
+  assert.equal((outcome as { outcome?: string }).outcome, 'unchanged', JSON.stringify(outcome))
+  assert.ok(await fetchCount('unchanged') > unchangedBefore)
+  assert.equal(await fetchCount('failed'), failedBefore)
+  assert.equal((await h.gw.registry.getCrl('fetched'))?.crlNumber, '2')
 })

@@ -1,7 +1,8 @@
 // What this proves: revocation is fleet-wide. Two gateways share one PostgreSQL registry (a real
 // throwaway cluster); a device connected to gateway B is closed within a second of gateway A
 // answering a deny-list entry, and another one within a second of A accepting a CRL (made with
-// `openssl ca -gencrl`) that revokes it; both are refused by B afterwards with `cert_revoked`.
+// `openssl ca -gencrl`) that revokes it — the CA's own, or an intermediate's uploaded for the root
+// above it (a delegated CRL issuer); they are refused by B afterwards with `cert_revoked`.
 // The change reaches B as a PostgreSQL notification sent in the same transaction as the write.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
@@ -64,4 +65,22 @@ test('a CRL accepted through A closes the device it revokes on B within a second
   assert.match(line.detail ?? '', /CRL of CA "int2"/)
   c.end(true)
   assert.equal((await call(b, 'GET', '/certificates/int2/crl')).body.revokedCount, 1)
+})
+
+test('a CRL of an intermediate, accepted through A for the root above it, closes the device it revokes on B within a second', async () => {
+  await a.addDevice('pg-deleg')
+  const leaf = await issue({ cn: 'pg-deleg', issuer: pki.int2 })
+  const c = await connectToB(leaf)
+  const gone = closed(c, 2000)
+  const crl = await opensslCrl({ ca: pki.int2, revoked: [leaf], crlNumber: 3 })
+  const put = await call(a, 'PUT', '/certificates/root/crl', { crl, issuerCertificate: pki.int2.pem + pki.int1.pem })
+  assert.equal(put.status, 200, JSON.stringify(put.body))
+  const answered = Date.now()
+  await gone
+  assert.ok(Date.now() - answered < 1000, `closed ${Date.now() - answered} ms after A answered`)
+  const line = await b.waitForLog((l) => l.event === 'closed' && l.deviceId === 'pg-deleg' && l.reason === 'cert_revoked')
+  assert.match(line.detail ?? '', /CRL of intermediate "certgate Intermediate 2" .* under CA "root"/)
+  c.end(true)
+  const listed = await call(b, 'GET', '/certificates/root/crls')
+  assert.deepEqual((listed.body.value as Array<{ issuerThumbprint: string }>).map((x) => x.issuerThumbprint), [sha256Hex(pki.int2.der)])
 })

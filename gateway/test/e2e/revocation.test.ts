@@ -7,7 +7,8 @@
 // CRL revoking an intermediate close the connections relying on them; a CRL signed by another key
 // of the same name, one from another CA, an older one, an expired one, one from the future and
 // garbage are refused with their codes and change nothing (the held CRL stays, a device stays
-// connected); dropping the CRL lets the device back.
+// connected); dropping the CRL lets the device back. A held CRL whose nextUpdate passes stays in
+// force, also across a reload, and the metrics show it overdue.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import type { MqttClient } from 'mqtt'
@@ -157,7 +158,7 @@ test('wrong-key, other-CA, older, expired, future and garbage CRLs are refused w
   const cases: Array<[string, string, string]> = [
     ['wrong key', await opensslCrl({ ca: impostor, revoked: [], crlNumber: 11 }), 'crl_bad_signature'],
     ['another CA', await opensslCrl({ ca: pki.root, crlNumber: 11 }), 'crl_issuer_mismatch'],
-    ['older', await opensslCrl({ ca: issuing, crlNumber: 9 }), 'crl_stale'],
+    ['older', await opensslCrl({ ca: issuing, crlNumber: 9 }), 'crl_older_than_held'],
     ['expired', await opensslCrl({ ca: issuing, crlNumber: 12, thisUpdate: new Date(Date.now() - 3 * hour), nextUpdate: new Date(Date.now() - hour) }), 'crl_stale'],
     ['future', await opensslCrl({ ca: issuing, crlNumber: 12, thisUpdate: new Date(Date.now() + hour), nextUpdate: new Date(Date.now() + 2 * hour) }), 'crl_not_yet_valid'],
     ['garbage', 'this is not a CRL', 'malformed_crl'],
@@ -173,4 +174,34 @@ test('wrong-key, other-CA, older, expired, future and garbage CRLs are refused w
   await roundTrip(c, 'crl/stays')
   await c.endAsync()
   assert.equal((await call('PUT', '/certificates/nosuch/crl', { crl: 'x' })).status, 404)
+})
+
+test('a held CRL whose nextUpdate passes stays in force: the device it lists is still refused, and the metrics show it overdue', async () => {
+  await h.addDevice('crl-lapsed')
+  const leaf = await issue({ cn: 'crl-lapsed', issuer: issuing })
+  // Newer than every CRL the tests above left held; it lapses 3 s after it is made.
+  const crl = await opensslCrl({ ca: issuing, revoked: [leaf], crlNumber: 20, thisUpdate: new Date(Date.now() - 60_000), nextUpdate: new Date(Date.now() + 3000) })
+  const put = await call('PUT', '/certificates/issuing/crl', { crl })
+  assert.equal(put.status, 200, JSON.stringify(put.body))
+  // The event that matters: the gateway itself reports the CRL overdue (bounded wait, polled).
+  const deadline = Date.now() + 10_000
+  let overdue: RegExpExecArray | null = null
+  while (overdue === null && Date.now() < deadline) {
+    const metrics = await (await fetch(`http://127.0.0.1:${h.gw.admin.port}/metrics`)).text()
+    overdue = /^certgate_crl_next_update_seconds\{ca="issuing"\} (-[1-9]\d*)$/m.exec(metrics)
+    if (overdue === null) await new Promise((resolve) => setTimeout(resolve, 200))
+  }
+  assert.ok(overdue !== null, 'certgate_crl_next_update_seconds never went negative')
+  assert.equal((await call('GET', '/certificates/issuing/crl')).body.crlNumber, 20)
+  await refusedAsRevoked('crl-lapsed', leaf, [], /CRL of CA "issuing"/)
+  // Revocation is reloaded from the registry after the CRL lapsed (an unrelated deny-list entry):
+  // the reload keeps it too. The deny-list gauge moving shows the new snapshot is installed.
+  const deniedNow = async (): Promise<number> => Number(/^certgate_denied_certificates (\d+)$/m.exec(await (await fetch(`http://127.0.0.1:${h.gw.admin.port}/metrics`)).text())?.[1])
+  const before = await deniedNow()
+  assert.equal((await call('PUT', `/revocations/${'ab'.repeat(32)}`, {})).status, 201)
+  const until = Date.now() + 5000
+  while (await deniedNow() === before && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 50))
+  assert.equal(await deniedNow(), before + 1)
+  await refusedAsRevoked('crl-lapsed', leaf, [], /CRL of CA "issuing"/)
+  assert.equal((await call('DELETE', `/revocations/${'ab'.repeat(32)}`)).status, 204)
 })

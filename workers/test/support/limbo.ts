@@ -35,7 +35,7 @@ export interface Graded {
 
 /**
  * Features certgate does not implement, so their cases are skipped and counted:
- * - has-crl: revocation is another issue's; flip `crlsSupported` when validateChain takes `crls`.
+ * - has-crl: only when `crlsSupported` is false (validateChain takes `crls`; conformance.test.ts sets it).
  * - max-chain-depth: certgate's depth is a fixed LIMITS.MAX_DEPTH, not an input.
  * - pedantic-public-suffix-wildcard: host-name policy (a public-suffix list), a TLS client's job.
  * - policy-inputs: PKITS cases run with non-default §6.1.1 inputs, which certgate does not take
