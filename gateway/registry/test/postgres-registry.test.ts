@@ -31,7 +31,7 @@ test('two registries on one database hear each other\'s changes once, and their 
   // Opened together: both run the migrations; the advisory lock makes one wait for the other.
   const [a, b] = await Promise.all([openPostgresRegistry({ url }), openPostgresRegistry({ url })])
   t.after(async () => { await a.close(); await b.close() })
-  assert.deepEqual(await pg.query('fleet', 'SELECT version FROM certgate_schema'), [{ version: 3 }])
+  assert.deepEqual(await pg.query('fleet', 'SELECT version FROM certgate_schema'), [{ version: 5 }])
   const seenA: RegistryChange[] = []
   const seenB: RegistryChange[] = []
   a.onChange((c) => { seenA.push(c) })
