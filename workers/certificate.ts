@@ -146,7 +146,9 @@ export function parseCertificate (der: Uint8Array): Certificate {
   const cert = expect(der, 0, der.length, TAG.SEQUENCE, 'Certificate')
   if (cert.end !== der.length) throw new CertificateError('trailing bytes after the certificate')
   const [tbsTlv, outerAlg, sigTlv, extra] = children(der, cert, 4)
-  if (tbsTlv === undefined || outerAlg === undefined || sigTlv === undefined || extra !== undefined) throw new CertificateError('Certificate must have 3 fields')
+  if (tbsTlv === undefined || outerAlg === undefined || sigTlv === undefined || extra !== undefined) {
+    throw new CertificateError('Certificate must have 3 fields')
+  }
   if (tbsTlv.tag !== TAG.SEQUENCE || outerAlg.tag !== TAG.SEQUENCE) throw new CertificateError('bad Certificate structure')
 
   const f = children(der, tbsTlv, 10)
