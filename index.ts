@@ -34,17 +34,21 @@ export async function validateChain (input: ValidateChainInput): Promise<Validat
 function validateChainSync (input: ValidateChainInput): ValidateChainResult {
   try {
     const raw: unknown = input
-    const given = (typeof raw === 'object' && raw !== null ? raw : {}) as { leaf?: unknown, intermediates?: unknown, anchors?: unknown, at?: unknown, requiredEku?: unknown, crls?: unknown }
+    const given = (typeof raw === 'object' && raw !== null ? raw : {}) as { leaf?: unknown, intermediates?: unknown, anchors?: unknown, at?: unknown,
+      requiredEku?: unknown, crls?: unknown }
     if (given.at !== undefined && !(given.at instanceof Date)) return { ok: false, reason: 'invalid_input', detail: 'at must be a Date' }
-    if (given.requiredEku !== undefined && typeof given.requiredEku !== 'string') return { ok: false, reason: 'invalid_input', detail: 'requiredEku must be a string' }
+    if (given.requiredEku !== undefined && typeof given.requiredEku !== 'string') return { ok: false, reason: 'invalid_input',
+      detail: 'requiredEku must be a string' }
     if (!(given.leaf instanceof Uint8Array) || !Array.isArray(given.intermediates) || !Array.isArray(given.anchors)) {
       return { ok: false, reason: 'invalid_input', detail: 'leaf must be a Uint8Array, intermediates and anchors arrays of Uint8Array' }
     }
     const certs: unknown[] = [...(given.intermediates as unknown[]), ...(given.anchors as unknown[])]
     // Array.from visits holes in sparse arrays too (every() would skip them).
-    if (!Array.from(certs).every((c) => c instanceof Uint8Array)) return { ok: false, reason: 'invalid_input', detail: 'every certificate must be a Uint8Array of DER' }
+    if (!Array.from(certs).every((c) => c instanceof Uint8Array)) return { ok: false, reason: 'invalid_input',
+      detail: 'every certificate must be a Uint8Array of DER' }
     const eku = ekuOid(input.requiredEku ?? 'clientAuth')
-    if (eku === undefined) return { ok: false, reason: 'invalid_input', detail: `requiredEku "${input.requiredEku ?? ''}" is not 'clientAuth', 'serverAuth' or a dotted OID` }
+    if (eku === undefined) return { ok: false, reason: 'invalid_input',
+      detail: `requiredEku "${input.requiredEku ?? ''}" is not 'clientAuth', 'serverAuth' or a dotted OID` }
     const at = input.at === undefined ? Date.now() : input.at.getTime()
     if (Number.isNaN(at)) return { ok: false, reason: 'invalid_input', detail: 'at is an invalid Date' }
     let crls: SuppliedCrls | undefined
@@ -52,7 +56,8 @@ function validateChainSync (input: ValidateChainInput): ValidateChainResult {
       if (!Array.isArray(given.crls) || !Array.from(given.crls as unknown[]).every((c) => c instanceof Uint8Array || typeof c === 'string')) {
         return { ok: false, reason: 'invalid_input', detail: 'crls must be an array of CRLs: Uint8Array (DER or PEM) or string (PEM)' }
       }
-      if (given.crls.length > MAX_SUPPLIED_CRLS) return { ok: false, reason: 'invalid_input', detail: `${given.crls.length} CRLs were supplied; at most ${MAX_SUPPLIED_CRLS} are taken` }
+      if (given.crls.length > MAX_SUPPLIED_CRLS) return { ok: false, reason: 'invalid_input',
+        detail: `${given.crls.length} CRLs were supplied; at most ${MAX_SUPPLIED_CRLS} are taken` }
       const read = readSuppliedCrls(given.crls as ReadonlyArray<Uint8Array | string>)
       if (!read.ok) return { ok: false, reason: 'revocation_unknown', detail: read.detail }
       crls = read.crls

@@ -53,6 +53,8 @@ export interface Config {
   readonly maxHandshakes: number
   readonly handshakeRatePerAddress: number
   readonly idleTimeoutMs: number
+  /** Log certgate's own CPU per connection, by step, every this many authenticated connections (0: never). */
+  readonly costReportEvery: number
   readonly refusalMemoryMs: number
   readonly upstreamConnectTimeoutMs: number
   readonly mqttConnectTimeoutMs: number
@@ -106,7 +108,9 @@ function oneOf<T extends string> (value: string, allowed: readonly T[], what: st
 export function configFromEnv (env: NodeJS.ProcessEnv): Config {
   const cert = env.CERTGATE_TLS_CERT
   const key = env.CERTGATE_TLS_KEY
-  if ((cert === undefined) !== (key === undefined)) throw new ConfigError('set both CERTGATE_TLS_CERT and CERTGATE_TLS_KEY, or neither (a development certificate is generated)')
+  if ((cert === undefined) !== (key === undefined)) {
+    throw new ConfigError('set both CERTGATE_TLS_CERT and CERTGATE_TLS_KEY, or neither (a development certificate is generated)')
+  }
   const token = env.CERTGATE_ADMIN_TOKEN
   if (token !== undefined && token.length < 16) throw new ConfigError('CERTGATE_ADMIN_TOKEN must be at least 16 characters')
   return Object.freeze({
@@ -124,6 +128,7 @@ export function configFromEnv (env: NodeJS.ProcessEnv): Config {
     maxHandshakes: int(env, 'CERTGATE_MAX_HANDSHAKES', 4096, 0, 1_000_000),
     handshakeRatePerAddress: int(env, 'CERTGATE_HANDSHAKE_RATE_PER_ADDRESS', 200, 0, 1_000_000),
     idleTimeoutMs: int(env, 'CERTGATE_IDLE_TIMEOUT_S', 900, 0, 30 * 86400) * 1000,
+    costReportEvery: int(env, 'CERTGATE_COST_REPORT_EVERY', 0, 0, 1_000_000_000),
     refusalMemoryMs: int(env, 'CERTGATE_REFUSAL_MEMORY_S', 10, 0, 3600) * 1000,
     upstreamConnectTimeoutMs: int(env, 'CERTGATE_UPSTREAM_CONNECT_TIMEOUT_MS', 5_000, 100, 600_000),
     mqttConnectTimeoutMs: int(env, 'CERTGATE_MQTT_CONNECT_TIMEOUT_MS', 10_000, 100, 600_000),
@@ -162,7 +167,9 @@ function listenersFrom (env: NodeJS.ProcessEnv): ListenerConfig[] {
   const file = env.CERTGATE_CONFIG
   if (file !== undefined && file !== '') {
     for (const name of ['CERTGATE_LISTEN', 'CERTGATE_PROTOCOL', 'CERTGATE_UPSTREAM']) {
-      if (env[name] !== undefined) throw new ConfigError(`${name} is set and so is CERTGATE_CONFIG: with a config file, each listener's listen, protocol and upstream are set in the file`)
+      if (env[name] !== undefined) {
+        throw new ConfigError(`${name} is set and so is CERTGATE_CONFIG: with a config file, each listener's listen, protocol and upstream are set in the file`)
+      }
     }
     return listenersFromFile(resolve(file), defaults)
   }
@@ -177,7 +184,8 @@ function listenersFrom (env: NodeJS.ProcessEnv): ListenerConfig[] {
   }, 'CERTGATE_UPSTREAM')]
 }
 
-const LISTENER_KEYS = ['name', 'listen', 'protocol', 'upstream', 'upstreamProxyProtocol', 'mqttUsername', 'httpForwardChain', 'httpUpstreamTimeoutMs', 'websocketPayload', 'trustedProxies', 'tlsCert', 'tlsKey'] as const
+const LISTENER_KEYS = ['name', 'listen', 'protocol', 'upstream', 'upstreamProxyProtocol', 'mqttUsername', 'httpForwardChain',
+  'httpUpstreamTimeoutMs', 'websocketPayload', 'trustedProxies', 'tlsCert', 'tlsKey'] as const
 
 function listenersFromFile (file: string, defaults: Omit<ListenerConfig, 'name' | 'listen' | 'protocol' | 'upstream'>): ListenerConfig[] {
   let doc: unknown
@@ -188,13 +196,15 @@ function listenersFromFile (file: string, defaults: Omit<ListenerConfig, 'name' 
   }
   const where = `CERTGATE_CONFIG ${file}`
   if (!isObject(doc)) throw new ConfigError(`${where}: must be a JSON object {"listeners": [...]}`)
-  for (const k of Object.keys(doc)) if (k !== 'listeners') throw new ConfigError(`${where}: unknown key "${k}"; the file holds only "listeners" (other settings are CERTGATE_* environment variables)`)
+  for (const k of Object.keys(doc)) if (k !== 'listeners') throw new ConfigError(
+    `${where}: unknown key "${k}"; the file holds only "listeners" (other settings are CERTGATE_* environment variables)`)
   const list = doc.listeners
   if (!Array.isArray(list) || list.length === 0) throw new ConfigError(`${where}: "listeners" must be a non-empty array`)
   const listeners = list.map((raw: unknown, i): ListenerConfig => {
     const at = `${where}: listeners[${i}]`
     if (!isObject(raw)) throw new ConfigError(`${at} must be an object`)
-    for (const k of Object.keys(raw)) if (!(LISTENER_KEYS as readonly string[]).includes(k)) throw new ConfigError(`${at}: unknown key "${k}"; known keys are ${LISTENER_KEYS.join(', ')}`)
+    for (const k of Object.keys(raw)) if (!(LISTENER_KEYS as readonly string[]).includes(k)) throw new ConfigError(
+      `${at}: unknown key "${k}"; known keys are ${LISTENER_KEYS.join(', ')}`)
     const str = (k: string, def?: string): string => {
       const v = raw[k] ?? def
       if (typeof v !== 'string') throw new ConfigError(`${at}.${k} must be a string`)
@@ -210,17 +220,23 @@ function listenersFromFile (file: string, defaults: Omit<ListenerConfig, 'name' 
       return v
     }
     const timeout = raw.httpUpstreamTimeoutMs ?? defaults.httpUpstreamTimeoutMs
-    if (typeof timeout !== 'number' || !Number.isInteger(timeout) || timeout < 100 || timeout > 3_600_000) throw new ConfigError(`${at}.httpUpstreamTimeoutMs must be an integer from 100 to 3600000`)
+    if (typeof timeout !== 'number' || !Number.isInteger(timeout) || timeout < 100 || timeout > 3_600_000) {
+      throw new ConfigError(`${at}.httpUpstreamTimeoutMs must be an integer from 100 to 3600000`)
+    }
     const proxies = raw.trustedProxies ?? defaults.trustedProxies
-    if (!Array.isArray(proxies) || proxies.some((p) => typeof p !== 'string')) throw new ConfigError(`${at}.trustedProxies must be an array of addresses or CIDR blocks`)
+    if (!Array.isArray(proxies) || proxies.some((p) => typeof p !== 'string')) {
+      throw new ConfigError(`${at}.trustedProxies must be an array of addresses or CIDR blocks`)
+    }
     if ((raw.tlsCert === undefined) !== (raw.tlsKey === undefined)) throw new ConfigError(`${at}: set both tlsCert and tlsKey, or neither`)
     return checkListener({
       name,
       listen: parseHostPort(str('listen'), `${at}.listen`),
       protocol,
       upstream,
-      upstreamProxyProtocol: oneOf(str('upstreamProxyProtocol', defaults.upstreamProxyProtocol && protocol !== 'http' ? 'v2' : 'off'), ['off', 'v2'], `${at}.upstreamProxyProtocol`) === 'v2',
-      mqttUsernameIsDeviceId: oneOf(str('mqttUsername', defaults.mqttUsernameIsDeviceId ? 'device-id' : 'keep'), ['keep', 'device-id'], `${at}.mqttUsername`) === 'device-id',
+      upstreamProxyProtocol: oneOf(str('upstreamProxyProtocol', defaults.upstreamProxyProtocol && protocol !== 'http' ? 'v2' : 'off'), ['off', 'v2'],
+        `${at}.upstreamProxyProtocol`) === 'v2',
+      mqttUsernameIsDeviceId: oneOf(str('mqttUsername', defaults.mqttUsernameIsDeviceId ? 'device-id' : 'keep'), ['keep', 'device-id'],
+        `${at}.mqttUsername`) === 'device-id',
       httpForwardChain: flag('httpForwardChain', defaults.httpForwardChain),
       httpUpstreamTimeoutMs: timeout,
       websocketPayload: oneOf(str('websocketPayload', defaults.websocketPayload), ['mqtt', 'opaque'], `${at}.websocketPayload`),
@@ -241,8 +257,12 @@ function listenersFromFile (file: string, defaults: Omit<ListenerConfig, 'name' 
 }
 
 function checkListener (l: ListenerConfig, upstreamWhat: string): ListenerConfig {
-  if (l.protocol === 'http' && l.upstream === undefined) throw new ConfigError(`${upstreamWhat} must be set to http://host:port in http mode (the embedded broker speaks MQTT)`)
-  if (l.protocol === 'http' && l.upstreamProxyProtocol) throw new ConfigError(`${upstreamWhat}: the PROXY protocol is for tcp and mqtt listeners; http mode sends the identity in headers`)
+  if (l.protocol === 'http' && l.upstream === undefined) {
+    throw new ConfigError(`${upstreamWhat} must be set to http://host:port in http mode (the embedded broker speaks MQTT)`)
+  }
+  if (l.protocol === 'http' && l.upstreamProxyProtocol) {
+    throw new ConfigError(`${upstreamWhat}: the PROXY protocol is for tcp and mqtt listeners; http mode sends the identity in headers`)
+  }
   return Object.freeze({ ...l, listen: Object.freeze({ ...l.listen }), upstream: l.upstream === undefined ? undefined : Object.freeze({ ...l.upstream }) })
 }
 
@@ -271,7 +291,9 @@ function parseRegistryUrl (value: string | undefined): string | undefined {
     url = new URL(value.replace(/^(postgres(?:ql)?:\/\/[^/]*@)\//, '$1unix-socket/'))
   } catch { throw new ConfigError(`CERTGATE_REGISTRY_URL is not a URL; it ${usage}`) }
   const noHost = url.hostname === '' || url.hostname === 'unix-socket'
-  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') throw new ConfigError(`CERTGATE_REGISTRY_URL has the scheme "${url.protocol.slice(0, 20)}"; it ${usage}`)
+  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
+    throw new ConfigError(`CERTGATE_REGISTRY_URL has the scheme "${url.protocol.slice(0, 20)}"; it ${usage}`)
+  }
   if (noHost && !url.searchParams.has('host')) throw new ConfigError(`CERTGATE_REGISTRY_URL names no host; it ${usage}`)
   if (url.pathname.length <= 1) throw new ConfigError(`CERTGATE_REGISTRY_URL names no database; it ${usage}`)
   return value

@@ -16,6 +16,7 @@ import type { RefusalMemory } from './auth/refusal-memory.js'
 import type { Enrollment } from './auth/enrollment.js'
 import type { Revocation } from './live/revocation.js'
 import type { OcspChecker } from './ocsp/ocsp-checker.js'
+import type { ConnectionCosts, Stopwatch } from './connection-costs.js'
 
 export interface ConnectionContext {
   readonly listener: string
@@ -35,19 +36,30 @@ export interface ConnectionContext {
   readonly enrollment?: Enrollment | undefined
   /** OCSP: answers held refuse at once; a forwarding connection is queried about in the background. */
   readonly ocsp?: Pick<OcspChecker, 'refusal' | 'watch'> | undefined
+  /** Counts certgate's own CPU per step when CERTGATE_COST_REPORT_EVERY asks (else does nothing). */
+  readonly costs: ConnectionCosts
 }
 
 interface DeviceRefusal { readonly reason: RefusalReason, readonly detail: string, readonly deviceId?: string | undefined }
 
 export async function handleConnection (socket: TLSSocket, peer: Peer, ctx: ConnectionContext): Promise<void> {
   const started = performance.now()
+  const watch = ctx.costs.start()
   // Read before anything the decision relies on, so a change committed meanwhile is never missed.
   const generation = ctx.revocation.generation()
   const sent = readPeerChain(socket)
+  watch.lap('read_chain')
   if (sent === undefined) return refuse(socket, peer, ctx, started, { reason: 'no_client_cert', detail: 'the device presented no client certificate' })
   const recent = ctx.refusals.recall(sent)
   if (recent !== undefined) return refuse(socket, peer, ctx, started, recent)
-  const decision = await authenticate(await ctx.validator.validate(sent.leaf, sent.intermediates), ctx.registry, ctx.enrollment)
+  const validating = ctx.validator.validate(sent.leaf, sent.intermediates)
+  watch.lap('validate')
+  const verdict = await validating
+  watch.resume()
+  const deciding = authenticate(verdict, ctx.registry, ctx.enrollment)
+  watch.lap('authorize')
+  const decision = await deciding
+  watch.resume()
   if (gone(socket)) return ctx.metrics.abandoned(ctx.listener) // the device left while we decided
   if (!decision.ok) {
     // A change heard meanwhile may be what fixes it: remember only refusals decided on current data.
@@ -57,22 +69,29 @@ export async function handleConnection (socket: TLSSocket, peer: Peer, ctx: Conn
   const held = ctx.ocsp?.refusal(decision.identity)
   if (held !== undefined) return refuse(socket, peer, ctx, started, { ...held, deviceId: decision.identity.deviceId })
   const live = trackLive(socket, decision.identity, ctx)
+  watch.lap('track')
   try {
     // Tracked from here on, so later changes reach it; one heard while deciding is checked now.
     const changed = ctx.revocation.generation() === generation ? undefined : await ctx.revocation.stillAllowed(live.entry)
     if (changed !== undefined) return await refuse(socket, peer, ctx, started, changed)
     if (gone(socket)) return // closed by a change while being rechecked
-    await forward({ socket, identity: decision.identity, sent, ...peer }, ctx, started, live)
+    await forward({ socket, identity: decision.identity, sent, ...peer }, ctx, started, live, watch)
   } finally {
+    watch.resume()
     live.untrack()
+    watch.lap('untrack')
+    watch.done()
   }
 }
 
 /** Opens the way upstream (the forwarder may still refuse), then serves until either side closes. */
-async function forward (device: DeviceConnection, ctx: ConnectionContext, started: number, live: Tracked): Promise<void> {
+async function forward (device: DeviceConnection, ctx: ConnectionContext, started: number, live: Tracked, watch: Stopwatch): Promise<void> {
   const { socket, identity } = device
   const decided = performance.now()
-  const opened = await ctx.forwarder.open(device)
+  const opening = ctx.forwarder.open(device)
+  watch.lap('open_upstream')
+  const opened = await opening
+  watch.resume()
   if (!opened.ok) return await refuse(socket, device, ctx, started, { ...opened, deviceId: identity.deviceId })
   if (gone(socket)) { opened.abandon(); return }
   live.closeWith(opened.close)
@@ -81,7 +100,9 @@ async function forward (device: DeviceConnection, ctx: ConnectionContext, starte
   ctx.metrics.certificateLifetime((identity.leafNotAfter - Date.now()) / 1000)
   ctx.log.info({ event: 'authenticated', deviceId: identity.deviceId, authType: identity.authType, ca: identity.caName, remote: device.source.address, listener: ctx.listener }, 'device authenticated')
   ctx.ocsp?.watch(live.entry, device.sent) // never holds the connection: the answer arrives while it serves
-  const ended = await opened.serve()
+  const serving = opened.serve()
+  watch.lap('record')
+  const ended = await serving
   if (ended.by === 'device') return
   const reason = ended.by === 'upstream' ? 'upstream_closed' : ended.by === 'upstream_refused' ? 'upstream_refused' : 'mqtt_protocol_error'
   ctx.metrics.liveClosed(ctx.listener, reason)
@@ -120,14 +141,12 @@ function trackLive (socket: TLSSocket, identity: Identity, ctx: ConnectionContex
     // Any read or write resets it: MQTT keepalives count as traffic.
     socket.setTimeout(ctx.idleTimeoutMs, () => { entry.close('idle', `no traffic for ${ctx.idleTimeoutMs / 1000} s`) })
   }
-  ctx.metrics.setLive(ctx.listener, ctx.live.count(ctx.listener))
   return {
     entry,
     closeWith: (close) => { closing = close },
     untrack: () => {
       flushBytes()
       untrack()
-      ctx.metrics.setLive(ctx.listener, ctx.live.count(ctx.listener))
     }
   }
 }

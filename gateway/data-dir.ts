@@ -50,8 +50,10 @@ function namesAll (certPem: string, names: { dns: readonly string[], ip: readonl
  * The configured server certificate, or a generated development one: kept across restarts, and
  * made again when it no longer names the machine (the hostname changed) or expires within a day.
  */
-export async function serverCertificate (dir: string, certFile: string | undefined, keyFile: string | undefined, names = devServerNames()): Promise<{ certPem: string, keyPem: string, generated: boolean, regenerated?: string }> {
-  if (certFile !== undefined && keyFile !== undefined) return { certPem: readFileSync(certFile, 'utf8'), keyPem: readFileSync(keyFile, 'utf8'), generated: false }
+export async function serverCertificate (dir: string, certFile: string | undefined, keyFile: string | undefined,
+  names = devServerNames()): Promise<{ certPem: string, keyPem: string, generated: boolean, regenerated?: string }> {
+  if (certFile !== undefined && keyFile !== undefined) return { certPem: readFileSync(certFile, 'utf8'), keyPem: readFileSync(keyFile, 'utf8'),
+    generated: false }
   const cert = join(dir, 'dev-server-cert.pem')
   const key = join(dir, 'dev-server-key.pem')
   let regenerated: string | undefined
@@ -61,7 +63,8 @@ export async function serverCertificate (dir: string, certFile: string | undefin
     if (stale === undefined) return { certPem, keyPem: readFileSync(key, 'utf8'), generated: true }
     regenerated = stale
   }
-  const issued = await issue({ cn: 'localhost', sanDns: names.dns, sanIp: names.ip, eku: ['1.3.6.1.5.5.7.3.1'], notAfter: new Date(Date.now() + 825 * 86_400_000) })
+  const issued = await issue({ cn: 'localhost', sanDns: names.dns, sanIp: names.ip, eku: ['1.3.6.1.5.5.7.3.1'],
+    notAfter: new Date(Date.now() + 825 * 86_400_000) })
   writeSecret(key, issued.keyPem)
   writeFileSync(cert, issued.pem)
   return { certPem: issued.pem, keyPem: issued.keyPem, generated: true, ...(regenerated === undefined ? {} : { regenerated }) }

@@ -110,7 +110,8 @@ async function connectDevice (port: number, dir: string): Promise<MqttClient> {
   })
   return await new Promise((resolve, reject) => {
     const fail = (err: Error): void => { client.end(true); reject(err) }
-    client.once('connect', () => { client.removeAllListeners('error'); client.removeAllListeners('close'); client.on('error', () => { /* reported through close */ }); resolve(client) })
+    client.once('connect', () => { client.removeAllListeners('error'); client.removeAllListeners('close'); client.on('error',
+      () => { /* reported through close */ }); resolve(client) })
     client.once('error', fail)
     client.once('close', () => { fail(new Error('the connection was closed before CONNACK')) })
   })
@@ -119,7 +120,8 @@ async function connectDevice (port: number, dir: string): Promise<MqttClient> {
 async function withTimeout<T> (what: string, ms: number, work: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined
   try {
-    return await Promise.race([work, new Promise<never>((_resolve, reject) => { timer = setTimeout(() => { reject(new Error(`${what}: nothing within ${ms / 1000} s`)) }, ms) })])
+    return await Promise.race([work, new Promise<never>((_resolve,
+      reject) => { timer = setTimeout(() => { reject(new Error(`${what}: nothing within ${ms / 1000} s`)) }, ms) })])
   } finally {
     clearTimeout(timer)
   }
@@ -130,7 +132,8 @@ async function demo (dir: string, gwRef: { gw?: Gateway }): Promise<void> {
   print('   $ CERTGATE_DATA_DIR=data CERTGATE_LISTEN=127.0.0.1:0 CERTGATE_ADMIN_LISTEN=127.0.0.1:0 npx certgate start')
   const gw = new Gateway(spawn(process.execPath, [CLI, 'start'], {
     cwd: dir,
-    env: envWith({ CERTGATE_DATA_DIR: 'data', CERTGATE_LISTEN: '127.0.0.1:0', CERTGATE_ADMIN_LISTEN: '127.0.0.1:0', CERTGATE_LOG_LEVEL: 'info', CERTGATE_DRAIN_TIMEOUT_MS: '2000' }),
+    env: envWith({ CERTGATE_DATA_DIR: 'data', CERTGATE_LISTEN: '127.0.0.1:0', CERTGATE_ADMIN_LISTEN: '127.0.0.1:0', CERTGATE_LOG_LEVEL: 'info',
+      CERTGATE_DRAIN_TIMEOUT_MS: '2000' }),
     stdio: ['ignore', 'pipe', 'pipe']
   }))
   gwRef.gw = gw
@@ -146,7 +149,8 @@ async function demo (dir: string, gwRef: { gw?: Gateway }): Promise<void> {
 
   print('\n2. Create a PKI: a root CA, an intermediate CA it signs, and a device certificate (CN = deviceId)')
   await certgate(['pki', 'root', '--cn', 'Demo Root CA'], dir, env)
-  await certgate(['pki', 'intermediate', '--cn', 'Demo Devices CA', '--issuer', 'pki/root.pem', '--issuer-key', 'pki/root.key', '--name', 'intermediate'], dir, env)
+  await certgate(['pki', 'intermediate', '--cn', 'Demo Devices CA', '--issuer', 'pki/root.pem', '--issuer-key', 'pki/root.key', '--name',
+    'intermediate'], dir, env)
   await certgate(['pki', 'device', '--id', DEVICE, '--issuer', 'pki/intermediate.pem', '--issuer-key', 'pki/intermediate.key'], dir, env)
 
   print('\n3. Register the root CA with proof of possession: the CLI signs the verification')

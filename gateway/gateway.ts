@@ -2,7 +2,7 @@
 // device listener, live connections and revocation, admin listener. Owns start-up order and
 // shutdown (stop accepting, drain, close); knows nothing of X.509 rules or TLS details.
 import { BlockList, isIPv6 } from 'node:net'
-import { pino, type Logger } from 'pino'
+import { createLog, type Logger } from './log.js'
 import type { Config, HostPort, ListenerConfig, Protocol } from './config.js'
 import { adminToken, ensureDataDir, serverCertificate } from './data-dir.js'
 import { openRegistry, type OpenRegistryDeps } from './registry/open-registry.js'
@@ -19,6 +19,7 @@ import { startCertificateRotation, type CertificateRotation } from './tls/certif
 import { createOncePerAddress, type OncePerAddress } from './tls/once-per-address.js'
 import type { HandshakeFailure } from './reasons.js'
 import { handleConnection, type ConnectionContext } from './connection.js'
+import { createConnectionCosts } from './connection-costs.js'
 import { createTcpForwarder, type DeviceConnection, type Forwarder } from './upstream/forwarder.js'
 import { createMqttForwarder } from './upstream/mqtt-forwarder.js'
 import { createHttpForwarder } from './upstream/http-forwarder.js'
@@ -78,7 +79,7 @@ export async function startGateway (config: Config, deps: {
   log?: Logger, group?: GroupLink, broker?: HostPort | undefined, now?: () => number, crlFetch?: Partial<CrlFetchTiming>, ocsp?: Partial<OcspTiming>
 } = {}): Promise<Gateway> {
   // In a process group, every line says which process wrote it.
-  const log = deps.log ?? pino({ level: config.logLevel, base: { service: 'certgate', ...(deps.group === undefined ? {} : { pid: process.pid }) } })
+  const log = deps.log ?? createLog(config.logLevel, { service: 'certgate', ...(deps.group === undefined ? {} : { pid: process.pid }) })
   const { token, tls } = await prepareDataDir(config, log)
 
   // A balancer's health check sends devices elsewhere while this gateway cannot admit any.
@@ -89,6 +90,7 @@ export async function startGateway (config: Config, deps: {
   deps.group?.shareMetrics(metrics)
   const validator = createValidator({ threads: config.workers, maxQueue: config.maxValidationQueue, cacheEntries: config.intermediateCacheEntries }, { onValidated: metrics.validated })
   const live = createLiveConnections({ maxConnectionAgeMs: config.maxConnectionAgeMs })
+  metrics.countLiveWith((listener) => live.count(listener))
   const revocation = await startRevocationFor({ registry, live, validator, metrics, log })
   const crls = createCrlService(registry)
   const crlFetcher = startCrlFetcherFor(registry, crls, deps.crlFetch, metrics, log)
@@ -240,6 +242,7 @@ interface DeviceListeners {
 async function startListeners (config: Config, d: ListenerDeps): Promise<DeviceListeners> {
   const { tls, brokerAt, validator, registry, live, metrics, log, refusals, handshakeLog, revocation, enrollment, ocsp } = d
   const pending = new Set<Promise<void>>()
+  const costs = createConnectionCosts(config.costReportEvery, log)
   const forwarders: Forwarder[] = []
   const rotations: CertificateRotation[] = []
   const started: Array<StartedListener & { stopAccepting: () => void }> = []
@@ -248,7 +251,9 @@ async function startListeners (config: Config, d: ListenerDeps): Promise<DeviceL
     if (upstream === undefined) throw new Error(`listener ${l.name} has no upstream`)
     const forwarder = forwarderFor(l, upstream, config, metrics, log)
     forwarders.push(forwarder)
-    const ctx: ConnectionContext = { listener: l.name, validator, registry, forwarder, live, metrics, log, refusals, idleTimeoutMs: config.idleTimeoutMs, revocation, enrollment, ocsp }
+    const ctx: ConnectionContext = {
+      listener: l.name, validator, registry, forwarder, live, metrics, log, refusals, idleTimeoutMs: config.idleTimeoutMs, revocation, enrollment, ocsp, costs
+    }
     const own = l.tlsCertFile === undefined ? tls : await serverCertificate(config.dataDir, l.tlsCertFile, l.tlsKeyFile)
     const listener = await startDeviceListener(
       {

@@ -24,9 +24,17 @@ if (files.length === 0) {
   process.exit(1)
 }
 const path = provideServices()
-// --test-force-exit: a test that failed by timing out cannot leave its file's process hanging on
-// the servers it opened; the overall deadline keeps a stuck run far inside CI's limit.
+// No --test-force-exit: it can drop verdicts (nodejs/node#64833, counts varying between runs), and
+// every file's process exits by itself once its tests are done (each was checked alone). A file
+// that leaves something open hangs the run instead of passing; the overall deadline keeps a stuck
+// run far inside CI's limit.
 const DEADLINE_MS = 20 * 60 * 1000
-const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', '--test-force-exit', ...files], { stdio: 'inherit', env: { ...process.env, PATH: path }, timeout: DEADLINE_MS, killSignal: 'SIGKILL' })
+// spec (every Node's default on a terminal) for the verdicts; file-durations.js adds how long each
+// file took and the total at the end, to keep the suite's time in view.
+const reporters = ['--test-reporter=spec', '--test-reporter-destination=stdout',
+  `--test-reporter=${new URL('./file-durations.js', import.meta.url).href}`, '--test-reporter-destination=stdout']
+const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', ...reporters, ...files], {
+  stdio: 'inherit', env: { ...process.env, PATH: path }, timeout: DEADLINE_MS, killSignal: 'SIGKILL'
+})
 if (r.error !== undefined) console.error(`run-tests: ${r.error.message} (deadline ${DEADLINE_MS / 60000} min)`)
 process.exit(r.status ?? 1)

@@ -74,7 +74,8 @@ export function readSpki (der: Uint8Array, spki: Tlv): { type: KeyType, problem:
       if (bitLength > MAX_RSA_BITS) return { type, problem: `RSA key of ${bitLength} bits (maximum ${MAX_RSA_BITS})` }
       // Every RSA key generator makes whole-octet moduli; another size is a broken or crafted key (CA/B BR 6.1.5).
       if (bitLength % 8 !== 0) return { type, problem: `RSA modulus of ${bitLength} bits is not a whole number of octets` }
-      if (exponent < 3n || exponent > MAX_RSA_EXPONENT || exponent % 2n === 0n) return { type, problem: `RSA public exponent ${exponent} is not an odd number from 3 to 2^32-1` }
+      if (exponent < 3n || exponent > MAX_RSA_EXPONENT || exponent % 2n === 0n) return { type,
+        problem: `RSA public exponent ${exponent} is not an odd number from 3 to 2^32-1` }
       return { type, problem: undefined }
     }
     case 'ec': {
@@ -99,7 +100,9 @@ export function readSignatureAlgorithm (der: Uint8Array, alg: Tlv): SignatureChe
   if (known.ok) {
     // RFC 5758 §3.2, RFC 8410 §3: ECDSA and EdDSA carry no parameters; RSA carries NULL (RFC 4055 §5).
     if (known.keyType === 'rsa') {
-      if (params !== undefined && (params.tag !== TAG.NULL || params.end !== params.valueStart)) throw new CertificateError('RSA signature parameters must be NULL')
+      if (params !== undefined && (params.tag !== TAG.NULL || params.end !== params.valueStart)) {
+        throw new CertificateError('RSA signature parameters must be NULL')
+      }
     } else if (params !== undefined) {
       throw new CertificateError(`${oid} must not carry parameters`)
     }
@@ -119,13 +122,16 @@ function readPssParams (der: Uint8Array, params: Tlv | undefined): SignatureChec
     if (field.tag === 0xa0) hash = algorithmOid(der, inner)
     else if (field.tag === 0xa1) {
       const [mgfOid, mgfParams] = children(der, inner, 2)
-      if (mgfOid === undefined || oidString(der, mgfOid) !== MGF1 || mgfParams === undefined) return { ok: false, reason: 'unsupported_algorithm', detail: 'RSASSA-PSS mask generation other than MGF1' }
+      if (mgfOid === undefined || oidString(der, mgfOid) !== MGF1 || mgfParams === undefined) return { ok: false, reason: 'unsupported_algorithm',
+        detail: 'RSASSA-PSS mask generation other than MGF1' }
       mgfHash = algorithmOid(der, mgfParams)
     } else if (field.tag === 0xa2) salt = readSmallUint(der, inner)
-    else if (field.tag === 0xa3) { if (readSmallUint(der, inner) !== 1) return { ok: false, reason: 'unsupported_algorithm', detail: 'RSASSA-PSS trailer field' } }
+    else if (field.tag === 0xa3) { if (readSmallUint(der, inner) !== 1) return { ok: false, reason: 'unsupported_algorithm',
+      detail: 'RSASSA-PSS trailer field' } }
   }
   const hashName = hash === undefined ? undefined : HASHES[hash]
-  if (hashName === undefined) return { ok: false, reason: 'weak_algorithm', detail: `RSASSA-PSS with hash ${hash === undefined ? 'SHA-1 (default)' : WEAK_HASHES[hash] ?? hash}` }
+  if (hashName === undefined) return { ok: false, reason: 'weak_algorithm',
+    detail: `RSASSA-PSS with hash ${hash === undefined ? 'SHA-1 (default)' : WEAK_HASHES[hash] ?? hash}` }
   if (mgfHash !== hash) return { ok: false, reason: 'unsupported_algorithm', detail: 'RSASSA-PSS with an MGF1 hash different from the message hash' }
   return { ok: true, hash: hashName, keyType: 'rsa', pssSaltLength: salt }
 }

@@ -4,7 +4,7 @@
 // proves the key itself is well formed (an EC point on its curve, a sane RSA modulus).
 import { createPublicKey, type KeyObject } from 'node:crypto'
 import {
-  DerError, TAG, bitStringBytes, bytesEqual, children, expect, oidString, readBits, readBoolean,
+  DerError, TAG, bitStringBytes, bytesEqual, bytesMemo, children, expect, oidString, readBits, readBoolean,
   readSmallUint, readString, readTime, readTlv, value, whole, type Tlv
 } from './der.js'
 import { readSignatureAlgorithm, readSpki, type KeyType, type SignatureCheck } from './algorithms.js'
@@ -132,13 +132,23 @@ export interface Certificate {
   readonly unknownCritical: string | undefined
 }
 
+const issuerKeys = bytesMemo<string>(256)
+
+function rememberIssuerKey (der: Uint8Array, issuer: Tlv): string {
+  const key = nameKey(der, issuer)
+  issuerKeys.set(der, issuer.start, issuer.end, key)
+  return key
+}
+
 /** Parses DER bytes; throws DerError/CertificateError for anything malformed. */
 export function parseCertificate (der: Uint8Array): Certificate {
   if (der.length > MAX_CERT_BYTES) throw new CertificateError(`certificate is ${der.length} bytes (limit ${MAX_CERT_BYTES})`)
   const cert = expect(der, 0, der.length, TAG.SEQUENCE, 'Certificate')
   if (cert.end !== der.length) throw new CertificateError('trailing bytes after the certificate')
   const [tbsTlv, outerAlg, sigTlv, extra] = children(der, cert, 4)
-  if (tbsTlv === undefined || outerAlg === undefined || sigTlv === undefined || extra !== undefined) throw new CertificateError('Certificate must have 3 fields')
+  if (tbsTlv === undefined || outerAlg === undefined || sigTlv === undefined || extra !== undefined) {
+    throw new CertificateError('Certificate must have 3 fields')
+  }
   if (tbsTlv.tag !== TAG.SEQUENCE || outerAlg.tag !== TAG.SEQUENCE) throw new CertificateError('bad Certificate structure')
 
   const f = children(der, tbsTlv, 10)
@@ -176,10 +186,13 @@ export function parseCertificate (der: Uint8Array): Certificate {
   const issuer = whole(der, issuerTlv)
   const subject = whole(der, subjectTlv)
   const names = readName(der, subjectTlv)
-  readName(der, issuerTlv) // well-formedness only
+  // A device's issuer is the same Name connection after connection: its key is remembered (a
+  // remembered Name was read, and found well formed, when it was first seen).
+  const knownIssuerKey = issuerKeys.get(der, issuerTlv.start, issuerTlv.end)
+  if (knownIssuerKey === undefined) readName(der, issuerTlv) // well-formedness only
   const subjectRdns = rdnKeys(der, subjectTlv)
   const subjectKey = keyOf(subjectRdns)
-  const issuerKey = bytesEqual(issuer, subject) ? subjectKey : nameKey(der, issuerTlv)
+  const issuerKey = bytesEqual(issuer, subject) ? subjectKey : knownIssuerKey ?? rememberIssuerKey(der, issuerTlv)
   const spki = whole(der, spkiTlv)
   const key = readSpki(der, spkiTlv)
   let publicKey: KeyObject | undefined

@@ -89,11 +89,67 @@ export function whole (bytes: Uint8Array, tlv: Tlv): Uint8Array {
   return bytes.subarray(tlv.start, tlv.end)
 }
 
+/**
+ * Memo of small pure decodings keyed by the bytes they decode (OIDs, Names): certificates repeat
+ * the same few dozen OIDs and issuer names connection after connection, and decoding them again
+ * was a fifth of a leaf's parse. Bounded: emptied when full. A hit costs a hash over the bytes and
+ * one comparison, and allocates nothing.
+ */
+export interface BytesMemo<T> {
+  get: (bytes: Uint8Array, start: number, end: number) => T | undefined
+  set: (bytes: Uint8Array, start: number, end: number, value: T) => void
+}
+
+export function bytesMemo<T> (maxEntries: number): BytesMemo<T> {
+  let entries = new Map<number, Array<{ readonly bytes: Uint8Array, readonly value: T }>>()
+  let size = 0
+  return {
+    get (bytes, start, end) {
+      const bucket = entries.get(fnv(bytes, start, end))
+      if (bucket === undefined) return undefined
+      for (const e of bucket) if (e.bytes.length === end - start && rangeEquals(e.bytes, bytes, start)) return e.value
+      return undefined
+    },
+    set (bytes, start, end, value) {
+      if (size >= maxEntries) { entries = new Map(); size = 0 }
+      const h = fnv(bytes, start, end)
+      const entry = { bytes: bytes.slice(start, end), value }
+      const list = entries.get(h)
+      if (list === undefined) entries.set(h, [entry])
+      else list.push(entry)
+      size++
+    }
+  }
+}
+
+/** FNV-1a over the bytes, seeded with their length. */
+function fnv (bytes: Uint8Array, start: number, end: number): number {
+  let h = 0x811c9dc5 ^ (end - start)
+  for (let i = start; i < end; i++) h = Math.imul(h ^ (bytes[i] as number), 0x01000193)
+  return h
+}
+
+function rangeEquals (a: Uint8Array, b: Uint8Array, bStart: number): boolean {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[bStart + i]) return false
+  return true
+}
+
+const oids = bytesMemo<string>(1024)
+
 /** Dotted-decimal form of an OBJECT IDENTIFIER's value. */
 export function oidString (bytes: Uint8Array, tlv: Tlv): string {
   if (tlv.tag !== TAG.OID) throw new DerError('expected an OID')
   const len = tlv.end - tlv.valueStart
   if (len === 0 || len > 64) throw new DerError('bad OID length')
+  const known = oids.get(bytes, tlv.valueStart, tlv.end)
+  if (known !== undefined) return known
+  // Only well-formed OIDs are remembered: decodeOid throws before anything is stored.
+  const oid = decodeOid(bytes, tlv)
+  oids.set(bytes, tlv.valueStart, tlv.end, oid)
+  return oid
+}
+
+function decodeOid (bytes: Uint8Array, tlv: Tlv): string {
   const parts: number[] = []
   let acc = 0
   let fresh = true
@@ -197,29 +253,42 @@ export function readString (bytes: Uint8Array, tlv: Tlv): string {
 
 /** UTCTime (YYMMDDHHMMSSZ) or GeneralizedTime (YYYYMMDDHHMMSSZ), RFC 5280 §4.1.2.5: milliseconds since epoch. */
 export function readTime (bytes: Uint8Array, tlv: Tlv): number {
-  const s = latin1.decode(value(bytes, tlv))
-  let m: RegExpExecArray | null
-  let year: number
-  if (tlv.tag === TAG.UTC_TIME) {
-    m = /^(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)Z$/.exec(s)
-    if (m === null) throw new DerError(`bad UTCTime "${s}"`)
-    const yy = Number(m[1])
-    year = yy < 50 ? 2000 + yy : 1900 + yy // RFC 5280 §4.1.2.5.1
-  } else if (tlv.tag === TAG.GENERALIZED_TIME) {
-    m = /^(\d\d\d\d)(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)Z$/.exec(s)
-    if (m === null) throw new DerError(`bad GeneralizedTime "${s}"`)
-    year = Number(m[1])
-  } else {
-    throw new DerError('expected a time')
+  // Read from the bytes, without a string, a regular expression or a Date: twice per certificate
+  // on every connection. The text is decoded only to say what was wrong.
+  const shown = (): string => latin1.decode(value(bytes, tlv))
+  const utc = tlv.tag === TAG.UTC_TIME
+  if (!utc && tlv.tag !== TAG.GENERALIZED_TIME) throw new DerError('expected a time')
+  const bad = (): DerError => new DerError(`bad ${utc ? 'UTCTime' : 'GeneralizedTime'} "${shown()}"`)
+  const v = tlv.valueStart
+  const yearDigits = utc ? 2 : 4
+  if (tlv.end - v !== yearDigits + 11 || bytes[tlv.end - 1] !== 0x5a) throw bad()
+  const two = (at: number): number => {
+    const hi = (bytes[at] as number) - 0x30
+    const lo = (bytes[at + 1] as number) - 0x30
+    if (hi < 0 || hi > 9 || lo < 0 || lo > 9) throw bad()
+    return hi * 10 + lo
   }
-  const [mon, day, hh, mm, ss] = [Number(m[2]), Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6])]
-  if (mon < 1 || mon > 12 || day < 1 || day > 31 || hh > 23 || mm > 59 || ss > 59) throw new DerError(`time out of range "${s}"`)
-  // Not Date.UTC: it reads years 0-99 as 1900-1999, and GeneralizedTime's YYYY is literal.
+  const yy = two(v)
+  const year = utc ? (yy < 50 ? 2000 + yy : 1900 + yy) : yy * 100 + two(v + 2) // RFC 5280 §4.1.2.5.1
+  const p = v + yearDigits
+  const mon = two(p)
+  const day = two(p + 2)
+  const hh = two(p + 4)
+  const mm = two(p + 6)
+  const ss = two(p + 8)
+  if (mon < 1 || mon > 12 || day < 1 || day > 31 || hh > 23 || mm > 59 || ss > 59) throw new DerError(`time out of range "${shown()}"`)
+  if (day > daysIn(year, mon)) throw new DerError(`no such day "${shown()}"`)
+  // Date.UTC reads years 0-99 as 1900-1999; GeneralizedTime's YYYY is literal.
+  if (year >= 100) return Date.UTC(year, mon - 1, day, hh, mm, ss)
   const d = new Date(0)
   d.setUTCFullYear(year, mon - 1, day)
   d.setUTCHours(hh, mm, ss, 0)
-  if (d.getUTCDate() !== day) throw new DerError(`no such day "${s}"`)
   return d.getTime()
+}
+
+function daysIn (year: number, month: number): number {
+  if (month === 2) return (year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0)) ? 29 : 28
+  return month === 4 || month === 6 || month === 9 || month === 11 ? 30 : 31
 }
 
 export function bytesEqual (a: Uint8Array, b: Uint8Array): boolean {

@@ -19,7 +19,8 @@ export function checkNameConstraints (cert: Certificate, nc: NameConstraints): N
     const excluded = ofKind(nc.excluded)
     const permitted = ofKind(nc.permitted)
     // §4.2.1.10: a name that is not well formed cannot be shown to lie inside or outside a subtree.
-    if (excluded.length + permitted.length > 0 && !wellFormed(name, false)) return { reason: 'name_constraints_violated', detail: `${describe(name)} is malformed, so the CA's name constraints cannot be met` }
+    if (excluded.length + permitted.length > 0 && !wellFormed(name, false)) return { reason: 'name_constraints_violated',
+      detail: `${describe(name)} is malformed, so the CA's name constraints cannot be met` }
     for (const base of excluded) {
       const m = name.kind === 'dns' && base.kind === 'dns' ? dnsMayOverlap(name.text, base.text) : matches(name, base)
       if (m === 'unsupported') return unsupported(name)

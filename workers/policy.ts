@@ -24,7 +24,9 @@ export function policyProblem (certs: readonly Certificate[]): string | undefine
     // (d), (e): extend the graph by the certificate's policies, or end it.
     level = level === undefined || cert.policies === undefined ? undefined : nextLevel(level, cert.policies, inhibitAny > 0 || (!last && cert.selfIssued))
     // (f): with an explicit policy required, some policy must be valid up to here.
-    if (explicitPolicy === 0 && level === undefined) return 'a CA requires an explicit certificate policy and no policy is valid for the whole path (RFC 5280 §6.1.3(f))'
+    if (explicitPolicy === 0 && level === undefined) {
+      return 'a CA requires an explicit certificate policy and no policy is valid for the whole path (RFC 5280 §6.1.3(f))'
+    }
     if (last) break
     // §6.1.4 (a), (b): policy mappings.
     const mappings = cert.policyMappings ?? []
@@ -45,7 +47,9 @@ export function policyProblem (certs: readonly Certificate[]): string | undefine
   const leaf = certs[n - 1]
   if (explicitPolicy > 0) explicitPolicy--
   if (leaf?.policyConstraints?.requireExplicitPolicy === 0) explicitPolicy = 0
-  if (explicitPolicy === 0 && level === undefined) return 'an explicit certificate policy is required and no policy is valid for the whole path (RFC 5280 §6.1.5)'
+  if (explicitPolicy === 0 && level === undefined) {
+    return 'an explicit certificate policy is required and no policy is valid for the whole path (RFC 5280 §6.1.5)'
+  }
   return undefined
 }
 

@@ -81,6 +81,7 @@ export function revocationProblem (chain: readonly Certificate[], set: Revocatio
 export function withLeafDenial (outcome: ValidationOutcome, set: RevocationSet): ValidationOutcome {
   const leaf = outcome.leaf
   if (leaf === undefined || !set.denied.has(leaf.thumbprint)) return outcome
-  const refusal: Refusal = { ok: false, reason: 'cert_revoked', detail: `the device certificate with SHA-256 thumbprint ${leaf.thumbprint} is on the deny-list` }
+  const refusal: Refusal = { ok: false, reason: 'cert_revoked',
+    detail: `the device certificate with SHA-256 thumbprint ${leaf.thumbprint} is on the deny-list` }
   return { leaf: { ...leaf, ownProblem: leaf.ownProblem ?? refusal }, chain: outcome.chain.ok ? refusal : outcome.chain }
 }

@@ -106,7 +106,8 @@ export interface ValidationBatch {
   readonly items: readonly ValidationItem[]
 }
 
-export type DoneReply = { readonly kind: 'done', readonly outcome: ValidationOutcome, readonly cacheHits: number, readonly cacheMisses: number, readonly cacheSize: number, readonly micros: number }
+export type DoneReply = { readonly kind: 'done', readonly outcome: ValidationOutcome, readonly cacheHits: number, readonly cacheMisses: number,
+  readonly cacheSize: number, readonly micros: number }
 
 export type ValidationReply =
   | { readonly kind: 'stale', readonly workerEpoch: number }

@@ -48,6 +48,8 @@ export interface ValidateOptions {
   readonly revocation?: RevocationSet | undefined
   /** The library caller's CRLs (validateChain `crls`): every non-anchor certificate's status must be decided by them. */
   readonly crls?: SuppliedCrls | undefined
+  /** SHA-256 (hex) of each of `sent`, in order, when the caller already computed them (the warm path). */
+  readonly sentHashes?: readonly string[] | undefined
 }
 
 const EKU_NAMES: Record<string, string> = { clientAuth: OID.clientAuth, serverAuth: OID.serverAuth }
@@ -153,8 +155,8 @@ function chainVerdict (leaf: Certificate, leafHash: string, sent: readonly Uint8
   const seen = new Set<string>([leafHash])
   // A sent certificate that does not parse is left out: one the path does not need must not spoil it.
   let unparsed: string | undefined
-  for (const der of sent) {
-    const hash = sha256Hex(der)
+  for (const [i, der] of sent.entries()) {
+    const hash = opts.sentHashes?.[i] ?? sha256Hex(der)
     if (seen.has(hash) || anchors.hashes.has(hash)) continue // duplicates, and anchors the device also sent
     seen.add(hash)
     let cert: Certificate

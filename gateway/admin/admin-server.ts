@@ -85,8 +85,10 @@ export async function startAdminServer (opts: AdminServerOptions, deps: AdminSer
       send(res, why === undefined ? 200 : 503, { status: why ?? 'ok' })
       return
     }
-    if (method === 'GET' && url.pathname === '/metrics') { send(res, 200, await deps.metricsText(), { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }); return }
-    if (!authorized(req.headers.authorization)) throw new ApiError(401, 'unauthorized', 'missing or wrong bearer token: send Authorization: Bearer <token> (see <data>/admin-token)')
+    if (method === 'GET' && url.pathname === '/metrics') { send(res, 200, await deps.metricsText(),
+      { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }); return }
+    if (!authorized(req.headers.authorization)) throw new ApiError(401, 'unauthorized',
+      'missing or wrong bearer token: send Authorization: Bearer <token> (see <data>/admin-token)')
     const limit = opts.bodyLimit?.(url.pathname) ?? opts.maxBodyBytes
     const declared = Number(req.headers['content-length'] ?? 0)
     if (declared > limit) throw new ApiError(413, 'body_too_large', `the request body exceeds ${limit} bytes`)
@@ -104,7 +106,9 @@ export async function startAdminServer (opts: AdminServerOptions, deps: AdminSer
   const audit = (req: IncomingMessage, res: ServerResponse, error: string | undefined): void => {
     if (deps.audit === undefined || req.method === 'GET' || req.method === 'HEAD' || !authorized(req.headers.authorization)) return
     const path = new URL(req.url ?? '/', 'http://admin').pathname
-    deps.audit.record({ caller: caller(req), action: `${req.method ?? ''} ${path.replace(/^\/(devices|certificates|revocations)\/[^/]+/, '/$1/{id}')}`, resource: path, status: res.statusCode, error })
+    deps.audit.record({ caller: caller(req),
+      action: `${req.method ?? ''} ${path.replace(/^\/(devices|certificates|revocations)\/[^/]+/, '/$1/{id}')}`, resource: path,
+      status: res.statusCode, error })
   }
 
   const server = createServer((req, res) => {

@@ -36,13 +36,16 @@ export function parseDeviceBody (deviceId: string, body: unknown): DeviceInput {
   const problem = deviceIdProblem(deviceId)
   if (problem !== undefined) throw new ApiError(400, 'invalid_device_id', problem)
   const b = objectBody(body, ['deviceId', 'authentication', 'status', 'statusReason', 'etag', 'connectionState', 'createdAt', 'updatedAt', 'registration'])
-  if (b.deviceId !== undefined && b.deviceId !== deviceId) throw new ApiError(400, 'device_id_mismatch', `the body's deviceId ${JSON.stringify(b.deviceId)} differs from the path's "${deviceId}"`)
+  if (b.deviceId !== undefined && b.deviceId !== deviceId) throw new ApiError(400, 'device_id_mismatch',
+    `the body's deviceId ${JSON.stringify(b.deviceId)} differs from the path's "${deviceId}"`)
   const auth = objectBody(b.authentication, ['type', 'x509Thumbprint'], 'authentication')
-  if (auth.type !== 'certificateAuthority' && auth.type !== 'selfSigned') throw new ApiError(400, 'invalid_authentication', 'authentication.type must be "certificateAuthority" or "selfSigned"')
+  if (auth.type !== 'certificateAuthority' && auth.type !== 'selfSigned') throw new ApiError(400, 'invalid_authentication',
+    'authentication.type must be "certificateAuthority" or "selfSigned"')
   const status = b.status ?? 'enabled'
   if (status !== 'enabled' && status !== 'disabled') throw new ApiError(400, 'invalid_status', 'status must be "enabled" or "disabled"')
   const reason = b.statusReason ?? null
-  if (reason !== null && (typeof reason !== 'string' || reason.length > 128)) throw new ApiError(400, 'invalid_status_reason', 'statusReason must be a string of at most 128 characters')
+  if (reason !== null && (typeof reason !== 'string' || reason.length > 128)) throw new ApiError(400, 'invalid_status_reason',
+    'statusReason must be a string of at most 128 characters')
   let primary: string | null = null
   let secondary: string | null = null
   if (auth.type === 'selfSigned') {
@@ -63,7 +66,8 @@ function thumbprint (value: unknown, field: string, required: boolean): string |
     if (required) throw new ApiError(400, 'invalid_thumbprint', `selfSigned devices need authentication.x509Thumbprint.${field}`)
     return null
   }
-  if (typeof value !== 'string' || !THUMBPRINT.test(value)) throw new ApiError(400, 'invalid_thumbprint', `${field} must be the SHA-256 of the certificate DER: 64 hex characters`)
+  if (typeof value !== 'string' || !THUMBPRINT.test(value)) throw new ApiError(400, 'invalid_thumbprint',
+    `${field} must be the SHA-256 of the certificate DER: 64 hex characters`)
   return value.toLowerCase()
 }
 
@@ -102,7 +106,8 @@ export function createDeviceRoutes (deps: DeviceRouteDeps): AdminRoute {
   }
 
   const list = async (req: AdminRequest): Promise<AdminResponse> => {
-    if (req.method !== 'GET') throw new ApiError(405, 'method_not_allowed', `${req.method} is not allowed on /devices; use GET (PUT /devices/{deviceId} creates)`)
+    if (req.method !== 'GET') throw new ApiError(405, 'method_not_allowed',
+      `${req.method} is not allowed on /devices; use GET (PUT /devices/{deviceId} creates)`)
     const topRaw = req.query.get('top') ?? String(MAX_PAGE)
     const top = /^\d+$/.test(topRaw) ? Number(topRaw) : NaN
     if (!(top >= 1 && top <= MAX_PAGE)) throw new ApiError(400, 'invalid_top', `top must be an integer from 1 to ${MAX_PAGE}`)

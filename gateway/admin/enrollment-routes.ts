@@ -37,26 +37,35 @@ export function groupIdProblem (id: string): string | undefined {
 export function parseEnrollmentGroupBody (id: string, body: unknown): EnrollmentGroupInput {
   const idProblem = groupIdProblem(id)
   if (idProblem !== undefined) throw new ApiError(400, 'invalid_enrollment_group_id', idProblem)
-  const b = objectBody(body, ['enrollmentGroupId', 'attestation', 'provisioningStatus', 'deviceIdPattern', 'initialStatus', 'etag', 'createdDateTimeUtc', 'lastUpdatedDateTimeUtc'])
+  const b = objectBody(body, ['enrollmentGroupId', 'attestation', 'provisioningStatus', 'deviceIdPattern', 'initialStatus', 'etag',
+    'createdDateTimeUtc', 'lastUpdatedDateTimeUtc'])
   if (b.enrollmentGroupId !== undefined && b.enrollmentGroupId !== id) {
-    throw new ApiError(400, 'enrollment_group_id_mismatch', `the body's enrollmentGroupId ${JSON.stringify(b.enrollmentGroupId)} differs from the path's "${id}"`)
+    throw new ApiError(400, 'enrollment_group_id_mismatch',
+      `the body's enrollmentGroupId ${JSON.stringify(b.enrollmentGroupId)} differs from the path's "${id}"`)
   }
   const attestation = objectBody(b.attestation, ['type', 'x509'], 'attestation')
-  if (attestation.type !== 'x509') throw new ApiError(400, 'invalid_attestation', 'attestation.type must be "x509" (certgate attests devices by their X.509 CA chain)')
+  if (attestation.type !== 'x509') throw new ApiError(400, 'invalid_attestation',
+    'attestation.type must be "x509" (certgate attests devices by their X.509 CA chain)')
   const x509 = objectBody(attestation.x509, ['caReferences'], 'attestation.x509')
   const refs = objectBody(x509.caReferences, ['primary', 'secondary'], 'attestation.x509.caReferences')
-  if (typeof refs.primary !== 'string' || refs.primary === '') throw new ApiError(400, 'invalid_attestation', 'attestation.x509.caReferences.primary must name a registered CA certificate')
+  if (typeof refs.primary !== 'string' || refs.primary === '') throw new ApiError(400, 'invalid_attestation',
+    'attestation.x509.caReferences.primary must name a registered CA certificate')
   const secondary = refs.secondary ?? null
-  if (secondary !== null && (typeof secondary !== 'string' || secondary === '')) throw new ApiError(400, 'invalid_attestation', 'attestation.x509.caReferences.secondary, when given, must name a registered CA certificate')
+  if (secondary !== null && (typeof secondary !== 'string' || secondary === '')) throw new ApiError(400, 'invalid_attestation',
+    'attestation.x509.caReferences.secondary, when given, must name a registered CA certificate')
   const provisioningStatus = b.provisioningStatus ?? 'enabled'
-  if (provisioningStatus !== 'enabled' && provisioningStatus !== 'disabled') throw new ApiError(400, 'invalid_provisioning_status', 'provisioningStatus must be "enabled" or "disabled"')
+  if (provisioningStatus !== 'enabled' && provisioningStatus !== 'disabled') throw new ApiError(400, 'invalid_provisioning_status',
+    'provisioningStatus must be "enabled" or "disabled"')
   const initialStatus = b.initialStatus ?? 'enabled'
-  if (initialStatus !== 'enabled' && initialStatus !== 'disabled') throw new ApiError(400, 'invalid_initial_status', 'initialStatus must be "enabled" or "disabled"')
+  if (initialStatus !== 'enabled' && initialStatus !== 'disabled') throw new ApiError(400, 'invalid_initial_status',
+    'initialStatus must be "enabled" or "disabled"')
   const pattern = b.deviceIdPattern ?? null
   if (pattern !== null) {
-    if (typeof pattern !== 'string') throw new ApiError(400, 'invalid_device_id_pattern', 'deviceIdPattern must be a string (a regular expression the whole CN must match)')
+    if (typeof pattern !== 'string') throw new ApiError(400, 'invalid_device_id_pattern',
+      'deviceIdPattern must be a string (a regular expression the whole CN must match)')
     const compiled = compileDeviceIdPattern(pattern)
-    if (!compiled.ok) throw new ApiError(400, 'invalid_device_id_pattern', `deviceIdPattern: ${compiled.problem}; see docs/enrollment.md for the supported subset`)
+    if (!compiled.ok) throw new ApiError(400, 'invalid_device_id_pattern',
+      `deviceIdPattern: ${compiled.problem}; see docs/enrollment.md for the supported subset`)
   }
   return { enrollmentGroupId: id, primaryCa: refs.primary, secondaryCa: secondary, provisioningStatus, deviceIdPattern: pattern, initialStatus }
 }
@@ -112,7 +121,8 @@ export function createEnrollmentRoutes (deps: EnrollmentRouteDeps): AdminRoute {
 
   return async (req) => {
     if (req.path === '/enrollmentGroups') {
-      if (req.method !== 'GET') throw new ApiError(405, 'method_not_allowed', `${req.method} is not allowed on /enrollmentGroups; use GET (PUT /enrollmentGroups/{id} creates)`)
+      if (req.method !== 'GET') throw new ApiError(405, 'method_not_allowed',
+        `${req.method} is not allowed on /enrollmentGroups; use GET (PUT /enrollmentGroups/{id} creates)`)
       return { status: 200, body: (await registry.listEnrollmentGroups()).map(enrollmentGroupResource) }
     }
     const segment = pathParam(req.path, '/enrollmentGroups/')
@@ -120,7 +130,8 @@ export function createEnrollmentRoutes (deps: EnrollmentRouteDeps): AdminRoute {
     const colon = segment.indexOf(':')
     if (colon < 0) return await one(req, segment)
     const action = segment.slice(colon + 1)
-    if (!(ACTIONS as readonly string[]).includes(action)) throw new ApiError(404, 'unknown_action', `no action "${action}" on enrollment groups; use :${ACTIONS.join(' or :')}`)
+    if (!(ACTIONS as readonly string[]).includes(action)) throw new ApiError(404, 'unknown_action',
+      `no action "${action}" on enrollment groups; use :${ACTIONS.join(' or :')}`)
     return await act(req, segment.slice(0, colon), action as Action)
   }
 }

@@ -14,9 +14,11 @@ export function createImportRoute (deps: { readonly registry: Registry }): Admin
     if (req.path !== '/devices:import') return undefined
     if (req.method !== 'POST') throw new ApiError(405, 'method_not_allowed', `${req.method} is not allowed on /devices:import; use POST`)
     const body = objectBody(req.body, ['devices'])
-    if (!Array.isArray(body.devices)) throw new ApiError(400, 'invalid_body', 'send {"devices": [{"deviceId": "...", "authentication": {...}, "status": "..."}, ...]}')
+    if (!Array.isArray(body.devices)) throw new ApiError(400, 'invalid_body',
+      'send {"devices": [{"deviceId": "...", "authentication": {...}, "status": "..."}, ...]}')
     const list: unknown[] = body.devices
-    if (list.length > MAX_IMPORT_DEVICES) throw new ApiError(400, 'too_many_devices', `${list.length} devices in one request; send at most ${MAX_IMPORT_DEVICES} per request`)
+    if (list.length > MAX_IMPORT_DEVICES) throw new ApiError(400, 'too_many_devices',
+      `${list.length} devices in one request; send at most ${MAX_IMPORT_DEVICES} per request`)
     const seen = new Map<string, number>()
     const devices: DeviceInput[] = list.map((item, i) => {
       const id: unknown = typeof item === 'object' && item !== null && !Array.isArray(item) ? (item as Record<string, unknown>).deviceId : undefined
@@ -29,7 +31,8 @@ export function createImportRoute (deps: { readonly registry: Registry }): Admin
         throw err
       }
       const first = seen.get(id)
-      if (first !== undefined) throw new ApiError(400, 'duplicate_device_id', `devices[${i}]: deviceId "${id}" is also devices[${first}]; send each device once`)
+      if (first !== undefined) throw new ApiError(400, 'duplicate_device_id',
+        `devices[${i}]: deviceId "${id}" is also devices[${first}]; send each device once`)
       seen.set(id, i)
       return device
     })

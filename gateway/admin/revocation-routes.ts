@@ -21,20 +21,23 @@ export function revocationResource (r: RevocationRecord): Record<string, unknown
 }
 
 export function crlResource (c: CrlRecord): Record<string, unknown> {
-  return { issuer: c.issuer, issuerThumbprint: c.issuerThumbprint, thisUpdate: c.thisUpdate, nextUpdate: c.nextUpdate, crlNumber: crlNumberJson(c.crlNumber), revokedCount: c.revokedCount, updated: c.updatedAt }
+  return { issuer: c.issuer, issuerThumbprint: c.issuerThumbprint, thisUpdate: c.thisUpdate, nextUpdate: c.nextUpdate,
+    crlNumber: crlNumberJson(c.crlNumber), revokedCount: c.revokedCount, updated: c.updatedAt }
 }
 
 function reasonField (body: unknown): string | null {
   if (body === undefined) return null
   const b = objectBody(body, ['reason'])
   if (b.reason === undefined || b.reason === null) return null
-  if (typeof b.reason !== 'string' || b.reason.length > MAX_REASON) throw new ApiError(400, 'invalid_body', `reason must be a string of at most ${MAX_REASON} characters`)
+  if (typeof b.reason !== 'string' || b.reason.length > MAX_REASON) throw new ApiError(400, 'invalid_body',
+    `reason must be a string of at most ${MAX_REASON} characters`)
   return b.reason
 }
 
 export function createRevocationRoutes (deps: RevocationRouteDeps): AdminRoute {
   const denyEntry = async (req: AdminRequest, raw: string): Promise<AdminResponse> => {
-    if (req.method !== 'GET' && req.method !== 'PUT' && req.method !== 'DELETE') throw new ApiError(405, 'method_not_allowed', `${req.method} is not allowed on /revocations/{thumbprint}; use GET, PUT or DELETE`)
+    if (req.method !== 'GET' && req.method !== 'PUT' && req.method !== 'DELETE') throw new ApiError(405, 'method_not_allowed',
+      `${req.method} is not allowed on /revocations/{thumbprint}; use GET, PUT or DELETE`)
     // Contract: thumbprints are SHA-256 hex, case-insensitive on input; stored lowercase.
     if (!THUMBPRINT.test(raw)) throw new ApiError(400, 'invalid_thumbprint', 'a thumbprint is the SHA-256 of the certificate DER as 64 hex digits')
     const thumbprint = raw.toLowerCase()
@@ -59,7 +62,8 @@ export function createRevocationRoutes (deps: RevocationRouteDeps): AdminRoute {
   const issuerParam = (req: AdminRequest): string | null => {
     const raw = req.query.get('issuerThumbprint')
     if (raw === null || raw === '') return null
-    if (!THUMBPRINT.test(raw)) throw new ApiError(400, 'invalid_thumbprint', 'issuerThumbprint is the SHA-256 of the issuing intermediate\'s DER as 64 hex digits')
+    if (!THUMBPRINT.test(raw)) throw new ApiError(400, 'invalid_thumbprint',
+      'issuerThumbprint is the SHA-256 of the issuing intermediate\'s DER as 64 hex digits')
     return raw.toLowerCase()
   }
   const notHeld = (name: string, issuer: string | null): ApiError =>
@@ -77,8 +81,10 @@ export function createRevocationRoutes (deps: RevocationRouteDeps): AdminRoute {
       }
       case 'PUT': {
         const b = objectBody(req.body, ['crl', 'issuerCertificate'])
-        if (typeof b.crl !== 'string' || b.crl === '') throw new ApiError(400, 'invalid_body', 'send {"crl": "<PEM, or base64 of the DER>"}, with "issuerCertificate": "<PEM>" when an intermediate under the CA signed it')
-        if (b.issuerCertificate !== undefined && (typeof b.issuerCertificate !== 'string' || b.issuerCertificate === '')) throw new ApiError(400, 'invalid_body', 'issuerCertificate is the PEM of the intermediate that signed the CRL (then any intermediates between it and the CA)')
+        if (typeof b.crl !== 'string' || b.crl === '') throw new ApiError(400, 'invalid_body',
+          'send {"crl": "<PEM, or base64 of the DER>"}, with "issuerCertificate": "<PEM>" when an intermediate under the CA signed it')
+        if (b.issuerCertificate !== undefined && (typeof b.issuerCertificate !== 'string' || b.issuerCertificate === '')) throw new ApiError(400,
+          'invalid_body', 'issuerCertificate is the PEM of the intermediate that signed the CRL (then any intermediates between it and the CA)')
         const text = b.crl
         try {
           return { status: 200, body: crlResource(await deps.crls.upload(name, text, b.issuerCertificate)) }

@@ -33,12 +33,15 @@ type Refused = Extract<Decision, { ok: false }>
  * thumbprint of the certificate it connects (or is connected) with; for a live connection,
  * `authType` is the type it was authenticated as.
  */
-export function checkDevice (device: DeviceRecord | undefined, deviceId: string, held: { thumbprint: string, authType?: DeviceRecord['authType'] }): Refused | { ok: true, device: DeviceRecord } {
+export function checkDevice (device: DeviceRecord | undefined, deviceId: string,
+  held: { thumbprint: string, authType?: DeviceRecord['authType'] }): Refused | { ok: true, device: DeviceRecord } {
   if (device === undefined) return { ok: false, reason: 'device_unknown', detail: `no device "${deviceId}" is registered`, deviceId }
   if (device.status !== 'enabled') return { ok: false, reason: 'device_disabled', detail: `device "${deviceId}" is disabled${device.statusReason === null ? '' : `: ${device.statusReason}`}`, deviceId }
-  if (held.authType !== undefined && device.authType !== held.authType) return { ok: false, reason: 'thumbprint_mismatch', detail: `device "${deviceId}" changed authentication type`, deviceId }
+  if (held.authType !== undefined && device.authType !== held.authType) return { ok: false, reason: 'thumbprint_mismatch',
+    detail: `device "${deviceId}" changed authentication type`, deviceId }
   if (device.authType === 'selfSigned' && held.thumbprint !== device.primaryThumbprint && held.thumbprint !== device.secondaryThumbprint) {
-    return { ok: false, reason: 'thumbprint_mismatch', detail: `the certificate's SHA-256 thumbprint ${held.thumbprint} is neither the primary nor the secondary thumbprint of device "${deviceId}"`, deviceId }
+    return { ok: false, reason: 'thumbprint_mismatch',
+      detail: `the certificate's SHA-256 thumbprint ${held.thumbprint} is neither the primary nor the secondary thumbprint of device "${deviceId}"`, deviceId }
   }
   return { ok: true, device }
 }
@@ -47,12 +50,15 @@ export async function authenticate (verdict: PoolVerdict, registry: Registry, en
   if (verdict.kind === 'overloaded') return { ok: false, reason: 'overloaded', detail: 'the validation queue is full; try again later' }
   if (verdict.kind === 'failed') return { ok: false, reason: 'validator_failed', detail: `validation failed internally: ${verdict.detail}` }
   const { leaf, chain } = verdict.outcome
-  if (leaf === undefined) return chain.ok ? { ok: false, reason: 'validator_failed', detail: 'no leaf facts' } : { ok: false, reason: chain.reason, detail: chain.detail }
+  if (leaf === undefined) {
+    return chain.ok ? { ok: false, reason: 'validator_failed', detail: 'no leaf facts' } : { ok: false, reason: chain.reason, detail: chain.detail }
+  }
 
   // The device is named by the leaf's CN attribute itself, exact and case-sensitive.
   const [deviceId, ...more] = leaf.commonNames
   if (deviceId === undefined) return { ok: false, reason: 'no_device_id', detail: 'the device certificate has no CN; its CN must be the deviceId' }
-  if (more.length > 0) return { ok: false, reason: 'ambiguous_device_id', detail: `the device certificate has ${leaf.commonNames.length} CN attributes; it must have exactly one, the deviceId` }
+  if (more.length > 0) return { ok: false, reason: 'ambiguous_device_id',
+    detail: `the device certificate has ${leaf.commonNames.length} CN attributes; it must have exactly one, the deviceId` }
   const idProblem = deviceIdProblem(deviceId)
   if (idProblem !== undefined) return { ok: false, reason: 'invalid_device_id', detail: `the certificate CN is not a valid deviceId: ${idProblem}` }
 
@@ -75,8 +81,10 @@ export async function authenticate (verdict: PoolVerdict, registry: Registry, en
     if (leaf.ownProblem !== undefined) return { ok: false, reason: leaf.ownProblem.reason, detail: leaf.ownProblem.detail, deviceId }
     // Self-signed: no issuer whose CRL could list it; only the deny-list applies.
     const path = [{ thumbprint: leaf.thumbprint, issuer: '', serial: '' }]
-    return { ok: true, identity: { deviceId, authType: 'selfSigned', caName: undefined, thumbprint: leaf.thumbprint, notAfter: leaf.notAfter, leafNotAfter: leaf.notAfter, path } }
+    return { ok: true, identity: { deviceId, authType: 'selfSigned', caName: undefined, thumbprint: leaf.thumbprint, notAfter: leaf.notAfter,
+      leafNotAfter: leaf.notAfter, path } }
   }
   if (!chain.ok) return { ok: false, reason: chain.reason, detail: chain.detail, deviceId }
-  return { ok: true, identity: { deviceId, authType: 'certificateAuthority', caName: verdict.anchorName, thumbprint: leaf.thumbprint, notAfter: chain.pathNotAfter, leafNotAfter: leaf.notAfter, path: chain.path } }
+  return { ok: true, identity: { deviceId, authType: 'certificateAuthority', caName: verdict.anchorName, thumbprint: leaf.thumbprint,
+    notAfter: chain.pathNotAfter, leafNotAfter: leaf.notAfter, path: chain.path } }
 }

@@ -13,7 +13,8 @@ import { errorMessage } from '../../workers/errors.js'
 
 export type Enrolled =
   | { readonly ok: true, readonly device: DeviceRecord }
-  | { readonly ok: false, readonly reason: Extract<RefusalReason, 'device_unknown' | 'registry_unavailable'>, readonly detail: string, readonly deviceId: string }
+  | { readonly ok: false, readonly reason: Extract<RefusalReason, 'device_unknown' | 'registry_unavailable'>, readonly detail: string,
+    readonly deviceId: string }
 
 export interface Enrollment {
   /** An unknown device: `anchorName` is the verified CA its chain validated to, if it did. */
@@ -57,7 +58,8 @@ export function createEnrollment (deps: EnrollmentDeps): Enrollment {
     }
   }
 
-  const unknown = (deviceId: string, why: string): Enrolled => ({ ok: false, reason: 'device_unknown', detail: `no device "${deviceId}" is registered and ${why}`, deviceId })
+  const unknown = (deviceId: string, why: string): Enrolled => ({ ok: false, reason: 'device_unknown',
+    detail: `no device "${deviceId}" is registered and ${why}`, deviceId })
   const names = (gs: readonly Group[]): string => gs.map((g) => `"${g.record.enrollmentGroupId}"`).join(', ')
 
   return {
@@ -72,7 +74,8 @@ export function createEnrollment (deps: EnrollmentDeps): Enrollment {
       const onCa = all.filter((g) => g.record.primaryCa === anchorName || g.record.secondaryCa === anchorName)
       if (onCa.length === 0) return unknown(deviceId, `no enrollment group covers its CA "${anchorName}"`)
       const enabled = onCa.filter((g) => g.record.provisioningStatus === 'enabled')
-      if (enabled.length === 0) return unknown(deviceId, `enrollment group ${names(onCa)} on its CA "${anchorName}" ${onCa.length === 1 ? 'is' : 'are'} disabled`)
+      if (enabled.length === 0) return unknown(deviceId,
+        `enrollment group ${names(onCa)} on its CA "${anchorName}" ${onCa.length === 1 ? 'is' : 'are'} disabled`)
       const group = enabled.find((g) => g.matches(deviceId))
       if (group === undefined) return unknown(deviceId, `it does not match the deviceIdPattern of enrollment group ${names(enabled)}`)
 

@@ -90,12 +90,15 @@ function networkProblem (err: unknown): string {
  * percent-encoded) as dot segments, so such a device cannot be addressed by URL at all.
  */
 export function segment (value: string): string {
-  if (value === '.' || value === '..') throw new CommandFailed(`"${value}" cannot be addressed in an admin API URL (HTTP clients resolve it as a relative path segment)`)
+  if (value === '.' || value === '..') {
+    throw new CommandFailed(`"${value}" cannot be addressed in an admin API URL (HTTP clients resolve it as a relative path segment)`)
+  }
   return encodeURIComponent(value)
 }
 
 /** The client for --admin/--token and the environment, as described above. */
-export function adminClient (flags: { readonly admin?: string | undefined, readonly token?: string | undefined }, env: CliEnv, cwd: string, usage: string): AdminClient {
+export function adminClient (flags: { readonly admin?: string | undefined, readonly token?: string | undefined }, env: CliEnv, cwd: string,
+  usage: string): AdminClient {
   const raw = flags.admin ?? env.adminUrl ?? DEFAULT_ADMIN_URL
   let url: URL
   try {

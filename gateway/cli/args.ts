@@ -8,7 +8,8 @@ import { errorMessage } from '../../workers/errors.js'
 
 type OptionSpec = NonNullable<ParseArgsConfig['options']>
 const HELP = { help: { type: 'boolean', short: 'h' } } as const
-export type Flags<O extends OptionSpec> = ReturnType<typeof parseArgs<{ args: string[], options: O & typeof HELP, strict: true, allowPositionals: false }>>['values']
+export type Flags<O extends OptionSpec> = ReturnType<typeof parseArgs<{ args: string[], options: O & typeof HELP, strict: true,
+  allowPositionals: false }>>['values']
 
 /**
  * Flags whose values are random secrets: a generated admin token is base64url and may begin with
@@ -57,7 +58,8 @@ export function intFlag (value: string | undefined, flag: string, min: number, m
 export type Command = (args: readonly string[], ctx: CliContext) => Promise<number>
 
 /** Runs `<group> <subcommand> ...`: help for the group, or a usage error naming what is wrong. */
-export async function dispatch (args: readonly string[], ctx: CliContext, group: { readonly name: string, readonly usage: string, readonly commands: Readonly<Record<string, Command>> }): Promise<number> {
+export async function dispatch (args: readonly string[], ctx: CliContext,
+  group: { readonly name: string, readonly usage: string, readonly commands: Readonly<Record<string, Command>> }): Promise<number> {
   const [sub, ...rest] = args
   if (sub === '--help' || sub === '-h' || sub === 'help') { ctx.out(group.usage); return 0 }
   if (sub === undefined) throw new UsageError(`${group.name}: missing subcommand`, group.usage)

@@ -71,7 +71,8 @@ async function existing (api: AdminClient, name: string): Promise<CertificateRes
 }
 
 async function register (args: readonly string[], ctx: CliContext): Promise<number> {
-  const v = parseFlags(args, { ...ADMIN_FLAGS, name: { type: 'string' }, cert: { type: 'string' }, key: { type: 'string' }, replace: { type: 'boolean' } }, REGISTER_USAGE)
+  const v = parseFlags(args, { ...ADMIN_FLAGS, name: { type: 'string' }, cert: { type: 'string' }, key: { type: 'string' },
+    replace: { type: 'boolean' } }, REGISTER_USAGE)
   if (v.help === true) { ctx.out(REGISTER_USAGE); return 0 }
   const name = required(v.name, '--name', REGISTER_USAGE)
   const certFile = required(v.cert, '--cert', REGISTER_USAGE)
@@ -94,7 +95,8 @@ async function register (args: readonly string[], ctx: CliContext): Promise<numb
 
   // Re-uploading the same certificate keeps the revocation settings it has (the PUT body is the whole desired state).
   const kept = before?.thumbprint === thumbprint ? { crlUrls: before.crlUrls ?? [], ocsp: before.ocsp ?? null } : {}
-  const put = await api.request('PUT', `/certificates/${segment(name)}`, { body: { certificate: upload.pem, ...kept }, ...(before === undefined ? {} : { headers: { 'if-match': `"${before.etag}"` } }) })
+  const put = await api.request('PUT', `/certificates/${segment(name)}`,
+    { body: { certificate: upload.pem, ...kept }, ...(before === undefined ? {} : { headers: { 'if-match': `"${before.etag}"` } }) })
   const uploaded = asCertificate(put.body)
   ctx.out(`uploaded ${certFile} as CA "${name}": ${uploaded.subject}, SHA-256 ${uploaded.thumbprint}\n`)
   if (uploaded.isVerified) {

@@ -86,9 +86,12 @@ async function add (args: readonly string[], ctx: CliContext): Promise<number> {
   if (v.help === true) { ctx.out(ADD_USAGE); return 0 }
   const id = required(v.id, '--id', ADD_USAGE)
   const selfSigned = v['self-signed'] === true
-  if (!selfSigned && (v.primary !== undefined || v.secondary !== undefined)) throw new UsageError('--primary and --secondary are for --self-signed devices', ADD_USAGE)
+  if (!selfSigned && (v.primary !== undefined || v.secondary !== undefined)) {
+    throw new UsageError('--primary and --secondary are for --self-signed devices', ADD_USAGE)
+  }
   const authentication: Authentication = selfSigned
-    ? { type: 'selfSigned', x509Thumbprint: { primaryThumbprint: required(v.primary, '--primary (a --self-signed device needs its thumbprint)', ADD_USAGE), secondaryThumbprint: v.secondary ?? null } }
+    ? { type: 'selfSigned', x509Thumbprint: { primaryThumbprint: required(v.primary, '--primary (a --self-signed device needs its thumbprint)',
+      ADD_USAGE), secondaryThumbprint: v.secondary ?? null } }
     : { type: 'certificateAuthority' }
   const api = adminClient(v, ctx.env, ctx.cwd, ADD_USAGE)
   // PUT creates or replaces; without --replace an existing device must not be replaced silently.
@@ -154,12 +157,14 @@ async function list (args: readonly string[], ctx: CliContext): Promise<number> 
     continuation = next
   } while (continuation !== undefined && continuation !== '')
   if (json) { ctx.out(count === 0 ? ']\n' : '\n]\n'); return 0 }
-  ctx.out(count === 0 ? 'no devices registered (certgate device add --help)\n' : formatTable(['DEVICE ID', 'AUTHENTICATION', 'STATUS', 'CONNECTION', 'REASON'], rows) + `${count} device${count === 1 ? '' : 's'}\n`)
+  ctx.out(count === 0 ? 'no devices registered (certgate device add --help)\n' : formatTable(['DEVICE ID', 'AUTHENTICATION', 'STATUS', 'CONNECTION',
+    'REASON'], rows) + `${count} device${count === 1 ? '' : 's'}\n`)
   return 0
 }
 
 /** GET, then PUT with If-Match; a concurrent change (412) is re-read and the change re-applied. */
-async function setStatus (api: AdminClient, id: string, status: 'enabled' | 'disabled', reason: string | null): Promise<{ device: DeviceResource, changed: boolean }> {
+async function setStatus (api: AdminClient, id: string, status: 'enabled' | 'disabled', reason: string | null): Promise<{ device: DeviceResource,
+  changed: boolean }> {
   for (let attempt = 1; ; attempt++) {
     const current = asDevice((await api.request('GET', devicePath(id))).body)
     if (current.status === status && current.statusReason === reason) return { device: current, changed: false }
@@ -225,6 +230,7 @@ export async function deviceCommand (args: readonly string[], ctx: CliContext): 
   return await dispatch(args, ctx, {
     name: 'device',
     usage: USAGE,
-    commands: { add, get, list, enable: statusCommand('enabled', ENABLE_USAGE), disable: statusCommand('disabled', DISABLE_USAGE), remove, import: deviceImport }
+    commands: { add, get, list, enable: statusCommand('enabled', ENABLE_USAGE), disable: statusCommand('disabled', DISABLE_USAGE), remove,
+      import: deviceImport }
   })
 }

@@ -75,7 +75,8 @@ async function send (api: AdminClient, batch: readonly Item[]): Promise<number> 
 }
 
 export async function deviceImport (args: readonly string[], ctx: CliContext): Promise<number> {
-  const v = parseFlags(args, { ...ADMIN_FLAGS, file: { type: 'string' }, format: { type: 'string' }, 'dry-run': { type: 'boolean' }, 'batch-size': { type: 'string' } }, USAGE)
+  const v = parseFlags(args, { ...ADMIN_FLAGS, file: { type: 'string' }, format: { type: 'string' }, 'dry-run': { type: 'boolean' },
+    'batch-size': { type: 'string' } }, USAGE)
   if (v.help === true) { ctx.out(USAGE); return 0 }
   const file = required(v.file, '--file', USAGE)
   if (v.format !== undefined && v.format !== 'csv' && v.format !== 'jsonl') throw new UsageError(`--format must be csv or jsonl, not "${v.format}"`, USAGE)
@@ -95,9 +96,11 @@ export async function deviceImport (args: readonly string[], ctx: CliContext): P
     throw new CommandFailed(`${problems.length} invalid line${problems.length === 1 ? '' : 's'} in ${name} (${format}); nothing was imported`)
   }
   if (devices.length === 0) { ctx.out(`no devices in ${name}; nothing to import\n`); return 0 }
-  if (api === undefined) { ctx.out(`${name}: ${devices.length} valid device${devices.length === 1 ? '' : 's'} (${format}); --dry-run: nothing sent\n`); return 0 }
+  if (api === undefined) { ctx.out(
+    `${name}: ${devices.length} valid device${devices.length === 1 ? '' : 's'} (${format}); --dry-run: nothing sent\n`); return 0 }
 
-  const items = devices.map(({ line, device }: ImportedLine): Item => { const json = importItem(device); return { line, json, bytes: Buffer.byteLength(json) } })
+  const items = devices.map(({ line, device }: ImportedLine): Item => { const json = importItem(device); return { line, json,
+    bytes: Buffer.byteLength(json) } })
   let imported = 0
   let requests = 0
   for (const batch of batches(items, batchSize)) {

@@ -84,7 +84,9 @@ async function add (args: readonly string[], ctx: CliContext): Promise<number> {
   } catch (err) {
     if (!(err instanceof ApiRefused && err.status === 404)) throw err
   }
-  if (before !== undefined && v.replace !== true) throw new CommandFailed(`enrollment group "${id}" already exists; nothing was changed. Use --replace to replace it`)
+  if (before !== undefined && v.replace !== true) {
+    throw new CommandFailed(`enrollment group "${id}" already exists; nothing was changed. Use --replace to replace it`)
+  }
   const body = {
     attestation: { type: 'x509', x509: { caReferences: { primary: ca, ...(v['secondary-ca'] === undefined ? {} : { secondary: v['secondary-ca'] }) } } },
     provisioningStatus: v.disabled === true ? 'disabled' : 'enabled',
@@ -93,7 +95,8 @@ async function add (args: readonly string[], ctx: CliContext): Promise<number> {
   }
   const reply = await api.request('PUT', groupPath(id), { body, ...(before === undefined ? {} : { headers: { 'if-match': `"${before.etag}"` } }) })
   const g = asGroup(reply.body)
-  ctx.out(v.json === true ? JSON.stringify(g, null, 2) + '\n' : `${reply.status === 201 ? 'added' : 'replaced'} enrollment group "${g.enrollmentGroupId}"\n${describe(g)}`)
+  ctx.out(v.json === true ? JSON.stringify(g, null,
+    2) + '\n' : `${reply.status === 201 ? 'added' : 'replaced'} enrollment group "${g.enrollmentGroupId}"\n${describe(g)}`)
   return 0
 }
 

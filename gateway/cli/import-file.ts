@@ -84,7 +84,8 @@ function csvDevice (fields: string[], columns: Map<Column, number>): DeviceInput
   const authentication = primary === '' && secondary === '' && type !== 'selfSigned'
     ? { type }
     : { type, x509Thumbprint: { primaryThumbprint: primary === '' ? null : primary, secondaryThumbprint: secondary === '' ? null : secondary } }
-  return parseDeviceBody(get('deviceId'), { authentication, status: get('status') === '' ? 'enabled' : get('status'), statusReason: get('statusReason') === '' ? null : get('statusReason') })
+  return parseDeviceBody(get('deviceId'),
+    { authentication, status: get('status') === '' ? 'enabled' : get('status'), statusReason: get('statusReason') === '' ? null : get('statusReason') })
 }
 
 function jsonDevice (line: string): DeviceInput | string {
@@ -94,7 +95,9 @@ function jsonDevice (line: string): DeviceInput | string {
   } catch (err) {
     return `not valid JSON: ${errorMessage(err)}`
   }
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) return 'each line must be a JSON object: {"deviceId": "...", "authentication": {...}, "status": "..."}'
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    return 'each line must be a JSON object: {"deviceId": "...", "authentication": {...}, "status": "..."}'
+  }
   const fields = body as Record<string, unknown>
   if (typeof fields.deviceId !== 'string') return 'the object has no "deviceId" string'
   return parseDeviceBody(fields.deviceId, { authentication: { type: 'certificateAuthority' }, ...fields })
@@ -120,7 +123,8 @@ export function parseImportFile (text: string, format: ImportFormat): ImportPars
         columns = header
         continue
       }
-      if (fields.length > columns.size) { problems.push({ line: n, message: `${fields.length} fields, but the header names ${columns.size} columns` }); continue }
+      if (fields.length > columns.size) { problems.push({ line: n,
+        message: `${fields.length} fields, but the header names ${columns.size} columns` }); continue }
       try { device = csvDevice(fields, columns) } catch (err) { device = problemOf(err) }
     } else {
       try { device = jsonDevice(line) } catch (err) { device = problemOf(err) }

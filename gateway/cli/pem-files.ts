@@ -51,7 +51,10 @@ export interface OutputFile {
 export function writeOutputs (files: readonly OutputFile[], force: boolean, cwd: string): void {
   if (!force) {
     const existing = files.filter((f) => existsSync(f.path)).map((f) => shown(f.path, cwd))
-    if (existing.length > 0) throw new CommandFailed(`${existing.join(', ')} already exist${existing.length === 1 ? 's' : ''}; nothing was written (use another --out or --name, or --force to replace)`)
+    if (existing.length > 0) {
+      throw new CommandFailed(`${existing.join(
+        ', ')} already exist${existing.length === 1 ? 's' : ''}; nothing was written (use another --out or --name, or --force to replace)`)
+    }
   }
   for (const f of files) {
     mkdirSync(dirname(resolve(f.path)), { recursive: true, mode: 0o700 })

@@ -33,7 +33,8 @@ Run "certgate pki <subcommand> --help" for its flags.
 `
 
 // Every key type here is one the validator accepts for a device (weak_key refuses the rest).
-const KEY_TYPES: Readonly<Record<string, KeyAlgorithm>> = { ec: 'P-256', 'ec-p384': 'P-384', 'ec-p521': 'P-521', ed25519: 'Ed25519', rsa: 'RSA-2048', 'rsa-3072': 'RSA-3072', 'rsa-4096': 'RSA-4096' }
+const KEY_TYPES: Readonly<Record<string, KeyAlgorithm>> = { ec: 'P-256', 'ec-p384': 'P-384', 'ec-p521': 'P-521', ed25519: 'Ed25519', rsa: 'RSA-2048',
+  'rsa-3072': 'RSA-3072', 'rsa-4096': 'RSA-4096' }
 const COMMON_HELP = `  --out DIR        directory to write to (default ./pki; created 0700)
   --key-type TYPE  ec (P-256, the default), ec-p384, ec-p521, ed25519, rsa (2048 bits), rsa-3072,
                    rsa-4096 (CAs made here must be ec, ec-p384 or rsa*: they sign with ECDSA or RSA)
@@ -133,7 +134,8 @@ async function intermediate (args: readonly string[], ctx: CliContext): Promise<
   const pathLen = intFlag(v['path-len'], '--path-len', 0, 16, INTERMEDIATE_USAGE)
   const dir = outDir(v.out, ctx)
   const issuer = await loadIssuer(issuerFile, issuerKeyFile, ctx)
-  const ca = await issue({ cn, ca: true, issuer, keyAlgorithm: alg, hash: hashFor(issuer), notAfter: notAfter(days, issuer, ctx), ...(pathLen === undefined ? {} : { pathLen }) })
+  const ca = await issue({ cn, ca: true, issuer, keyAlgorithm: alg, hash: hashFor(issuer), notAfter: notAfter(days, issuer, ctx),
+    ...(pathLen === undefined ? {} : { pathLen }) })
   const files = [{ path: join(dir, `${stem}.pem`), content: ca.pem, secret: false }, { path: join(dir, `${stem}.key`), content: ca.keyPem, secret: true }]
   writeOutputs(files, v.force === true, ctx.cwd)
   ctx.out(`intermediate CA "${cn}" (${alg}) signed by "${issuer.subjectCn}", SHA-256 thumbprint ${thumbprint(ca.der)}\n${describeWritten(files, ctx)}`)
@@ -161,14 +163,17 @@ ${COMMON_HELP}
 `
 
 async function device (args: readonly string[], ctx: CliContext): Promise<number> {
-  const v = parseFlags(args, { ...COMMON, ...ISSUER, id: { type: 'string' }, chain: { type: 'string', multiple: true }, 'self-signed': { type: 'boolean' } }, DEVICE_USAGE)
+  const v = parseFlags(args, { ...COMMON, ...ISSUER, id: { type: 'string' }, chain: { type: 'string', multiple: true },
+    'self-signed': { type: 'boolean' } }, DEVICE_USAGE)
   if (v.help === true) { ctx.out(DEVICE_USAGE); return 0 }
   const id = required(v.id, '--id', DEVICE_USAGE)
   const problem = deviceIdProblem(id)
   if (problem !== undefined) throw new UsageError(`--id: ${problem}`, DEVICE_USAGE)
   const selfSigned = v['self-signed'] === true
   const chainFiles = listFlag(v.chain)
-  if (selfSigned && (v.issuer !== undefined || v['issuer-key'] !== undefined || chainFiles.length > 0)) throw new UsageError('--self-signed takes no --issuer, --issuer-key or --chain', DEVICE_USAGE)
+  if (selfSigned && (v.issuer !== undefined || v['issuer-key'] !== undefined || chainFiles.length > 0)) {
+    throw new UsageError('--self-signed takes no --issuer, --issuer-key or --chain', DEVICE_USAGE)
+  }
   const alg = keyAlgorithm(v['key-type'], DEVICE_USAGE)
   const days = intFlag(v.days, '--days', 1, 36500, DEVICE_USAGE) ?? 365
   const dir = outDir(v.out, ctx)
@@ -182,7 +187,8 @@ async function device (args: readonly string[], ctx: CliContext): Promise<number
     if (!issuerIsRoot) chain.push(issuer.der)
     for (const file of chainFiles) chain.push(...readCertificates(resolve(ctx.cwd, file), 'the --chain file'))
   }
-  const leaf = await issue({ cn: id, keyAlgorithm: alg, hash: hashFor(issuer), notAfter: notAfter(days, issuer, ctx), ...(issuer === undefined ? {} : { issuer }) })
+  const leaf = await issue({ cn: id, keyAlgorithm: alg, hash: hashFor(issuer), notAfter: notAfter(days, issuer, ctx),
+    ...(issuer === undefined ? {} : { issuer }) })
   const seen = new Set([thumbprint(leaf.der)])
   const unique = chain.filter((der) => { const t = thumbprint(der); if (seen.has(t)) return false; seen.add(t); return true })
   const files = [
@@ -221,11 +227,14 @@ ${COMMON_HELP}
 const DNS_NAME = /^(\*\.)?([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/
 
 async function server (args: readonly string[], ctx: CliContext): Promise<number> {
-  const v = parseFlags(args, { ...COMMON, ...ISSUER, dns: { type: 'string', multiple: true }, ip: { type: 'string', multiple: true }, cn: { type: 'string' }, name: { type: 'string' } }, SERVER_USAGE)
+  const v = parseFlags(args, { ...COMMON, ...ISSUER, dns: { type: 'string', multiple: true }, ip: { type: 'string', multiple: true },
+    cn: { type: 'string' }, name: { type: 'string' } }, SERVER_USAGE)
   if (v.help === true) { ctx.out(SERVER_USAGE); return 0 }
   const dns = listFlag(v.dns)
   const ips = listFlag(v.ip)
-  if (dns.length + ips.length === 0) throw new UsageError('give at least one --dns or --ip: the names devices dial (a certificate naming nothing fails their host check)', SERVER_USAGE)
+  if (dns.length + ips.length === 0) {
+    throw new UsageError('give at least one --dns or --ip: the names devices dial (a certificate naming nothing fails their host check)', SERVER_USAGE)
+  }
   for (const d of dns) if (d.length > 253 || !DNS_NAME.test(d)) throw new UsageError(`--dns "${d}" is not a DNS name`, SERVER_USAGE)
   for (const ip of ips) if (isIP(ip) === 0) throw new UsageError(`--ip "${ip}" is not an IPv4 or IPv6 address`, SERVER_USAGE)
   const alg = keyAlgorithm(v['key-type'], SERVER_USAGE)
@@ -235,7 +244,8 @@ async function server (args: readonly string[], ctx: CliContext): Promise<number
   const issuerCert = new X509Certificate(issuer.der)
   const issuerIsRoot = issuerCert.subject === issuerCert.issuer && issuerCert.verify(issuerCert.publicKey)
   const cn = v.cn ?? dns[0] ?? ips[0] ?? ''
-  const cert = await issue({ cn, issuer, keyAlgorithm: alg, hash: hashFor(issuer), eku: ['1.3.6.1.5.5.7.3.1'], sanDns: dns, sanIp: ips, notAfter: notAfter(days, issuer, ctx) })
+  const cert = await issue({ cn, issuer, keyAlgorithm: alg, hash: hashFor(issuer), eku: ['1.3.6.1.5.5.7.3.1'], sanDns: dns, sanIp: ips,
+    notAfter: notAfter(days, issuer, ctx) })
   const stem = v.name ?? 'server'
   const dir = outDir(v.out, ctx)
   const files = [
@@ -243,7 +253,8 @@ async function server (args: readonly string[], ctx: CliContext): Promise<number
     { path: join(dir, `${stem}.key`), content: cert.keyPem, secret: true }
   ]
   writeOutputs(files, v.force === true, ctx.cwd)
-  ctx.out(`server certificate "${cn}" (${alg}) for ${[...dns, ...ips].join(', ')}, signed by "${issuer.subjectCn}"${issuerIsRoot ? '' : ' (issuer appended)'}\n` +
+  ctx.out(`server certificate "${cn}" (${alg}) for ${[...dns, ...ips].join(
+    ', ')}, signed by "${issuer.subjectCn}"${issuerIsRoot ? '' : ' (issuer appended)'}\n` +
     `SHA-256 thumbprint ${thumbprint(cert.der)}\n${describeWritten(files, ctx)}` +
     `serve it with: CERTGATE_TLS_CERT=${shown(files[0]?.path ?? '', ctx.cwd)} CERTGATE_TLS_KEY=${shown(files[1]?.path ?? '', ctx.cwd)}\n`)
   return 0
@@ -265,7 +276,8 @@ Writes <out>/<stem>.pem (default verification.pem); upload it to POST /certifica
 `
 
 async function verification (args: readonly string[], ctx: CliContext): Promise<number> {
-  const v = parseFlags(args, { out: { type: 'string' }, force: { type: 'boolean' }, code: { type: 'string' }, ca: { type: 'string' }, 'ca-key': { type: 'string' }, name: { type: 'string' } }, VERIFICATION_USAGE)
+  const v = parseFlags(args, { out: { type: 'string' }, force: { type: 'boolean' }, code: { type: 'string' }, ca: { type: 'string' },
+    'ca-key': { type: 'string' }, name: { type: 'string' } }, VERIFICATION_USAGE)
   if (v.help === true) { ctx.out(VERIFICATION_USAGE); return 0 }
   const code = required(v.code, '--code', VERIFICATION_USAGE)
   const ca = await loadIssuer(required(v.ca, '--ca', VERIFICATION_USAGE), required(v['ca-key'], '--ca-key', VERIFICATION_USAGE), ctx, 'CA')
@@ -310,7 +322,8 @@ async function p12 (args: readonly string[], ctx: CliContext): Promise<number> {
   const loaded = await loadIssuer(certFile, keyFile, ctx, 'device')
   const chain = [...certs.slice(1), ...listFlag(v.chain).flatMap((f) => readCertificates(resolve(ctx.cwd, f), 'the --chain file'))]
   const keyDer = pemBlocks(loaded.keyPem)[0]?.der ?? new Uint8Array()
-  const bundle = pkcs12Bundle({ keyPkcs8Der: keyDer, certDer: loaded.der, chainDers: chain, password, legacy: v.legacy === true, ...(loaded.subjectCn === '' ? {} : { friendlyName: loaded.subjectCn }) })
+  const bundle = pkcs12Bundle({ keyPkcs8Der: keyDer, certDer: loaded.der, chainDers: chain, password, legacy: v.legacy === true,
+    ...(loaded.subjectCn === '' ? {} : { friendlyName: loaded.subjectCn }) })
   const out = resolve(ctx.cwd, v.out ?? certFile.replace(/(-chain)?\.(pem|crt|cer)$/i, '') + '.p12')
   const files = [{ path: out, content: bundle, secret: true }]
   writeOutputs(files, v.force === true, ctx.cwd)

@@ -39,7 +39,9 @@ function unexpected (what: string, body: unknown): CommandFailed {
 }
 
 export function asDevice (body: unknown): DeviceResource {
-  if (!isObject(body) || typeof body.deviceId !== 'string' || typeof body.etag !== 'string' || !isObject(body.authentication)) throw unexpected('a device', body)
+  if (!isObject(body) || typeof body.deviceId !== 'string' || typeof body.etag !== 'string' || !isObject(body.authentication)) {
+    throw unexpected('a device', body)
+  }
   return body as unknown as DeviceResource
 }
 

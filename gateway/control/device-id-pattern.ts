@@ -50,7 +50,9 @@ function parse (src: string): Node {
     const ctl = CONTROL_ESCAPES[ch]
     if (ctl !== undefined) return range(ctl, ctl)
     if (/[0-9]/.test(ch)) return fail(inClass ? `\\${ch} (octal escapes are not supported)` : `a backreference \\${ch} (not supported: it needs backtracking)`)
-    if (ch === 'b' || ch === 'B') return fail(inClass ? '\\b in a class (not supported)' : `\\${ch} (word boundaries are not supported: the whole CN is matched)`)
+    if (ch === 'b' || ch === 'B') {
+      return fail(inClass ? '\\b in a class (not supported)' : `\\${ch} (word boundaries are not supported: the whole CN is matched)`)
+    }
     if (/[A-Za-z]/.test(ch)) return fail(`\\${ch} (unsupported escape; escape only punctuation, or use \\d \\w \\s \\D \\W \\S \\t \\n \\r \\f \\v)`)
     if (code(ch) > 127) return fail('a non-ASCII character (deviceIds are ASCII)')
     return range(code(ch), code(ch))
@@ -81,7 +83,9 @@ function parse (src: string): Node {
         const to = toCh === '\\' ? escape(true) : literal()
         const a = from.indexOf(1)
         const b = to.indexOf(1)
-        if (to.reduce((n, x) => n + x, 0) !== 1 || (toCh === '\\' && CLASS_ESCAPES[src[i - 1] as string] !== undefined)) return fail('a range ending in a class escape')
+        if (to.reduce((n, x) => n + x, 0) !== 1 || (toCh === '\\' && CLASS_ESCAPES[src[i - 1] as string] !== undefined)) {
+          return fail('a range ending in a class escape')
+        }
         if (b < a) return fail('a range out of order')
         range(a, b, set)
       } else {
@@ -166,7 +170,9 @@ function compile (root: Node): Nfa {
   const out1: number[] = []
   const out2: number[] = []
   const add = (set: CharSet | null, a: number, b: number): number => {
-    if (sets.length >= MAX_NFA_STATES) throw new PatternError(`a pattern too large once its repetitions are expanded (over ${MAX_NFA_STATES} states); use smaller counts`)
+    if (sets.length >= MAX_NFA_STATES) {
+      throw new PatternError(`a pattern too large once its repetitions are expanded (over ${MAX_NFA_STATES} states); use smaller counts`)
+    }
     sets.push(set); out1.push(a); out2.push(b)
     return sets.length - 1
   }

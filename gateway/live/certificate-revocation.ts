@@ -71,7 +71,8 @@ export function createCertificateRevocation (deps: CertificateRevocationDeps): C
         }
       }
       entries.push(hit.entry)
-      times.push({ ca: crl.caName, thisUpdate: Date.parse(crl.thisUpdate), nextUpdate: crl.nextUpdate === null ? undefined : Date.parse(crl.nextUpdate), revoked: crl.revokedCount })
+      times.push({ ca: crl.caName, thisUpdate: Date.parse(crl.thisUpdate),
+        nextUpdate: crl.nextUpdate === null ? undefined : Date.parse(crl.nextUpdate), revoked: crl.revokedCount })
     }
     inForce = { denied: denied.length, crls: times }
     const held = new Set(crls.map(crlKey))

@@ -62,7 +62,8 @@ export async function generateKeys (alg: KeyAlgorithm): Promise<CryptoKeyPair> {
     case 'RSA-3072':
     case 'RSA-4096':
     case 'RSA-1024':
-      return await subtle.generateKey({ name: 'RSASSA-PKCS1-v1_5', modulusLength: Number(alg.slice(4)), publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' }, true, ['sign', 'verify'])
+      return await subtle.generateKey({ name: 'RSASSA-PKCS1-v1_5', modulusLength: Number(alg.slice(4)), publicExponent: new Uint8Array([1, 0, 1]),
+        hash: 'SHA-256' }, true, ['sign', 'verify'])
     case 'Ed25519':
       return await subtle.generateKey({ name: 'Ed25519' }, true, ['sign', 'verify']) as CryptoKeyPair
   }
@@ -82,7 +83,8 @@ export async function issue (opts: IssueOptions): Promise<Issued> {
   const cns = opts.cn === undefined ? [] : typeof opts.cn === 'string' ? [opts.cn] : opts.cn
   const subject: x509.JsonName = [{ O: ['certgate'] }, ...cns.map((cn) => ({ CN: [cn] }))]
   const extensions: x509.Extension[] = []
-  if (opts.basicConstraints !== 'omit') extensions.push(new x509.BasicConstraintsExtension(ca, ca ? opts.pathLen : undefined, opts.basicConstraints !== 'non-critical'))
+  if (opts.basicConstraints !== 'omit') extensions.push(new x509.BasicConstraintsExtension(ca, ca ? opts.pathLen : undefined,
+    opts.basicConstraints !== 'non-critical'))
   const ku = opts.keyUsage ?? (ca ? x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign : x509.KeyUsageFlags.digitalSignature)
   // KeyUsageFlags is a bit-flag enum: combinations are plain numbers by design.
   // eslint-disable-next-line @typescript-eslint/no-unsafe-enum-assignment

@@ -74,7 +74,8 @@ export function pkcs12Bundle (input: Pkcs12Input): Uint8Array {
   // take its BMPString, which forge builds from the JavaScript string itself.
   const encrypted = legacy
     ? pki.encryptPrivateKeyInfo(privateKeyInfo, input.password, { algorithm: '3des', count: ITERATIONS, saltSize: 8 })
-    : pki.encryptPrivateKeyInfo(privateKeyInfo, forge.util.encodeUtf8(input.password), { algorithm: 'aes256', prfAlgorithm: 'sha256', count: ITERATIONS, saltSize: 16 })
+    : pki.encryptPrivateKeyInfo(privateKeyInfo, forge.util.encodeUtf8(input.password),
+      { algorithm: 'aes256', prfAlgorithm: 'sha256', count: ITERATIONS, saltSize: 16 })
   const key = dataContent([seq([oid(OIDS.pkcs8ShroudedKeyBag), explicit0(encrypted), bagAttrs])])
 
   const authSafe = der(seq([certs, key]))

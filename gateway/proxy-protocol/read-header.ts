@@ -40,7 +40,8 @@ function parseV1 (buf: Buffer): ParsedHeader {
   const family = proto === 'TCP4' ? 4 : 6
   const sp = port(sport)
   const dp = port(dport)
-  if (isIP(src) !== family || isIP(dst) !== family || sp === undefined || dp === undefined) return { kind: 'invalid', detail: `malformed PROXY v1 addresses in "${line.slice(0, 80)}"` }
+  if (isIP(src) !== family || isIP(dst) !== family || sp === undefined || dp === undefined) return { kind: 'invalid',
+    detail: `malformed PROXY v1 addresses in "${line.slice(0, 80)}"` }
   return { kind: 'ok', length: end + 2, source: { address: src, port: sp }, destination: { address: dst, port: dp } }
 }
 
@@ -58,11 +59,13 @@ function parseV2 (buf: Buffer): ParsedHeader {
   const body = buf.subarray(16, length)
   if (family === FAMILY.TCP4) {
     if (body.length < 12) return { kind: 'invalid', detail: 'PROXY v2 TCP4 address block is short' }
-    return { kind: 'ok', length, source: { address: Array.from(body.subarray(0, 4)).join('.'), port: body.readUInt16BE(8) }, destination: { address: Array.from(body.subarray(4, 8)).join('.'), port: body.readUInt16BE(10) } }
+    return { kind: 'ok', length, source: { address: Array.from(body.subarray(0, 4)).join('.'), port: body.readUInt16BE(8) },
+      destination: { address: Array.from(body.subarray(4, 8)).join('.'), port: body.readUInt16BE(10) } }
   }
   if (family === FAMILY.TCP6) {
     if (body.length < 36) return { kind: 'invalid', detail: 'PROXY v2 TCP6 address block is short' }
-    return { kind: 'ok', length, source: { address: v6Text(body.subarray(0, 16)), port: body.readUInt16BE(32) }, destination: { address: v6Text(body.subarray(16, 32)), port: body.readUInt16BE(34) } }
+    return { kind: 'ok', length, source: { address: v6Text(body.subarray(0, 16)), port: body.readUInt16BE(32) },
+      destination: { address: v6Text(body.subarray(16, 32)), port: body.readUInt16BE(34) } }
   }
   if (family === FAMILY.UNSPEC) return { kind: 'ok', length, source: undefined, destination: undefined }
   return { kind: 'invalid', detail: `PROXY v2 family/transport 0x${family.toString(16)} is not TCP over IPv4 or IPv6` }

@@ -20,7 +20,8 @@ export interface CertificateRotationOptions {
   readonly initial: { readonly certPem: string, readonly keyPem: string }
 }
 
-export function startCertificateRotation (opts: CertificateRotationOptions, deps: { apply: (pair: ServerPair) => void, metrics: Metrics, log: Logger }): CertificateRotation {
+export function startCertificateRotation (opts: CertificateRotationOptions,
+  deps: { apply: (pair: ServerPair) => void, metrics: Metrics, log: Logger }): CertificateRotation {
   const leaf = new X509Certificate(opts.initial.certPem)
   const initial: ServerPair = { ...opts.initial, notAfter: Date.parse(leaf.validTo), fingerprint: createHash('sha256').update(leaf.raw).digest('hex') }
   deps.metrics.serverCertificate(opts.listener, initial.notAfter)
@@ -31,11 +32,13 @@ export function startCertificateRotation (opts: CertificateRotationOptions, deps
       deps.apply(pair)
       deps.metrics.serverCertificate(opts.listener, pair.notAfter)
       deps.metrics.serverCertificateReload(opts.listener, 'reloaded')
-      deps.log.info({ event: 'server_certificate_reloaded', listener: opts.listener, certFile, fingerprint: pair.fingerprint, notAfter: new Date(pair.notAfter).toISOString() }, 'serving the new server certificate to new connections')
+      deps.log.info({ event: 'server_certificate_reloaded', listener: opts.listener, certFile, fingerprint: pair.fingerprint,
+        notAfter: new Date(pair.notAfter).toISOString() }, 'serving the new server certificate to new connections')
     },
     onFailed: (detail) => {
       deps.metrics.serverCertificateReload(opts.listener, 'failed')
-      deps.log.error({ event: 'server_certificate_reload_failed', listener: opts.listener, certFile, keyFile, detail }, 'the changed server certificate cannot be served; keeping the last good one')
+      deps.log.error({ event: 'server_certificate_reload_failed', listener: opts.listener, certFile, keyFile, detail },
+        'the changed server certificate cannot be served; keeping the last good one')
     }
   })
   return watch

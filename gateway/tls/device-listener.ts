@@ -53,9 +53,16 @@ export function handshakeBucket (err: Error & { code?: string }): HandshakeFailu
   // A certificate OpenSSL will not use in the handshake: a key on a curve TLS does not allow
   // (secp256k1: "wrong curve"), a key type or signature scheme it cannot use, a key too small for
   // its security level, a certificate it cannot decode. The device's fault, not the network's.
-  if (/WRONG_CURVE|WRONG_SIGNATURE_TYPE|UNKNOWN_CERTIFICATE_TYPE|UNSUPPORTED_CERTIFICATE|BAD_ECPOINT|KEY_TOO_SMALL|MD_TOO_WEAK|CERT_LENGTH_MISMATCH|BAD_CERTIFICATE|ILLEGAL_POINT_COMPRESSION|UNSUPPORTED_ELLIPTIC_CURVE|NO_SUITABLE_SIGNATURE_ALGORITHM/.test(code)) return 'bad_certificate'
+  if (new RegExp([
+    'WRONG_CURVE', 'WRONG_SIGNATURE_TYPE', 'UNKNOWN_CERTIFICATE_TYPE', 'UNSUPPORTED_CERTIFICATE', 'BAD_ECPOINT', 'KEY_TOO_SMALL', 'MD_TOO_WEAK',
+    'CERT_LENGTH_MISMATCH', 'BAD_CERTIFICATE', 'ILLEGAL_POINT_COMPRESSION', 'UNSUPPORTED_ELLIPTIC_CURVE', 'NO_SUITABLE_SIGNATURE_ALGORITHM'
+  ].join('|')).test(code)) {
+    return 'bad_certificate'
+  }
   if (code === 'ERR_SSL_NO_SHARED_CIPHER' || code === 'ERR_SSL_UNSUPPORTED_PROTOCOL' || code === 'ERR_SSL_NO_PROTOCOLS_AVAILABLE') return 'no_shared_cipher'
-  if (code === 'ERR_SSL_HTTP_REQUEST' || code === 'ERR_SSL_WRONG_VERSION_NUMBER' || code === 'ERR_SSL_PACKET_LENGTH_TOO_LONG' || code === 'ERR_SSL_UNKNOWN_PROTOCOL') return 'not_tls'
+  if (code === 'ERR_SSL_HTTP_REQUEST' || code === 'ERR_SSL_WRONG_VERSION_NUMBER' || code === 'ERR_SSL_PACKET_LENGTH_TOO_LONG' || code === 'ERR_SSL_UNKNOWN_PROTOCOL') {
+    return 'not_tls'
+  }
   if (code.startsWith('ERR_SSL') || code === 'ECONNRESET') return 'protocol'
   return 'other'
 }

@@ -67,7 +67,8 @@ export interface PairWatch {
  * Watches the pair, starting from `current`. Changes are gathered for `settleMs` (a renewal
  * writes the certificate and the key one after the other) before the pair is re-read.
  */
-export function watchServerPair (files: { readonly certFile: string, readonly keyFile: string }, current: ServerPair, hooks: PairWatchHooks, settleMs = 100): PairWatch {
+export function watchServerPair (files: { readonly certFile: string, readonly keyFile: string }, current: ServerPair, hooks: PairWatchHooks,
+  settleMs = 100): PairWatch {
   let served = current
   let lastFailure: string | undefined
   let timer: NodeJS.Timeout | undefined

@@ -206,13 +206,15 @@ export async function pump (device: Duplex, upstream: Socket, filter?: StreamFil
 }
 
 /** `tcp` mode: the device's bytes, unchanged, after an optional PROXY header. */
-export function createTcpForwarder (opts: { target: HostPort, connectTimeoutMs: number, health: UpstreamHealth, preamble?: ((device: DeviceConnection) => Buffer) | undefined }): Forwarder {
+export function createTcpForwarder (opts: { target: HostPort, connectTimeoutMs: number, health: UpstreamHealth,
+  preamble?: ((device: DeviceConnection) => Buffer) | undefined }): Forwarder {
   return {
     open: async (device) => {
       const c = await connectUpstream(opts.target, opts.connectTimeoutMs, opts.health)
       if (!c.ok) return c
       if (opts.preamble !== undefined && !device.socket.destroyed) c.upstream.write(opts.preamble(device))
-      return { ok: true, connectSeconds: c.connectSeconds, serve: async () => await pump(device.socket, c.upstream), abandon: () => { c.upstream.destroy() }, close: () => { device.socket.destroy() } }
+      return { ok: true, connectSeconds: c.connectSeconds, serve: async () => await pump(device.socket, c.upstream),
+        abandon: () => { c.upstream.destroy() }, close: () => { device.socket.destroy() } }
     },
     // A byte stream has no words for "refused": the connection closes.
     refuse: async (socket) => { await (socket.writableEnded ? endWith(socket) : destroyed(socket)) },

@@ -43,7 +43,8 @@ export interface HttpForwarderOptions {
 }
 
 /** Headers that describe one hop, never forwarded (RFC 9110 §7.6.1), and `expect` (answered here). */
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authenticate', 'proxy-authorization', 'expect', 'http2-settings'])
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authenticate',
+  'proxy-authorization', 'expect', 'http2-settings'])
 const INSPECTED_WEBSOCKET: ReadonlySet<string> = new Set(['sec-websocket-extensions'])
 const NOTHING: ReadonlySet<string> = new Set()
 
@@ -73,7 +74,8 @@ function upstreamHeaders (req: IncomingMessage, device: DeviceHttp, upgrade: 'no
     if (ownedHeader(name) || dropped.has(name) || named?.includes(name) === true) continue
     out.push(raw[i] as string, raw[i + 1] as string)
   }
-  out.push('x-certgate-device-id', device.deviceId, 'x-forwarded-client-cert', device.xfcc, 'x-forwarded-for', device.forwardedFor, 'x-forwarded-proto', 'https')
+  out.push('x-certgate-device-id', device.deviceId, 'x-forwarded-client-cert', device.xfcc, 'x-forwarded-for', device.forwardedFor,
+    'x-forwarded-proto', 'https')
   return out
 }
 
@@ -134,7 +136,8 @@ function deviceServer (f: Forwarding): Server {
   return server
 }
 
-function answer (f: Forwarding, res: ServerResponse, device: DeviceHttp, status: number, outcome: HttpOutcome, detail: string, extra: Record<string, string> = {}): void {
+function answer (f: Forwarding, res: ServerResponse, device: DeviceHttp, status: number, outcome: HttpOutcome, detail: string, extra: Record<string,
+  string> = {}): void {
   f.opts.onRequest(outcome)
   f.opts.onFailure({ deviceId: device.deviceId, outcome, detail })
   const body = errorBody(outcome, detail)
@@ -172,10 +175,12 @@ async function forwardRequest (f: Forwarding, req: IncomingMessage, res: ServerR
   } catch (err) {
     const code = (err as { code?: string }).code ?? ''
     if (exchange.deviceLeft) { opts.onRequest('device_aborted'); return }
-    if (code === 'UND_ERR_HEADERS_TIMEOUT') { answer(f, res, device, 504, 'upstream_timeout', `upstream ${target} sent no response headers within ${opts.upstreamTimeoutMs} ms`); return }
+    if (code === 'UND_ERR_HEADERS_TIMEOUT') { answer(f, res, device, 504, 'upstream_timeout',
+      `upstream ${target} sent no response headers within ${opts.upstreamTimeoutMs} ms`); return }
     const unreachable = ['UND_ERR_CONNECT_TIMEOUT', 'ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN'].includes(code)
     if (unreachable) opts.health.failed(code)
-    answer(f, res, device, 502, 'upstream_unavailable', `upstream ${target}: ${unreachable ? 'unreachable' : 'failed before answering'} (${code === '' ? errorMessage(err) : code})`)
+    answer(f, res, device, 502, 'upstream_unavailable',
+      `upstream ${target}: ${unreachable ? 'unreachable' : 'failed before answering'} (${code === '' ? errorMessage(err) : code})`)
     return
   }
   opts.health.succeeded()
@@ -188,7 +193,8 @@ async function forwardRequest (f: Forwarding, req: IncomingMessage, res: ServerR
     res.destroy()
     if (exchange.deviceLeft) return
     opts.onRequest('upstream_failed_midway')
-    opts.onFailure({ deviceId: device.deviceId, outcome: 'upstream_failed_midway', detail: `upstream ${target} failed while sending the response body (${err.code ?? err.message})` })
+    opts.onFailure({ deviceId: device.deviceId, outcome: 'upstream_failed_midway',
+      detail: `upstream ${target} failed while sending the response body (${err.code ?? err.message})` })
   })
   res.once('close', () => {
     if (res.writableFinished) opts.onRequest(`${Math.min(5, Math.max(1, Math.floor(statusCode / 100)))}xx` as HttpOutcome)
@@ -208,7 +214,8 @@ async function forwardUpgrade (f: Forwarding, req: IncomingMessage, socket: Dupl
     const body = errorBody(outcome, detail)
     socket.end(`HTTP/1.1 ${status}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nx-certgate-error: ${outcome}\r\nconnection: close\r\n\r\n${body}`)
   }
-  if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') { answerUpgrade('400 Bad Request', 'upgrade_refused', `only WebSocket upgrades are forwarded, not "${sanitize(req.headers.upgrade ?? '').slice(0, 64)}"`); return }
+  if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') { answerUpgrade('400 Bad Request', 'upgrade_refused',
+    `only WebSocket upgrades are forwarded, not "${sanitize(req.headers.upgrade ?? '').slice(0, 64)}"`); return }
   const c = await connectUpstream(opts.upstream, opts.connectTimeoutMs, opts.health)
   if (!c.ok) { answerUpgrade(c.attempted ? '502 Bad Gateway' : '503 Service Unavailable', 'upstream_unavailable', c.detail); return }
   if (socket.destroyed) { c.upstream.destroy(); return }

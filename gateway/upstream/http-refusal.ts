@@ -27,7 +27,8 @@ export function createHttpRefusals (timeoutMs: number): HttpRefusals {
   const reply = (socket: object): { status: number, headers: Record<string, string | number>, text: string } => {
     const b = body(answers.get(socket) ?? { reason: 'device_unknown', detail: '' })
     const text = JSON.stringify({ error: { code: b.code, message: b.message } })
-    return { status: b.status, text, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...(b.status === 503 ? { 'retry-after': '1' } : {}) } }
+    return { status: b.status, text, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text),
+      ...(b.status === 503 ? { 'retry-after': '1' } : {}) } }
   }
   // One server for every refused connection of this listener: never listened on, only handed sockets.
   const server = createServer({ keepAliveTimeout: 0, requestTimeout: 0, headersTimeout: timeoutMs }, (req: IncomingMessage, res: ServerResponse) => {

@@ -72,7 +72,9 @@ function canonical (sent: Buffer, connect: mqttPacket.IConnectPacket): Buffer | 
   }
   let again: Buffer
   try { again = mqttPacket.generate(connect) } catch (err) { return `CONNECT fields cannot be encoded: ${errorMessage(err)}` }
-  if (again.length !== sent.length) return `the CONNECT is ${sent.length} bytes but its fields take ${again.length} (bytes its fields do not account for, duplicate or non-minimal fields)`
+  if (again.length !== sent.length) {
+    return `the CONNECT is ${sent.length} bytes but its fields take ${again.length} (bytes its fields do not account for, duplicate or non-minimal fields)`
+  }
   const reparsed = parseConnect(again)
   if (typeof reparsed === 'string' || !isDeepStrictEqual(fieldsOf(reparsed), fieldsOf(connect))) return 'the CONNECT does not encode back to the same fields'
   return again
@@ -110,7 +112,8 @@ export function admitConnect (bytes: Buffer, connectLength: number, deviceId: st
   const encoded = canonical(sent, connect)
   if (typeof encoded === 'string') return { ok: false, reason: 'mqtt_protocol_error', detail: `malformed CONNECT: ${encoded}`, reply: malformed(version) }
   if (connect.clientId !== deviceId) {
-    return { ok: false, reason: 'mqtt_client_id_mismatch', detail: `CONNECT clientId "${connect.clientId.slice(0, 128)}" is not the deviceId "${deviceId}"`, reply: identifierRejected(version) }
+    return { ok: false, reason: 'mqtt_client_id_mismatch',
+      detail: `CONNECT clientId "${connect.clientId.slice(0, 128)}" is not the deviceId "${deviceId}"`, reply: identifierRejected(version) }
   }
   const guard = mqttStreamGuard(version)
   const rest = bytes.subarray(connectLength)

@@ -9,7 +9,8 @@
 // reason gets its CONNECT read and answered "not authorized" (mqtt-replies.ts); an MQTT 5 device
 // whose live connection certgate closes gets a DISCONNECT with a reason code first.
 import type { Duplex } from 'node:stream'
-import { connectUpstream, destroyed, endWith, guarded, pump, type DeviceConnection, type Forwarder, type HostPort, type Opened, type PumpHandle } from './forwarder.js'
+import { connectUpstream, destroyed, endWith, guarded, pump, type DeviceConnection, type Forwarder, type HostPort, type Opened,
+  type PumpHandle } from './forwarder.js'
 import { admitConnect, connectProtocolVersion, frameConnect } from './mqtt-connect.js'
 import { brokerConnackWatch, disconnectPacket, refusalAnswer, refusingConnack, UNSUPPORTED_PROTOCOL_VERSION } from './mqtt-replies.js'
 import { mqttPacketBoundary } from './mqtt-packet-boundary.js'
@@ -43,7 +44,8 @@ async function readFirstPacket (device: Duplex, opts: MqttForwarderOptions): Pro
     examine: (buf) => {
       const framed = frameConnect(buf, opts.maxConnectBytes)
       if (framed.state === 'more') return undefined
-      return { result: framed.state === 'invalid' ? { ok: false, detail: framed.detail } : { ok: true, bytes: buf, connectLength: framed.length }, consumed: buf.length }
+      return { result: framed.state === 'invalid' ? { ok: false, detail: framed.detail } : { ok: true, bytes: buf, connectLength: framed.length },
+        consumed: buf.length }
     },
     closed: () => ({ ok: false, detail: 'the device closed the connection before sending CONNECT' }),
     timedOut: () => ({ ok: false, detail: `no CONNECT within ${opts.firstPacketTimeoutMs} ms` })

@@ -59,7 +59,8 @@ export function disconnectPacket (reason: CloseReason): Buffer {
 }
 
 /** Names of CONNACK codes a broker may refuse with: MQTT 3.1.1 §3.2.2.3 return codes, MQTT 5 §3.2.2.2 reasons. */
-const V4_CONNACK: Readonly<Record<number, string>> = { 1: 'unacceptable protocol version', 2: 'identifier rejected', 3: 'server unavailable', 4: 'bad user name or password', 5: 'not authorized' }
+const V4_CONNACK: Readonly<Record<number, string>> = { 1: 'unacceptable protocol version', 2: 'identifier rejected', 3: 'server unavailable',
+  4: 'bad user name or password', 5: 'not authorized' }
 const V5_CONNACK: Readonly<Record<number, string>> = {
   0x80: 'Unspecified error', 0x81: 'Malformed Packet', 0x82: 'Protocol Error', 0x83: 'Implementation specific error',
   0x84: 'Unsupported Protocol Version', 0x85: 'Client Identifier not valid', 0x86: 'Bad User Name or Password', 0x87: 'Not authorized',

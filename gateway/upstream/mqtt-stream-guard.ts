@@ -6,7 +6,8 @@ import type { StreamGuard } from './forwarder.js'
 
 const DISCONNECT_PROTOCOL_ERROR = Buffer.from([0xe0, 0x02, 0x82, 0x00])
 
-const PACKET_NAMES = ['reserved type 0', 'CONNECT', 'CONNACK', 'PUBLISH', 'PUBACK', 'PUBREC', 'PUBREL', 'PUBCOMP', 'SUBSCRIBE', 'SUBACK', 'UNSUBSCRIBE', 'UNSUBACK', 'PINGREQ', 'PINGRESP', 'DISCONNECT', 'AUTH']
+const PACKET_NAMES = ['reserved type 0', 'CONNECT', 'CONNACK', 'PUBLISH', 'PUBACK', 'PUBREC', 'PUBREL', 'PUBCOMP', 'SUBSCRIBE', 'SUBACK',
+  'UNSUBSCRIBE', 'UNSUBACK', 'PINGREQ', 'PINGRESP', 'DISCONNECT', 'AUTH']
 
 /** A guard for one connection; `protocolVersion` is the CONNECT's (4 = 3.1.1, 5 = 5.0). */
 export function mqttStreamGuard (protocolVersion: number): StreamGuard {

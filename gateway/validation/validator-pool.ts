@@ -1,7 +1,8 @@
 // The Piscina pool that runs chain validation off the event loop. Owns the trust snapshot sent
 // to workers (verified CAs and what is revoked, numbered by epoch). Only importer of piscina.
 import { Piscina } from 'piscina'
-import type { DoneReply, RevocationData, ValidationBatch, ValidationBatchReply, ValidationOutcome, ValidationReply, ValidationTask, WorkerConfig } from '../../workers/types.js'
+import type { DoneReply, RevocationData, ValidationBatch, ValidationBatchReply, ValidationOutcome, ValidationReply, ValidationTask,
+  WorkerConfig } from '../../workers/types.js'
 import { EMPTY_REVOCATION, buildRevocationSet, withLeafDenial } from '../../workers/revocation.js'
 import { buildAnchorSet, validatePath, type IntermediateCache } from '../../workers/validate-chain.js'
 import { OID } from '../../workers/certificate.js'
@@ -54,7 +55,8 @@ interface Snapshot { readonly epoch: number, readonly cas: readonly TrustedCa[],
 export function createValidator (options: ValidatorPoolOptions, hooks: ValidatorPoolHooks = {}): ValidatorPool {
   if (options.threads === 0) return createInlineValidator(options, hooks)
   const pool = createValidatorPool(options, hooks)
-  return options.cacheEntries > 0 ? withWarmPath(pool, { cacheEntries: options.cacheEntries, ...(options.now === undefined ? {} : { now: options.now }) }, hooks) : pool
+  return options.cacheEntries > 0 ? withWarmPath(pool,
+    { cacheEntries: options.cacheEntries, ...(options.now === undefined ? {} : { now: options.now }) }, hooks) : pool
 }
 
 /**
@@ -69,7 +71,8 @@ function createInlineValidator (options: ValidatorPoolOptions, hooks: ValidatorP
   return {
     async validate (leaf, intermediates) {
       const started = process.hrtime.bigint()
-      const outcome = withLeafDenial(validatePath(leaf, intermediates, snapshot.anchors, { at: now(), requiredEku: OID.clientAuth, cache, revocation }), revocation)
+      const outcome = withLeafDenial(validatePath(leaf, intermediates, snapshot.anchors,
+        { at: now(), requiredEku: OID.clientAuth, cache, revocation }), revocation)
       const { hits, misses } = cache?.takeStats() ?? { hits: 0, misses: 0 }
       hooks.onValidated?.({ micros: Number(process.hrtime.bigint() - started) / 1000, cacheHits: hits, cacheMisses: misses, cacheSize: cache?.size ?? 0 })
       return { kind: 'done', outcome, anchorName: outcome.chain.ok ? snapshot.cas[outcome.chain.anchorIndex]?.name : undefined }
@@ -94,7 +97,8 @@ interface Waiting { readonly leaf: Uint8Array, readonly intermediates: readonly 
  * free goes at once, alone; validations that arrive while every thread is busy wait here and go
  * together in the next message. Each message costs a structured clone and a thread wake-up each
  * way, so under a storm one hop serves many devices, while a quiet gateway adds no delay.
- * `maxQueue` bounds the validations waiting here.
+ * `maxQueue` bounds the validations waiting here; Piscina's own queue is left unbounded, since
+ * with one message per thread in flight it never holds more than `threads` tasks.
  */
 export function createValidatorPool (options: ValidatorPoolOptions, hooks: ValidatorPoolHooks = {}): ValidatorPool {
   const now = options.now ?? Date.now
@@ -102,7 +106,6 @@ export function createValidatorPool (options: ValidatorPoolOptions, hooks: Valid
     filename: (options.workerFile ?? new URL('../../workers/validate-worker.js', import.meta.url)).href,
     minThreads: options.threads,
     maxThreads: options.threads,
-    maxQueue: options.maxQueue,
     idleTimeout: 2 ** 31 - 1,
     workerData: { cacheEntries: options.cacheEntries } satisfies WorkerConfig
   })
@@ -153,7 +156,7 @@ export function createValidatorPool (options: ValidatorPoolOptions, hooks: Valid
       validateNow(items).catch((err: unknown): PoolVerdict[] => {
         // A worker that threw, exited or crashed fails every validation it held, closed.
         const message = errorMessage(err)
-        return items.map(() => /queue is at limit/i.test(message) ? { kind: 'overloaded' } : { kind: 'failed', detail: message })
+        return items.map(() => ({ kind: 'failed', detail: message }))
       }).then((verdicts) => {
         busy--
         running -= items.length

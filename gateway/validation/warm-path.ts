@@ -50,18 +50,20 @@ export function createWarmPath (options: WarmPathOptions, hooks: ValidatorPoolHo
 
   const anchorSet = (): AnchorSet => (anchors ??= buildAnchorSet(cas.map((c) => c.der)).set)
 
-  /** Warm: every certificate sent beyond the leaf is an anchor or held from an accepted chain. */
-  const warm = (intermediates: readonly Uint8Array[], set: AnchorSet): boolean => {
+  /** The SHA-256 of each certificate sent beyond the leaf when every one is an anchor or held from an accepted chain (warm); else undefined. */
+  const warm = (intermediates: readonly Uint8Array[], set: AnchorSet): string[] | undefined => {
+    const hashes: string[] = []
     for (const der of intermediates) {
       const hash = sha256Hex(der)
-      if (!set.hashes.has(hash) && !holdsIntermediate(cache, hash)) return false
+      if (!set.hashes.has(hash) && !holdsIntermediate(cache, hash)) return undefined
+      hashes.push(hash)
     }
-    return true
+    return hashes
   }
 
-  const validate = (leaf: Uint8Array, intermediates: readonly Uint8Array[], set: AnchorSet, at: number): PoolVerdict => {
+  const validate = (leaf: Uint8Array, intermediates: readonly Uint8Array[], sentHashes: readonly string[] | undefined, set: AnchorSet, at: number): PoolVerdict => {
     const started = process.hrtime.bigint()
-    const outcome = withLeafDenial(validatePath(leaf, intermediates, set, { at, requiredEku, cache, revocation }), revocation)
+    const outcome = withLeafDenial(validatePath(leaf, intermediates, set, { at, requiredEku, cache, revocation, sentHashes }), revocation)
     const { hits, misses } = cache.takeStats()
     hooks.onValidated?.({ micros: Number(process.hrtime.bigint() - started) / 1000, cacheHits: hits, cacheMisses: misses, cacheSize: cache.size })
     return { kind: 'done', outcome, anchorName: outcome.chain.ok ? cas[outcome.chain.anchorIndex]?.name : undefined }
@@ -70,12 +72,13 @@ export function createWarmPath (options: WarmPathOptions, hooks: ValidatorPoolHo
   return {
     decide (leaf, intermediates, at = now()) {
       const set = anchorSet()
-      return warm(intermediates, set) ? validate(leaf, intermediates, set, at) : undefined
+      const hashes = warm(intermediates, set)
+      return hashes === undefined ? undefined : validate(leaf, intermediates, hashes, set, at)
     },
     learn (leaf, intermediates, at = now()) {
       const set = anchorSet()
-      if (warm(intermediates, set)) return // another connection taught it meanwhile
-      const verdict = validate(leaf, intermediates, set, at)
+      if (warm(intermediates, set) !== undefined) return // another connection taught it meanwhile
+      const verdict = validate(leaf, intermediates, undefined, set, at)
       // Not accepted here (the trust or the clock moved since the pool decided): hold nothing
       // this chain's intermediates put in the cache.
       if (verdict.kind === 'done' && !verdict.outcome.chain.ok) cache.clear()

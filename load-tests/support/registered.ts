@@ -1,18 +1,17 @@
-// How many devices an enrollment group registered, read from a stopped gateway's SQLite registry.
-import { openSqliteRegistry } from '../../gateway/registry/sqlite-registry.js'
+// How many devices an enrollment group registered, asked of a running gateway through its admin
+// API (GET /devices?enrollmentGroupId=…, page by page): load tests are black boxes over ports.
+import type { AdminApi } from './fleet.js'
 
-export async function countRegistered (file: string, enrollmentGroupId = 'bench'): Promise<number> {
-  const registry = openSqliteRegistry(file)
-  try {
-    let n = 0
-    let after: string | undefined
-    do {
-      const page = await registry.listDevices({ limit: 1000, after, enrollmentGroupId })
-      n += page.items.length
-      after = page.next
-    } while (after !== undefined)
-    return n
-  } finally {
-    await registry.close()
-  }
+export async function countRegistered (admin: AdminApi, enrollmentGroupId = 'bench'): Promise<number> {
+  let n = 0
+  let continuation: string | null = null
+  do {
+    const res: Response = await fetch(`${admin.url}/devices?top=1000&enrollmentGroupId=${encodeURIComponent(enrollmentGroupId)}`, {
+      headers: { authorization: `Bearer ${admin.token}`, ...(continuation === null ? {} : { 'x-ms-continuation': continuation }) }
+    })
+    if (res.status !== 200) throw new Error(`GET /devices answered ${res.status}: ${await res.text()}`)
+    n += (await res.json() as unknown[]).length
+    continuation = res.headers.get('x-ms-continuation')
+  } while (continuation !== null)
+  return n
 }

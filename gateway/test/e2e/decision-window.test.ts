@@ -9,34 +9,36 @@
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { issue, issueHierarchy, type Issued } from '../../pki/issue.js'
-import { startHarness, type Harness } from '../support/harness.js'
+import type { Harness } from '../support/harness.js'
 import { connectDevice } from '../support/device.js'
-import { startPostgres, type Postgres } from '../support/postgres.js'
+import { startPostgresFleet, type PostgresFleet } from '../support/postgres-fleet.js'
 import { startPgHoldProxy, type PgHoldProxy } from '../support/pg-hold-proxy.js'
 import { sha256Hex } from '../../../workers/validate-chain.js'
 
-let pg: Postgres
+let fleet: PostgresFleet<'a' | 'b'> | undefined
 let proxy: PgHoldProxy
 let a: Harness
 let b: Harness
 let pki: { root: Issued, int1: Issued, int2: Issued }
 
 before(async () => {
-  pg = await startPostgres()
-  await pg.createDatabase('window')
-  proxy = await startPgHoldProxy({ host: '127.0.0.1', port: pg.port })
-  a = await startHarness({ CERTGATE_REGISTRY_URL: `postgres://postgres@127.0.0.1:${proxy.port}/window`, CERTGATE_REFUSAL_MEMORY_S: '0' })
-  b = await startHarness({ CERTGATE_REGISTRY_URL: pg.url('window') })
+  fleet = await startPostgresFleet('window', {
+    // A reaches PostgreSQL through the proxy that holds its query sessions' replies; B directly.
+    a: async (pg) => {
+      proxy = await startPgHoldProxy({ host: '127.0.0.1', port: pg.port })
+      return { CERTGATE_REGISTRY_URL: `postgres://postgres@127.0.0.1:${proxy.port}/window`, CERTGATE_REFUSAL_MEMORY_S: '0' }
+    },
+    b: {}
+  })
+  ;({ a, b } = fleet.gateways)
   pki = await issueHierarchy()
   await b.registerCa('acme', pki.root)
   await a.waitForLog((l) => l.event === 'trust_updated' && (l as { cas?: number }).cas === 1)
 })
 after(async () => {
   (proxy as PgHoldProxy | undefined)?.release()
-  await (a as Harness | undefined)?.close()
-  await (b as Harness | undefined)?.close()
+  await fleet?.close()
   await (proxy as PgHoldProxy | undefined)?.close()
-  await (pg as Postgres | undefined)?.destroy()
 })
 
 const connectTo = async (h: Harness, leaf: Issued, chain: Issued[]): ReturnType<typeof connectDevice> =>

@@ -9,30 +9,26 @@ import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { connect as tlsConnect } from 'node:tls'
 import { generateKeys, issue, issueHierarchy, type Issued } from '../../pki/issue.js'
-import { startHarness, type Harness } from '../support/harness.js'
-import { startPostgres, type Postgres } from '../support/postgres.js'
+import type { Harness } from '../support/harness.js'
+import type { Postgres } from '../support/postgres.js'
+import { startPostgresFleet, type PostgresFleet } from '../support/postgres-fleet.js'
 
 const DEVICES = Number(process.env.CERTGATE_ENROLL_FLEET_DEVICES ?? 1000)
 const IN_FLIGHT = 16 // devices at a time, each with two connections
 
+let fleet: PostgresFleet<'a' | 'b'> | undefined
 let pg: Postgres
 let a: Harness
 let b: Harness
 let pki: { root: Issued, int1: Issued, int2: Issued }
 
 before(async () => {
-  pg = await startPostgres()
-  await pg.createDatabase('fleet')
   const env = { CERTGATE_HANDSHAKE_RATE_PER_ADDRESS: '0', CERTGATE_REFUSAL_MEMORY_S: '0' }
-  a = await startHarness({ CERTGATE_REGISTRY_URL: pg.url('fleet'), ...env })
-  b = await startHarness({ CERTGATE_REGISTRY_URL: pg.url('fleet'), ...env })
+  fleet = await startPostgresFleet('fleet', { a: env, b: env })
+  ;({ pg, gateways: { a, b } } = fleet)
   pki = await issueHierarchy({ rootCn: 'Fleet Enrollment Root' })
 })
-after(async () => {
-  await (b as Harness | undefined)?.close()
-  await (a as Harness | undefined)?.close()
-  await (pg as Postgres | undefined)?.destroy()
-})
+after(async () => { await fleet?.close() })
 
 /** MQTT 3.1.1 CONNECT (§3.1): level 4, clean session, keepalive 0, the clientId. */
 function connectPacket (clientId: string): Buffer {

@@ -20,6 +20,7 @@ import { closed, connectDevice, nextMessage } from '../support/device.js'
 import { startMosquitto, type Mosquitto } from '../support/mosquitto.js'
 import { groupCommand } from '../../cli/group-command.js'
 import type { CliContext } from '../../cli/context.js'
+import { adminCall, type AdminAnswer } from '../support/admin.js'
 
 let broker: Mosquitto
 let h: Harness
@@ -38,17 +39,9 @@ after(async () => {
   await (broker as Mosquitto | undefined)?.stop()
 })
 
-interface Answer { status: number, body: Record<string, unknown>, etag: string | null }
-
-async function call (method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Answer> {
-  const res = await fetch(`http://127.0.0.1:${h.gw.admin.port}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${h.gw.adminToken}`, 'content-type': 'application/json', ...headers },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) })
-  })
-  const text = await res.text()
-  return { status: res.status, body: text === '' ? {} : JSON.parse(text) as Record<string, unknown>, etag: res.headers.get('etag') }
-}
+type Answer = AdminAnswer
+const call = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Answer> =>
+  await adminCall(h, method, path, body, headers)
 
 const group = (primary: string, extra: Record<string, unknown> = {}): Record<string, unknown> =>
   ({ attestation: { type: 'x509', x509: { caReferences: { primary } } }, provisioningStatus: 'enabled', initialStatus: 'enabled', ...extra })

@@ -15,29 +15,25 @@ import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import type { MqttClient } from 'mqtt'
 import { issue, issueHierarchy, type Issued } from '../../pki/issue.js'
-import { startHarness, type Harness } from '../support/harness.js'
-import { closed, connectDevice, roundTrip } from '../support/device.js'
-import { startPostgres, type Postgres } from '../support/postgres.js'
+import type { Harness } from '../support/harness.js'
+import { closed, connectDevice, connectDeviceSoon, roundTrip, type DeviceOptions } from '../support/device.js'
+import type { Postgres } from '../support/postgres.js'
+import { startPostgresFleet, type PostgresFleet } from '../support/postgres-fleet.js'
 import { adminCall, type AdminAnswer } from '../support/admin.js'
 
+let fleet: PostgresFleet<'a' | 'b'> | undefined
 let pg: Postgres
 let a: Harness
 let b: Harness
 let pki: { root: Issued, int1: Issued, int2: Issued }
 
 before(async () => {
-  pg = await startPostgres()
-  await pg.createDatabase('fleet')
   // A reaches PostgreSQL over its Unix socket, B over TCP: the outage test takes B's path away alone.
-  a = await startHarness({ CERTGATE_REGISTRY_URL: pg.socketUrl('fleet') })
-  b = await startHarness({ CERTGATE_REGISTRY_URL: pg.url('fleet'), CERTGATE_REFUSAL_MEMORY_S: '0' })
+  fleet = await startPostgresFleet('fleet', { a: (pg) => ({ CERTGATE_REGISTRY_URL: pg.socketUrl('fleet') }), b: { CERTGATE_REFUSAL_MEMORY_S: '0' } })
+  ;({ pg, gateways: { a, b } } = fleet)
   pki = await issueHierarchy()
 })
-after(async () => {
-  await (b as Harness | undefined)?.close()
-  await (a as Harness | undefined)?.close()
-  await (pg as Postgres | undefined)?.destroy()
-})
+after(async () => { await fleet?.close() })
 
 type Answer = AdminAnswer
 const call = adminCall
@@ -45,22 +41,11 @@ const call = adminCall
 const enroll = async (h: Harness, id: string): Promise<Answer> => await call(h, 'PUT', `/devices/${id}`, { authentication: { type: 'certificateAuthority' }, status: 'enabled' })
 const disable = async (h: Harness, id: string): Promise<Answer> => await call(h, 'PUT', `/devices/${id}`, { authentication: { type: 'certificateAuthority' }, status: 'disabled', statusReason: 'stolen' })
 
-async function connect (h: Harness, id: string): Promise<MqttClient> {
-  return await connectDevice({ port: h.gw.device.port, serverCa: h.serverCa, leaf: await issue({ cn: id, issuer: pki.int2 }), chain: [pki.int2, pki.int1] })
-}
-
-/** Connects, retrying for a short bounded while (a CA change reaches the other gateway's validator asynchronously). */
-async function connectSoon (h: Harness, id: string, withinMs: number): Promise<MqttClient> {
-  const end = Date.now() + withinMs
-  for (;;) {
-    try {
-      return await connect(h, id)
-    } catch (err) {
-      if (Date.now() > end) throw err
-      await new Promise((resolve) => setTimeout(resolve, 100))
-    }
-  }
-}
+const deviceOn = async (h: Harness, id: string): Promise<DeviceOptions> =>
+  ({ port: h.gw.device.port, serverCa: h.serverCa, leaf: await issue({ cn: id, issuer: pki.int2 }), chain: [pki.int2, pki.int1] })
+const connect = async (h: Harness, id: string): Promise<MqttClient> => await connectDevice(await deviceOn(h, id))
+/** A CA change reaches the other gateway's validator asynchronously. */
+const connectSoon = async (h: Harness, id: string, withinMs: number): Promise<MqttClient> => await connectDeviceSoon(await deviceOn(h, id), withinMs)
 
 
 test('proof of possession started on A and finished on B lets a device in on both', async () => {
@@ -112,14 +97,7 @@ test('a CA deleted through A closes the devices chained to it on B within one se
   assert.equal((await call(a, 'POST', '/certificates/beta/verify', { certificate: (await issue({ cn: code, issuer: other.root, eku: [] })).pem })).status, 200)
   assert.equal((await enroll(a, 'beta-1')).status, 201)
   const leaf = await issue({ cn: 'beta-1', issuer: other.int2 })
-  const end = Date.now() + 2000
-  let c: MqttClient | undefined
-  while (c === undefined) {
-    try { c = await connectDevice({ port: b.gw.device.port, serverCa: b.serverCa, leaf, chain: [other.int2, other.int1] }) } catch (err) {
-      if (Date.now() > end) throw err
-      await new Promise((resolve) => setTimeout(resolve, 100))
-    }
-  }
+  const c = await connectDeviceSoon({ port: b.gw.device.port, serverCa: b.serverCa, leaf, chain: [other.int2, other.int1] }, 2000)
   let closedAt = 0
   c.once('close', () => { closedAt = performance.now() })
   assert.equal((await call(a, 'DELETE', '/certificates/beta')).status, 204)

@@ -21,12 +21,12 @@
 // the soak hits now and then deterministic: a device revoked while certgate is opening its
 // upstream connection must not have its CONNECT forwarded (it was, before the forwarder checked).
 import { test } from 'node:test'
-import { pbkdf2 } from 'node:crypto'
 import assert from 'node:assert/strict'
 import type { MqttClient } from 'mqtt'
 import { issue, issueHierarchy, type Issued } from '../../pki/issue.js'
 import { startHarness, type LogLine } from '../support/harness.js'
 import { connectDevice } from '../support/device.js'
+import { holdNextLookup } from '../support/held-lookup.js'
 import { startRecordingUpstream, type UpstreamConnect } from '../support/recording-upstream.js'
 import type { DeviceInput } from '../../registry/types.js'
 
@@ -384,41 +384,32 @@ test('soak: churn of devices, revocations and CA re-registration stays exact', {
 
 test('a device revoked while its upstream connection is being opened never has its CONNECT forwarded', async () => {
   const upstream = await startRecordingUpstream()
-  // "localhost" makes certgate resolve the upstream on libuv's thread pool; filling the pool with
-  // slow hashes holds the upstream connection open-in-progress for about a second.
+  // "localhost" makes certgate resolve the upstream name when it opens the connection: the test
+  // holds that lookup, so the connection is known to be opening (the device's CONNECT read and
+  // checked) for as long as the test needs.
   const h = await startHarness({ CERTGATE_UPSTREAM: `localhost:${upstream.port}`, CERTGATE_PROTOCOL: 'mqtt' })
+  const lookup = holdNextLookup('localhost')
   try {
     const pki = await issueHierarchy({ rootCn: 'Race Root' })
     await h.registerCa('race', pki.root)
     await h.addDevice('race-1')
     const leaf = await issue({ cn: 'race-1', issuer: pki.int2 })
-    const threads = Number(process.env.UV_THREADPOOL_SIZE ?? 4)
-    const fillPool = async (): Promise<void> => {
-      await Promise.all(Array.from({ length: threads * 6 }, async () => { await new Promise((resolve) => { pbkdf2('x', 'y', 100_000, 64, 'sha512', resolve) }) }))
-    }
-    const admin = `http://127.0.0.1:${h.gw.admin.port}/devices/race-1`
-    const tracked = async (): Promise<boolean> => {
-      const res = await fetch(admin, { headers: { authorization: `Bearer ${h.gw.adminToken}` } })
-      return (await res.json() as { connectionState?: string }).connectionState === 'Connected'
-    }
 
-    const busy = fillPool()
     const attempt = connectDevice({ port: h.gw.device.port, serverCa: h.serverCa, leaf, chain: [pki.int2, pki.int1] }).then(() => 'connected', (e: unknown) => (e as Error).message)
-    const until = Date.now() + 5000
-    while (!await tracked() && Date.now() < until) await sleep(5)
-    await sleep(50) // its CONNECT has been read; certgate is opening the upstream
+    await lookup.opening // its CONNECT has been read; certgate is opening the upstream
     assert.equal(upstream.connects.length, 0, 'precondition: the upstream connection is still being opened')
     await h.addDevice('race-1', { status: 'disabled', statusReason: 'revoked mid-connect' })
     const revoked = Date.now()
     assert.equal(await attempt, 'connection closed before CONNACK')
     await h.waitForLog((l) => l.event === 'closed' && l.deviceId === 'race-1' && l.reason === 'device_disabled')
-    await busy
-    // The upstream connection certgate was opening has been opened and dropped again (abandoned,
-    // as the device is gone): anything it would have forwarded on it would have arrived first.
+    lookup.release()
+    // The upstream connection certgate was opening is opened and dropped again (abandoned, as
+    // the device is gone): anything it would have forwarded on it would have arrived first.
     await upstream.waitForClosed(1, 10_000)
     const late = upstream.connects.filter((c) => c.clientId === 'race-1')
     assert.deepEqual(late.map((c) => `CONNECT ${c.time - revoked} ms after the revocation`), [], 'the revoked device reached the upstream')
   } finally {
+    lookup.restore()
     await h.close()
     await upstream.close()
   }

@@ -41,6 +41,22 @@ export async function connectDevice (opts: DeviceOptions): Promise<MqttClient> {
 }
 
 /** Resolves with the first message on `topic`. */
+/**
+ * Connects, retrying every 100 ms for a bounded while: a change made through another gateway (a
+ * CA registered, a device enrolled) reaches this one's validator asynchronously.
+ */
+export async function connectDeviceSoon (opts: DeviceOptions, withinMs: number): Promise<MqttClient> {
+  const end = Date.now() + withinMs
+  for (;;) {
+    try {
+      return await connectDevice(opts)
+    } catch (err) {
+      if (Date.now() > end) throw err
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+  }
+}
+
 export async function nextMessage (client: MqttClient, topic: string, timeoutMs = 5000): Promise<string> {
   return await new Promise((resolve, reject) => {
     const timer = setTimeout(() => { reject(new Error(`no message on ${topic} within ${timeoutMs} ms`)) }, timeoutMs)

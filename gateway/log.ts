@@ -1,0 +1,65 @@
+// certgate's log: JSON lines (pino) on stdout, written by the event loop itself, in batches.
+// pino's default destination hands every line to libuv's thread pool (one fs.write per line, a
+// thread woken to do it and the event loop woken again to hear it finished): on the handshake
+// path that was the largest single item of certgate's own cost per connection
+// (docs/benchmarks-performance.md). Here lines gather in memory and go out in one write(2) once
+// 16 KB have gathered, 50 ms after the first line of a batch, and at exit: a refusal's line
+// reaches the log within 50 ms. Only a SIGKILL can lose what was gathered.
+import { writeSync } from 'node:fs'
+import { pino, type Logger, type DestinationStream } from 'pino'
+
+export type { Logger }
+
+/** A batch is written at this size, or this long after its first line, whichever comes first. */
+export const LOG_BATCH_BYTES = 16 * 1024
+export const LOG_BATCH_MS = 50
+
+/** Writes all of `text` to `fd`, waiting out a full pipe; gives up on other errors (nowhere left to say so). */
+function writeFully (fd: number, text: string): void {
+  let buf = Buffer.from(text)
+  const pause = new Int32Array(new SharedArrayBuffer(4))
+  while (buf.length > 0) {
+    try {
+      buf = buf.subarray(writeSync(fd, buf))
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'EAGAIN') return
+      Atomics.wait(pause, 0, 0, 5)
+    }
+  }
+}
+
+/** Lines for `fd`, gathered and written in batches (see above). */
+export function batchedDestination (fd: number): DestinationStream & { flush: () => void } {
+  let pending = ''
+  let timer: NodeJS.Timeout | undefined
+  const flush = (): void => {
+    if (timer !== undefined) { clearTimeout(timer); timer = undefined }
+    if (pending === '') return
+    const text = pending
+    pending = ''
+    writeFully(fd, text)
+  }
+  return {
+    flush,
+    write (line: string) {
+      pending += line
+      if (pending.length >= LOG_BATCH_BYTES) flush()
+      else if (timer === undefined) {
+        timer = setTimeout(flush, LOG_BATCH_MS)
+        timer.unref()
+      }
+    }
+  }
+}
+
+let stdout: ReturnType<typeof batchedDestination> | undefined
+
+/** A logger on stdout. One batch per process: every gateway in it (tests start several) shares it. */
+export function createLog (level: string, base: Record<string, unknown>): Logger {
+  if (stdout === undefined) {
+    const out = batchedDestination(1)
+    process.on('exit', out.flush)
+    stdout = out
+  }
+  return pino({ level, base }, stdout)
+}
