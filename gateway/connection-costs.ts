@@ -28,7 +28,8 @@ const OFF: Stopwatch = { lap: () => undefined, resume: () => undefined, done: ()
 const threadCpu = (process as { threadCpuUsage?: () => NodeJS.CpuUsage }).threadCpuUsage?.bind(process) ?? (() => process.cpuUsage())
 const micros = (): number => { const u = threadCpu(); return u.user + u.system }
 
-export function createConnectionCosts (every: number, log: Pick<Logger, 'info'>): ConnectionCosts {
+/** `cpu`: the CPU clock in µs (tests give their own). */
+export function createConnectionCosts (every: number, log: Pick<Logger, 'info'>, cpu: () => number = micros): ConnectionCosts {
   if (every <= 0) return { start: () => OFF }
   // Each item is averaged over the connections that reached it (a refused device never opens an upstream).
   const spent = new Map<CostItem, { micros: number, times: number }>()
@@ -47,16 +48,16 @@ export function createConnectionCosts (every: number, log: Pick<Logger, 'info'>)
   }
   return {
     start: () => {
-      let last = micros()
+      let last = cpu()
       return {
         lap: (item) => {
-          const t = micros()
+          const t = cpu()
           const s = spent.get(item) as { micros: number, times: number }
           s.micros += t - last
           s.times++
           last = t
         },
-        resume: () => { last = micros() },
+        resume: () => { last = cpu() },
         done: () => { if (++connections >= every) report() }
       }
     }
