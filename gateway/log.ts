@@ -1,17 +1,21 @@
 // certgate's log: JSON lines (pino) on stdout, written by the event loop itself, in batches.
 // pino's default destination hands every line to libuv's thread pool (one fs.write per line, a
 // thread woken to do it and the event loop woken again to hear it finished): on the handshake
-// path that was the largest single item of certgate's own cost per connection
+// path that cost more than any other step once the cores were busy
 // (docs/benchmarks-performance.md). Here lines gather in memory and go out in one write(2) once
-// 16 KB have gathered, 50 ms after the first line of a batch, and at exit: a refusal's line
+// 4 KB have gathered, 50 ms after the first line of a batch, and at exit: a refusal's line
 // reaches the log within 50 ms. Only a SIGKILL can lose what was gathered.
 import { writeSync } from 'node:fs'
 import { pino, type Logger, type DestinationStream } from 'pino'
 
 export type { Logger }
 
-/** A batch is written at this size, or this long after its first line, whichever comes first. */
-export const LOG_BATCH_BYTES = 16 * 1024
+/**
+ * A batch is written at this size, or this long after its first line, whichever comes first. At
+ * most PIPE_BUF: the processes of a group share one stdout, and POSIX keeps a pipe write of up to
+ * PIPE_BUF bytes whole, so their lines never interleave mid-line.
+ */
+export const LOG_BATCH_BYTES = 4096
 export const LOG_BATCH_MS = 50
 
 /** Writes all of `text` to `fd`, waiting out a full pipe; gives up on other errors (nowhere left to say so). */
@@ -31,19 +35,25 @@ function writeFully (fd: number, text: string): void {
 /** Lines for `fd`, gathered and written in batches (see above). */
 export function batchedDestination (fd: number): DestinationStream & { flush: () => void } {
   let pending = ''
+  let pendingBytes = 0
   let timer: NodeJS.Timeout | undefined
   const flush = (): void => {
     if (timer !== undefined) { clearTimeout(timer); timer = undefined }
     if (pending === '') return
     const text = pending
     pending = ''
+    pendingBytes = 0
     writeFully(fd, text)
   }
   return {
     flush,
     write (line: string) {
+      const bytes = Buffer.byteLength(line)
+      // Whole lines only: a batch that this line would take past the limit goes out first.
+      if (pendingBytes + bytes > LOG_BATCH_BYTES) flush()
       pending += line
-      if (pending.length >= LOG_BATCH_BYTES) flush()
+      pendingBytes += bytes
+      if (pendingBytes >= LOG_BATCH_BYTES) flush()
       else if (timer === undefined) {
         timer = setTimeout(flush, LOG_BATCH_MS)
         timer.unref()
