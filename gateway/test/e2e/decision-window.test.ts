@@ -6,7 +6,7 @@
 // reply arrives, A must still refuse the device, within a second, and never forward it. The same
 // holds for a deny-list entry added through B, even when A's reload of the deny-list finished
 // (and found nothing tracked to close) before the device's lookup answered.
-import { test, before, after } from 'node:test'
+import { test, before, after, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { issue, issueHierarchy, type Issued } from '../../pki/issue.js'
 import type { Harness } from '../support/harness.js'
@@ -48,35 +48,43 @@ const connectTo = async (h: Harness, leaf: Issued, chain: Issued[]): ReturnType<
 const after$ = (h: Harness, from: number, pred: (l: Harness['logs'][number]) => boolean): ReturnType<Harness['waitForLog']> =>
   h.waitForLog((l) => h.logs.indexOf(l) >= from && pred(l))
 
-/** Resolves with how long after `from` the attempt failed; rejects if the device got in. */
-async function refusedWithin (attempt: Promise<unknown>, from: () => number): Promise<number> {
-  await assert.rejects(attempt, 'the device was let in although the change committed while its lookup was in flight')
-  return performance.now() - from()
-}
-
-test('a device disabled while its registry lookup is in flight is refused once the lookup answers', async (t) => {
-  await b.addDevice('window-1')
-  const leaf = await issue({ cn: 'window-1', issuer: pki.int2 })
+/**
+ * A device of A's that connects once, then again with its registry lookup held on the wire: the
+ * window opens. Resolves once the held lookup is on the wire.
+ */
+async function openWindowFor (deviceId: string): Promise<{ leaf: Issued, attempt: ReturnType<typeof connectTo> }> {
+  await b.addDevice(deviceId)
+  const leaf = await issue({ cn: deviceId, issuer: pki.int2 })
   // The path works before the window is opened.
   const ok = await connectTo(a, leaf, [pki.int2, pki.int1])
   ok.end(true)
-
   proxy.hold()
   const attempt = connectTo(a, leaf, [pki.int2, pki.int1])
   attempt.catch(() => undefined)
-  await proxy.queried('window-1') // A's lookup is on the wire, its answer held
+  await proxy.queried(deviceId) // A's lookup is on the wire, its answer held
+  return { leaf, attempt }
+}
+
+/** Lets the held lookup answer; the device must be refused within 1 s, not forwarded; returns A's refusal line. */
+async function releaseAndExpectRefusal (t: TestContext, attempt: Promise<unknown>, from: number, deviceId: string): ReturnType<Harness['waitForLog']> {
+  proxy.release()
+  const releasedAt = performance.now()
+  await assert.rejects(attempt, 'the device was let in although the change committed while its lookup was in flight')
+  const ms = performance.now() - releasedAt
+  t.diagnostic(`refused ${Math.round(ms)} ms after the lookup answered`)
+  assert.ok(ms <= 1000, `refused ${Math.round(ms)} ms after the lookup answered`)
+  const refused = await after$(a, from, (l) => l.event === 'refused' && l.deviceId === deviceId)
+  assert.ok(!a.logs.slice(from).some((l) => l.event === 'authenticated'), 'the device was forwarded')
+  return refused
+}
+
+test('a device disabled while its registry lookup is in flight is refused once the lookup answers', async (t) => {
+  const { attempt } = await openWindowFor('window-1')
   const from = a.logs.length
   await b.addDevice('window-1', { status: 'disabled', statusReason: 'stolen' })
   await after$(a, from, (l) => l.event === 'registry_change' && JSON.stringify(l).includes('window-1'))
-  let releasedAt = 0
-  proxy.release()
-  releasedAt = performance.now()
-  const ms = await refusedWithin(attempt, () => releasedAt)
-  t.diagnostic(`refused ${Math.round(ms)} ms after the lookup answered`)
-  assert.ok(ms <= 1000, `refused ${Math.round(ms)} ms after the lookup answered`)
-  const refused = await after$(a, from, (l) => l.event === 'refused' && l.deviceId === 'window-1')
+  const refused = await releaseAndExpectRefusal(t, attempt, from, 'window-1')
   assert.equal(refused.reason, 'device_disabled')
-  assert.ok(!a.logs.slice(from).some((l) => l.event === 'authenticated'), 'the device was forwarded')
 })
 
 test('a device whose CA is deleted while its lookup is in flight is refused, even after the trust reload finished', async (t) => {
@@ -99,39 +107,17 @@ test('a device whose CA is deleted while its lookup is in flight is refused, eve
   await after$(a, from, (l) => l.event === 'registry_change' && JSON.stringify(l).includes('beta'))
   proxy.releaseSessionsWithout('window-2')
   await after$(a, from, (l) => l.event === 'trust_updated' && (l as { cas?: number }).cas === 1)
-  let releasedAt = 0
-  proxy.release()
-  releasedAt = performance.now()
-  const ms = await refusedWithin(attempt, () => releasedAt)
-  t.diagnostic(`refused ${Math.round(ms)} ms after the lookup answered`)
-  assert.ok(ms <= 1000, `refused ${Math.round(ms)} ms after the lookup answered`)
-  const refused = await after$(a, from, (l) => l.event === 'refused' && l.deviceId === 'window-2')
+  const refused = await releaseAndExpectRefusal(t, attempt, from, 'window-2')
   assert.equal(refused.reason, 'chain_untrusted')
-  assert.ok(!a.logs.slice(from).some((l) => l.event === 'authenticated'), 'the device was forwarded')
 })
 
 test('a device whose certificate is deny-listed while its lookup is in flight is refused, even after the deny-list reload finished', async (t) => {
-  await b.addDevice('window-3')
-  const leaf = await issue({ cn: 'window-3', issuer: pki.int2 })
-  const ok = await connectTo(a, leaf, [pki.int2, pki.int1])
-  ok.end(true)
-
-  proxy.hold()
-  const attempt = connectTo(a, leaf, [pki.int2, pki.int1])
-  attempt.catch(() => undefined)
-  await proxy.queried('window-3')
+  const { leaf, attempt } = await openWindowFor('window-3')
   const from = a.logs.length
   await b.gw.registry.putRevocation(sha256Hex(leaf.der), 'stolen')
   await after$(a, from, (l) => l.event === 'registry_change' && JSON.stringify(l).includes('revocation'))
   proxy.releaseSessionsWithout('window-3')
   await after$(a, from, (l) => l.event === 'revocation_updated' && (l as { denied?: number }).denied === 1)
-  let releasedAt = 0
-  proxy.release()
-  releasedAt = performance.now()
-  const ms = await refusedWithin(attempt, () => releasedAt)
-  t.diagnostic(`refused ${Math.round(ms)} ms after the lookup answered`)
-  assert.ok(ms <= 1000, `refused ${Math.round(ms)} ms after the lookup answered`)
-  const refused = await after$(a, from, (l) => l.event === 'refused' && l.deviceId === 'window-3')
+  const refused = await releaseAndExpectRefusal(t, attempt, from, 'window-3')
   assert.equal(refused.reason, 'cert_revoked')
-  assert.ok(!a.logs.slice(from).some((l) => l.event === 'authenticated'), 'the device was forwarded')
 })
