@@ -18,16 +18,18 @@ export type { Logger }
 export const LOG_BATCH_BYTES = 4096
 export const LOG_BATCH_MS = 50
 
+/** What a write to a full pipe waits on (5 ms at a time). */
+const FULL_PIPE_PAUSE = new Int32Array(new SharedArrayBuffer(4))
+
 /** Writes all of `text` to `fd`, waiting out a full pipe; gives up on other errors (nowhere left to say so). */
 function writeFully (fd: number, text: string): void {
   let buf = Buffer.from(text)
-  const pause = new Int32Array(new SharedArrayBuffer(4))
   while (buf.length > 0) {
     try {
       buf = buf.subarray(writeSync(fd, buf))
     } catch (err) {
       if ((err as { code?: string }).code !== 'EAGAIN') return
-      Atomics.wait(pause, 0, 0, 5)
+      Atomics.wait(FULL_PIPE_PAUSE, 0, 0, 5)
     }
   }
 }
