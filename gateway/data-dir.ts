@@ -4,7 +4,6 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { join } from 'node:path'
 import { randomBytes, X509Certificate } from 'node:crypto'
 import { hostname } from 'node:os'
-import { issue } from './pki/issue.js'
 
 export function ensureDataDir (dir: string): void {
   mkdirSync(dir, { recursive: true, mode: 0o700 })
@@ -63,6 +62,8 @@ export async function serverCertificate (dir: string, certFile: string | undefin
     if (stale === undefined) return { certPem, keyPem: readFileSync(key, 'utf8'), generated: true }
     regenerated = stale
   }
+  // Loaded only here: @peculiar/x509 is ~4 MB of heap a serving gateway never needs (less for every GC to mark).
+  const { issue } = await import('./pki/issue.js')
   const issued = await issue({ cn: 'localhost', sanDns: names.dns, sanIp: names.ip, eku: ['1.3.6.1.5.5.7.3.1'],
     notAfter: new Date(Date.now() + 825 * 86_400_000) })
   writeSecret(key, issued.keyPem)

@@ -22,10 +22,9 @@ import { handleConnection, type ConnectionContext } from './connection.js'
 import { createConnectionCosts } from './connection-costs.js'
 import { createTcpForwarder, type DeviceConnection, type Forwarder } from './upstream/forwarder.js'
 import { createMqttForwarder } from './upstream/mqtt-forwarder.js'
-import { createHttpForwarder } from './upstream/http-forwarder.js'
 import { createUpstreamHealth } from './upstream/upstream-health.js'
 import { encodeV2 } from './proxy-protocol/v2-header.js'
-import { startEmbeddedBroker, type EmbeddedBroker } from './upstream/embedded-broker.js'
+import type { EmbeddedBroker } from './upstream/embedded-broker.js'
 import { startAdminServer, type AdminServer } from './admin/admin-server.js'
 import { createCaService, type CaService } from './control/ca-service.js'
 import { createRefusalMemory, type RefusalMemory } from './auth/refusal-memory.js'
@@ -196,6 +195,8 @@ async function startBrokerIfNeeded (config: Config, at: HostPort | undefined, lo
   let broker: EmbeddedBroker | undefined
   let brokerAt: HostPort | undefined = at
   if (brokerAt === undefined && config.listeners.some((l) => l.upstream === undefined)) {
+    // aedes (~2.5 MB of heap) is loaded only when a listener forwards to it.
+    const { startEmbeddedBroker } = await import('./upstream/embedded-broker.js')
     broker = await startEmbeddedBroker()
     brokerAt = broker
     log.info({ upstream: `${broker.host}:${broker.port}` }, 'no upstream configured: forwarding to the embedded MQTT broker')
@@ -249,7 +250,7 @@ async function startListeners (config: Config, d: ListenerDeps): Promise<DeviceL
   for (const l of config.listeners) {
     const upstream = l.upstream ?? brokerAt
     if (upstream === undefined) throw new Error(`listener ${l.name} has no upstream`)
-    const forwarder = forwarderFor(l, upstream, config, metrics, log)
+    const forwarder = await forwarderFor(l, upstream, config, metrics, log)
     forwarders.push(forwarder)
     const ctx: ConnectionContext = {
       listener: l.name, validator, registry, forwarder, live, metrics, log, refusals, idleTimeoutMs: config.idleTimeoutMs, revocation, enrollment, ocsp, costs
@@ -344,7 +345,7 @@ async function closeGateway (config: Config, g: {
 const EMBEDDED_BROKER_MQTT5 = 'an MQTT 5 CONNECT, and the embedded broker (aedes 1.x) speaks MQTT 3.1.1 only: set CERTGATE_UPSTREAM to a broker that speaks MQTT 5 (Mosquitto, EMQX, HiveMQ…), or connect with MQTT 3.1.1'
 
 /** The forwarding mode a listener is configured for, with its own fail-fast view of its upstream. */
-function forwarderFor (l: ListenerConfig, upstream: HostPort, config: Config, metrics: Metrics, log: Logger): Forwarder {
+async function forwarderFor (l: ListenerConfig, upstream: HostPort, config: Config, metrics: Metrics, log: Logger): Promise<Forwarder> {
   const target = `${upstream.host}:${upstream.port}`
   const health = createUpstreamHealth({
     target,
@@ -382,7 +383,9 @@ function forwarderFor (l: ListenerConfig, upstream: HostPort, config: Config, me
       })
     case 'tcp':
       return createTcpForwarder({ target: upstream, connectTimeoutMs, health, preamble })
-    case 'http':
+    case 'http': {
+      // undici (~6 MB of heap) is loaded only by a gateway with an http listener: less for every GC to mark.
+      const { createHttpForwarder } = await import('./upstream/http-forwarder.js')
       return createHttpForwarder({
         upstream,
         health,
@@ -396,6 +399,7 @@ function forwarderFor (l: ListenerConfig, upstream: HostPort, config: Config, me
         onFailure: (f) => { log.warn({ event: 'http_failed', listener: l.name, ...f }, 'request not forwarded') },
         refusalTimeoutMs: config.mqttConnectTimeoutMs
       })
+    }
   }
 }
 

@@ -42,12 +42,16 @@ const opt = options(USAGE, {
   sources: { default: '0', help: 'spread clients over 127.0.0.1..127.0.0.N (0: kernel-chosen from 127.0.0.1)' },
   'timeout-s': { default: '120', help: 'per-connection timeout (the run stops by itself after it)' },
   cli: { default: '', help: 'another build\'s dist/gateway/cli.js to measure instead of this one (before/after)' },
+  baseline: { default: '', help: 'another build\'s dist/gateway/cli.js: the same storm against it too, alternating with this build, --rounds times (before/after in one run)' },
+  rounds: { default: '1', help: 'storms per build (with --baseline: alternating, the order swapped each round)' },
   hold: { default: 'auto', help: '1: every device stays connected (certgate then needs 2 open files per device); 0: DISCONNECT after CONNACK; auto: 1 if the open-files limit allows' }
 })
 
 /** What one storm measured; `registered` only for an --enroll storm. */
 interface StormResult {
   readonly mode: 'pre-registered' | 'enrolled'
+  /** Which gateway: this build (or --cli), or --baseline's. */
+  readonly build: 'this' | 'baseline'
   readonly connected: number, readonly refusals: number, readonly failures: Record<string, number>, readonly allConnectedS: number, readonly ratePerSec: number
   readonly connectP50Ms: number, readonly connectP99Ms: number, readonly connectMaxMs: number, readonly certgateCpuMsPerConn: number, readonly mosquittoCpuMsPerConn: number
   readonly certgateRssMiB: number, readonly held: boolean, readonly openFilesLimit: number
@@ -56,7 +60,8 @@ interface StormResult {
   readonly latenciesMs: number[], readonly perBin: number[], readonly healthLatenciesMs: number[]
 }
 
-async function storm (mode: StormResult['mode'], devices: number, concurrency: number, processes: number): Promise<StormResult> {
+async function storm (mode: StormResult['mode'], build: StormResult['build'], devices: number, concurrency: number, processes: number): Promise<StormResult> {
+  const cli = build === 'baseline' ? opt.baseline : opt.cli
   // Two descriptors per forwarded connection in certgate, one in Mosquitto, plus headroom.
   const nofile = 2 * devices + 512
   const fleet = await createFleet(devices, undefined, { enroll: mode === 'enrolled' })
@@ -68,7 +73,7 @@ async function storm (mode: StormResult['mode'], devices: number, concurrency: n
     CERTGATE_MAX_HANDSHAKES: String(Math.max(4096, concurrency * 2)),
     ...(opt.workers === '' ? {} : { CERTGATE_WORKERS: opt.workers })
   }
-  const gw = await startCertgate({ env, nofile, enroll: fleet.enroll, ...(opt.cli === '' ? {} : { cli: opt.cli }) })
+  const gw = await startCertgate({ env, nofile, enroll: fleet.enroll, ...(cli === '' ? {} : { cli }) })
   const cleanup: Array<() => Promise<void>> = [gw.stop, mosquitto.stop]
   try {
     const limit = Math.min(openFilesLimit(gw.pid), openFilesLimit(mosquitto.pid))
@@ -93,7 +98,7 @@ async function storm (mode: StormResult['mode'], devices: number, concurrency: n
     const records = mode === 'enrolled' ? await countRegistered(adminOf(gw.adminPort ?? 0, fleet.dataDir)) : undefined
     for (const c of cleanup.splice(0)) await c()
     return {
-      mode, held: hold, openFilesLimit: limit, connected: run.connected, refusals: Object.values(run.failures).reduce((a, b) => a + b, 0), failures: run.failures,
+      mode, build, held: hold, openFilesLimit: limit, connected: run.connected, refusals: Object.values(run.failures).reduce((a, b) => a + b, 0), failures: run.failures,
       allConnectedS: run.elapsedMs / 1000, ratePerSec: run.connected / (run.elapsedMs / 1000),
       connectP50Ms: percentile(run.latenciesMs, 50), connectP99Ms: percentile(run.latenciesMs, 99), connectMaxMs: percentile(run.latenciesMs, 100),
       certgateCpuMsPerConn: (cpu1.gw - cpu0.gw) / Math.max(run.connected, 1), mosquittoCpuMsPerConn: (cpu1.mq - cpu0.mq) / Math.max(run.connected, 1),
@@ -122,16 +127,29 @@ async function main (): Promise<void> {
   const processes = Math.max(1, num(opt.processes, 'processes'))
   const concurrency = Math.max(1, num(opt.concurrency, 'concurrency'))
   console.log(`node ${process.version} (OpenSSL ${process.versions.openssl}); ${devices} devices, ${concurrency} in flight over ${processes} client processes${enroll ? '; pre-registered, then never-seen under an enrollment group' : ''}`)
+  const rounds = Math.max(1, num(opt.rounds, 'rounds'))
+  if (enroll && (opt.baseline !== '' || rounds > 1)) throw new Error('--enroll runs one storm of each kind: use it without --baseline and --rounds')
   const results: StormResult[] = []
-  for (const mode of enroll ? ['pre-registered', 'enrolled'] as const : ['pre-registered'] as const) results.push(await storm(mode, devices, concurrency, processes))
+  if (enroll) for (const mode of ['pre-registered', 'enrolled'] as const) results.push(await storm(mode, 'this', devices, concurrency, processes))
+  for (let r = 0; !enroll && r < rounds; r++) {
+    // Interleaved, and each build goes first every other round: the machine's drift falls on both.
+    const order: Array<StormResult['build']> = opt.baseline === '' ? ['this'] : r % 2 === 0 ? ['baseline', 'this'] : ['this', 'baseline']
+    for (const build of order) results.push(await storm('pre-registered', build, devices, concurrency, processes))
+  }
 
   const held = results[0]?.held === true
   console.log(`\nreconnect storm, node ${process.version}, ${devices} devices, ${concurrency} in flight, ${held ? 'all held connected' : 'each leaving after its CONNACK'}:`)
-  console.log('| devices | connected | refusals | all connected after s | conn/s | connect p50 ms | p99 ms | certgate CPU ms/conn | /healthz probes | /healthz p99 ms | /healthz max ms |')
-  console.log('|---|---|---|---|---|---|---|---|---|---|---|')
+  console.log('| build | devices | connected | refusals | all connected after s | conn/s | connect p50 ms | p99 ms | certgate CPU ms/conn | /healthz probes | /healthz p99 ms | /healthz max ms |')
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|')
   for (const r of results) {
-    console.log(`| ${devices}${enroll ? ` ${r.mode}` : ''} | ${r.connected} | ${r.refusals} | ${fmt(r.allConnectedS, 1)} | ${r.ratePerSec.toFixed(0)} | ${fmt(r.connectP50Ms)} | ${fmt(r.connectP99Ms)} | ${fmt(r.certgateCpuMsPerConn, 3)} | ${r.healthz.probes} (${r.healthz.failures} failed) | ${fmt(r.healthz.p99Ms)} | ${fmt(r.healthz.maxMs)} |`)
+    console.log(`| ${r.build === 'baseline' ? 'baseline' : 'this'} | ${devices}${enroll ? ` ${r.mode}` : ''} | ${r.connected} | ${r.refusals} | ${fmt(r.allConnectedS, 1)} | ${r.ratePerSec.toFixed(0)} | ${fmt(r.connectP50Ms)} | ${fmt(r.connectP99Ms)} | ${fmt(r.certgateCpuMsPerConn, 3)} | ${r.healthz.probes} (${r.healthz.failures} failed) | ${fmt(r.healthz.p99Ms)} | ${fmt(r.healthz.maxMs)} |`)
     if (r.refusals > 0) console.log(`${r.mode} refusals by reason: ${JSON.stringify(r.failures)}`)
+  }
+  if (opt.baseline !== '') {
+    const median = (b: StormResult['build']): number => percentile(results.filter((r) => r.build === b).map((r) => r.allConnectedS), 50)
+    const ratio = median('this') / median('baseline')
+    console.log(`\nall connected after (median of ${rounds}): this build ${fmt(median('this'), 1)} s, baseline ${fmt(median('baseline'), 1)} s: ${ratio.toFixed(2)}x ` +
+      `(${((1 - ratio) * 100).toFixed(0)} % shorter; target: at least 25 % shorter, zero refusals)`)
   }
   const [pre, enrolled] = results
   if (pre !== undefined && enrolled?.registered !== undefined) {
@@ -142,8 +160,8 @@ async function main (): Promise<void> {
   // The JSON keeps the summary; the raw latencies go to the chart.
   const strip = (r: StormResult): Record<string, unknown> => Object.fromEntries(Object.entries(r).filter(([k]) => !['latenciesMs', 'perBin', 'healthLatenciesMs'].includes(k)))
   writeRun(opt.out, enroll ? 'reconnect-storm-enroll' : 'reconnect-storm', { options: { ...opt, enroll }, result: results.length === 1 ? strip(results[0] as StormResult) : results.map(strip) },
-    `reconnect storm: ${devices} devices through certgate (mqtt) to Mosquitto, node ${process.version}`, results.flatMap((r) => [
-      { name: `${enroll ? `${r.mode}: ` : ''}device connect -> CONNACK`, latenciesMs: r.latenciesMs, perBin: r.perBin, binMs: BIN_MS },
+    `reconnect storm: ${devices} devices through certgate (mqtt) to Mosquitto, node ${process.version}`, results.flatMap((r, i) => [
+      { name: `${enroll ? `${r.mode}: ` : ''}${opt.baseline === '' ? '' : `${r.build} #${Math.floor(i / 2) + 1}: `}device connect -> CONNACK`, latenciesMs: r.latenciesMs, perBin: r.perBin, binMs: BIN_MS },
       { name: `${enroll ? `${r.mode}: ` : ''}admin /healthz`, latenciesMs: r.healthLatenciesMs, perBin: [], binMs: BIN_MS }
     ]))
 }

@@ -3,7 +3,7 @@
 import { CaError, caNameProblem, type CaService } from '../control/ca-service.js'
 import { PreconditionFailed, type CaRecord, type Registry, type RevocationSettings } from '../registry/types.js'
 import { parseRevocationSettings } from '../control/revocation-settings.js'
-import { toPem } from '../pki/issue.js'
+import { toPem } from '../pki/pem.js'
 import { ApiError, type AdminRequest, type AdminResponse, type AdminRoute } from './admin-server.js'
 import { etagHeader, ifMatch, objectBody, pathParam } from './http-helpers.js'
 

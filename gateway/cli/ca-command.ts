@@ -11,7 +11,7 @@ import { loadIssuer } from './issuer-files.js'
 import { pemBlocks, readText } from './pem-files.js'
 import { asCertificate, asCertificates, type CertificateResource } from './resources.js'
 import { formatFields, formatTable } from './table.js'
-import { toPem } from '../pki/issue.js'
+import { toPem } from '../pki/pem.js'
 import { verificationCertificate } from '../pki/verification.js'
 
 const USAGE = `usage: certgate ca <subcommand> [flags]

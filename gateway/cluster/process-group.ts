@@ -11,7 +11,7 @@ import { formatHostPort, type Config, type HostPort } from '../config.js'
 import type { CliContext } from '../cli/context.js'
 import { adminToken, ensureDataDir, serverCertificate } from '../data-dir.js'
 import { openRegistry } from '../registry/open-registry.js'
-import { startEmbeddedBroker, type EmbeddedBroker } from '../upstream/embedded-broker.js'
+import type { EmbeddedBroker } from '../upstream/embedded-broker.js'
 import { groupMetrics } from '../metrics.js'
 import { GROUP_BROKER_ENV, isMemberMessage, type ListeningOn, type MemberMessage, type PrimaryMessage } from './messages.js'
 import { listeningLines } from '../listening-lines.js'
@@ -42,6 +42,7 @@ export async function runProcessGroup (config: Config, ctx: CliContext): Promise
   const env: Record<string, string> = {}
   if (config.listeners.some((l) => l.upstream === undefined)) {
     // One broker for the group, so devices on different processes reach each other.
+    const { startEmbeddedBroker } = await import('../upstream/embedded-broker.js')
     broker = await startEmbeddedBroker()
     env[GROUP_BROKER_ENV] = formatHostPort(broker)
   }

@@ -4,6 +4,9 @@
 import 'reflect-metadata'
 import { webcrypto, randomBytes } from 'node:crypto'
 import * as x509 from '@peculiar/x509'
+import { toPem } from './pem.js'
+
+export { toPem }
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0])
 
@@ -135,10 +138,6 @@ async function authorityKeyId (issuerCert: x509.X509Certificate, issuerKey: webc
   return ski === null ? await x509.AuthorityKeyIdentifierExtension.create(issuerKey) : new x509.AuthorityKeyIdentifierExtension(ski.keyId)
 }
 
-export function toPem (der: Uint8Array, label: string): string {
-  const b64 = Buffer.from(der).toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '')
-  return `-----BEGIN ${label}-----\n${b64}\n-----END ${label}-----\n`
-}
 
 /** A root, two intermediates and helpers to issue devices under the last one: the usual IoT layout. */
 export async function issueHierarchy (opts: { keyAlgorithm?: KeyAlgorithm, rootCn?: string } = {}): Promise<{ root: Issued, int1: Issued, int2: Issued }> {

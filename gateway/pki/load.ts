@@ -5,7 +5,8 @@
 // is not the certificate's would issue certificates no validator accepts.
 import { createPrivateKey, createPublicKey, webcrypto, X509Certificate, type KeyObject } from 'node:crypto'
 import { parseCertificate } from '../../workers/certificate.js'
-import { toPem, type Issued, type KeyAlgorithm } from './issue.js'
+import type { Issued, KeyAlgorithm } from './issue.js'
+import { toPem } from './pem.js'
 import { errorMessage } from '../../workers/errors.js'
 
 /** A certificate or key that cannot be used as given; the message says what to do. */

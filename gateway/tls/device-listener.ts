@@ -67,10 +67,14 @@ export function handshakeBucket (err: Error & { code?: string }): HandshakeFailu
   return 'other'
 }
 
-const peerOf = (s: Socket): Peer => ({
-  source: { address: s.remoteAddress ?? '', port: s.remotePort ?? 0 },
-  destination: { address: s.localAddress ?? '', port: s.localPort ?? 0 }
-})
+const peerOf = (s: Socket): Peer => {
+  let destination: Endpoint | undefined
+  return {
+    source: { address: s.remoteAddress ?? '', port: s.remotePort ?? 0 },
+    // Read only for an upstream PROXY header: getsockname is a system call most connections never need.
+    get destination () { return (destination ??= { address: s.localAddress ?? '', port: s.localPort ?? 0 }) }
+  }
+}
 
 export async function startDeviceListener (opts: DeviceListenerOptions, hooks: DeviceListenerHooks): Promise<DeviceListener> {
   const context = {
@@ -89,10 +93,10 @@ export async function startDeviceListener (opts: DeviceListenerOptions, hooks: D
     noDelay: true
   })
   const admission = createAdmission({ maxHandshakes: opts.maxHandshakes, ratePerAddress: opts.handshakeRatePerAddress })
-  const handshakes = new WeakMap<Socket, () => void>()
-  const peers = new WeakMap<Socket, Peer>()
+  /** Each admitted TCP connection's peer, and how its handshake ends (counted once). */
+  const admitted = new WeakMap<Socket, { readonly peer: Peer, readonly finish: () => void }>()
   const closeBeforeTls = (raw: Socket, bucket: HandshakeFailure, detail: string): void => {
-    hooks.onHandshakeFailed(bucket, Object.assign(new Error(detail), { code: bucket }), (peers.get(raw) ?? peerOf(raw)).source.address)
+    hooks.onHandshakeFailed(bucket, Object.assign(new Error(detail), { code: bucket }), (admitted.get(raw)?.peer ?? peerOf(raw)).source.address)
     raw.destroy()
   }
   /** Admission by the device's address, then the TLS handshake (counted until it ends). */
@@ -102,8 +106,7 @@ export async function startDeviceListener (opts: DeviceListenerOptions, hooks: D
     // The handshake ends in 'secureConnection', 'tlsClientError' or the socket closing: count it once.
     let finished = false
     const finish = (): void => { if (!finished) { finished = true; admission.finished() } }
-    handshakes.set(raw, finish)
-    peers.set(raw, peer)
+    admitted.set(raw, { peer, finish })
     raw.once('close', finish)
     return true
   }
@@ -146,15 +149,15 @@ export async function startDeviceListener (opts: DeviceListenerOptions, hooks: D
   // tls/test/device-listener.test.ts fails on any Node release that changes it.
   const parentOf = (tls: TLSSocket): Socket => (tls as TLSSocket & { _parent?: Socket | null })._parent ?? tls
   server.on('tlsClientError', (err: Error & { code?: string }, socket: TLSSocket) => {
-    const raw = parentOf(socket)
-    handshakes.get(raw)?.()
-    hooks.onHandshakeFailed(handshakeBucket(err), err, (peers.get(raw) ?? peerOf(raw)).source.address)
+    const known = admitted.get(parentOf(socket))
+    known?.finish()
+    hooks.onHandshakeFailed(handshakeBucket(err), err, (known?.peer ?? peerOf(parentOf(socket))).source.address)
     socket.destroy()
   })
   server.on('secureConnection', (socket: TLSSocket) => {
-    const raw = parentOf(socket)
-    handshakes.get(raw)?.()
-    hooks.onSecure(socket, peers.get(raw) ?? peerOf(socket))
+    const known = admitted.get(parentOf(socket))
+    known?.finish()
+    hooks.onSecure(socket, known?.peer ?? peerOf(socket))
   })
   await new Promise<void>((resolve, reject) => {
     front.once('error', reject)
