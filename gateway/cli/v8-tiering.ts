@@ -3,7 +3,7 @@
 // connection, so a gateway that just started spends its first few thousand connections in baseline
 // code — exactly when a fleet reconnects to it after a restart or a deploy. On Node 22, `certgate
 // start` asks for TurboFan after 300 calls: measured on fresh gateways, the first ~2,000
-// connections cost 13 % less CPU (7 of 8 interleaved pairs; docs/benchmarks-performance.md
+// connections cost ~10–13 % less CPU (11 of 12 interleaved pairs; docs/benchmarks-performance.md
 // "Tier-up"). Node 24's V8 reaches Maglev after 400 calls by itself and measured no gain, and Node
 // 20's V8 names these knobs differently: both are left as they are. A flag given on the node
 // command line wins.
