@@ -138,7 +138,6 @@ async function authorityKeyId (issuerCert: x509.X509Certificate, issuerKey: webc
   return ski === null ? await x509.AuthorityKeyIdentifierExtension.create(issuerKey) : new x509.AuthorityKeyIdentifierExtension(ski.keyId)
 }
 
-
 /** A root, two intermediates and helpers to issue devices under the last one: the usual IoT layout. */
 export async function issueHierarchy (opts: { keyAlgorithm?: KeyAlgorithm, rootCn?: string } = {}): Promise<{ root: Issued, int1: Issued, int2: Issued }> {
   const keyAlgorithm = opts.keyAlgorithm ?? 'P-256'
