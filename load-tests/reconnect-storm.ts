@@ -12,7 +12,7 @@ import { cpuMs, openFilesLimit, rssBytes, startCertgate } from './support/server
 import { startMosquitto, mosquittoBinary, MOSQUITTO_MISSING } from './support/mosquitto.js'
 import { startFleetClients } from './support/fleet-clients.js'
 import { pollHealth } from './support/health-poll.js'
-import { BIN_MS, percentile } from './support/connect-loop.js'
+import { BIN_MS, median, percentile } from './support/connect-loop.js'
 import { fmt, num, options, writeRun } from './support/report.js'
 import { countRegistered } from './support/registered.js'
 
@@ -146,9 +146,9 @@ async function main (): Promise<void> {
     if (r.refusals > 0) console.log(`${r.mode} refusals by reason: ${JSON.stringify(r.failures)}`)
   }
   if (opt.baseline !== '') {
-    const median = (b: StormResult['build']): number => percentile(results.filter((r) => r.build === b).map((r) => r.allConnectedS), 50)
-    const ratio = median('this') / median('baseline')
-    console.log(`\nall connected after (median of ${rounds}): this build ${fmt(median('this'), 1)} s, baseline ${fmt(median('baseline'), 1)} s: ${ratio.toFixed(2)}x ` +
+    const of = (b: StormResult['build']): number => median(results.filter((r) => r.build === b).map((r) => r.allConnectedS))
+    const ratio = of('this') / of('baseline')
+    console.log(`\nall connected after (median of ${rounds}): this build ${fmt(of('this'), 1)} s, baseline ${fmt(of('baseline'), 1)} s: ${ratio.toFixed(2)}x ` +
       `(${((1 - ratio) * 100).toFixed(0)} % shorter; target: at least 25 % shorter, zero refusals)`)
   }
   const [pre, enrolled] = results

@@ -252,32 +252,37 @@ export function readString (bytes: Uint8Array, tlv: Tlv): string {
 }
 
 /** UTCTime (YYMMDDHHMMSSZ) or GeneralizedTime (YYYYMMDDHHMMSSZ), RFC 5280 §4.1.2.5: milliseconds since epoch. */
+const timeText = (bytes: Uint8Array, tlv: Tlv): string => latin1.decode(value(bytes, tlv))
+
+const badTime = (bytes: Uint8Array, tlv: Tlv): DerError =>
+  new DerError(`bad ${tlv.tag === TAG.UTC_TIME ? 'UTCTime' : 'GeneralizedTime'} "${timeText(bytes, tlv)}"`)
+
+/** The two decimal digits at `at` of a time's text, as a number. */
+function twoDigits (bytes: Uint8Array, tlv: Tlv, at: number): number {
+  const hi = (bytes[at] as number) - 0x30
+  const lo = (bytes[at + 1] as number) - 0x30
+  if (hi < 0 || hi > 9 || lo < 0 || lo > 9) throw badTime(bytes, tlv)
+  return hi * 10 + lo
+}
+
 export function readTime (bytes: Uint8Array, tlv: Tlv): number {
-  // Read from the bytes, without a string, a regular expression or a Date: twice per certificate
-  // on every connection. The text is decoded only to say what was wrong.
-  const shown = (): string => latin1.decode(value(bytes, tlv))
+  // Read from the bytes, without a string, a regular expression, a closure or a Date: twice per
+  // certificate on every connection. The text is decoded only to say what was wrong.
   const utc = tlv.tag === TAG.UTC_TIME
   if (!utc && tlv.tag !== TAG.GENERALIZED_TIME) throw new DerError('expected a time')
-  const bad = (): DerError => new DerError(`bad ${utc ? 'UTCTime' : 'GeneralizedTime'} "${shown()}"`)
   const v = tlv.valueStart
   const yearDigits = utc ? 2 : 4
-  if (tlv.end - v !== yearDigits + 11 || bytes[tlv.end - 1] !== 0x5a) throw bad()
-  const two = (at: number): number => {
-    const hi = (bytes[at] as number) - 0x30
-    const lo = (bytes[at + 1] as number) - 0x30
-    if (hi < 0 || hi > 9 || lo < 0 || lo > 9) throw bad()
-    return hi * 10 + lo
-  }
-  const yy = two(v)
-  const year = utc ? (yy < 50 ? 2000 + yy : 1900 + yy) : yy * 100 + two(v + 2) // RFC 5280 §4.1.2.5.1
+  if (tlv.end - v !== yearDigits + 11 || bytes[tlv.end - 1] !== 0x5a) throw badTime(bytes, tlv)
+  const yy = twoDigits(bytes, tlv, v)
+  const year = utc ? (yy < 50 ? 2000 + yy : 1900 + yy) : yy * 100 + twoDigits(bytes, tlv, v + 2) // RFC 5280 §4.1.2.5.1
   const p = v + yearDigits
-  const mon = two(p)
-  const day = two(p + 2)
-  const hh = two(p + 4)
-  const mm = two(p + 6)
-  const ss = two(p + 8)
-  if (mon < 1 || mon > 12 || day < 1 || day > 31 || hh > 23 || mm > 59 || ss > 59) throw new DerError(`time out of range "${shown()}"`)
-  if (day > daysIn(year, mon)) throw new DerError(`no such day "${shown()}"`)
+  const mon = twoDigits(bytes, tlv, p)
+  const day = twoDigits(bytes, tlv, p + 2)
+  const hh = twoDigits(bytes, tlv, p + 4)
+  const mm = twoDigits(bytes, tlv, p + 6)
+  const ss = twoDigits(bytes, tlv, p + 8)
+  if (mon < 1 || mon > 12 || day < 1 || day > 31 || hh > 23 || mm > 59 || ss > 59) throw new DerError(`time out of range "${timeText(bytes, tlv)}"`)
+  if (day > daysIn(year, mon)) throw new DerError(`no such day "${timeText(bytes, tlv)}"`)
   // Date.UTC reads years 0-99 as 1900-1999; GeneralizedTime's YYYY is literal.
   if (year >= 100) return Date.UTC(year, mon - 1, day, hh, mm, ss)
   const d = new Date(0)

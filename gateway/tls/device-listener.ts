@@ -149,9 +149,10 @@ export async function startDeviceListener (opts: DeviceListenerOptions, hooks: D
   // tls/test/device-listener.test.ts fails on any Node release that changes it.
   const parentOf = (tls: TLSSocket): Socket => (tls as TLSSocket & { _parent?: Socket | null })._parent ?? tls
   server.on('tlsClientError', (err: Error & { code?: string }, socket: TLSSocket) => {
-    const known = admitted.get(parentOf(socket))
+    const raw = parentOf(socket)
+    const known = admitted.get(raw)
     known?.finish()
-    hooks.onHandshakeFailed(handshakeBucket(err), err, (known?.peer ?? peerOf(parentOf(socket))).source.address)
+    hooks.onHandshakeFailed(handshakeBucket(err), err, (known?.peer ?? peerOf(raw)).source.address)
     socket.destroy()
   })
   server.on('secureConnection', (socket: TLSSocket) => {
