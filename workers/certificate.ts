@@ -4,12 +4,12 @@
 // proves the key itself is well formed (an EC point on its curve, a sane RSA modulus).
 import { createPublicKey, type KeyObject } from 'node:crypto'
 import {
-  DerError, TAG, bitStringBytes, bytesEqual, bytesMemo, children, expect, oidString, readBits, readBoolean,
+  DerError, TAG, bitStringBytes, bytesEqual, bytesMemo, checkString, children, expect, oidString, readBits, readBoolean,
   readSmallUint, readString, readTime, readTlv, value, whole, type Tlv
 } from './der.js'
 import { readSignatureAlgorithm, readSpki, type KeyType, type SignatureCheck } from './algorithms.js'
 import { CertificateError } from './certificate-error.js'
-import { keyOf, nameKey, rdnKeys } from './name-compare.js'
+import { STRING_TAGS, keyOf, nameKey, rdnKeys } from './name-compare.js'
 import { errorMessage } from './errors.js'
 
 export { CertificateError }
@@ -85,14 +85,21 @@ export interface Certificate {
   /** DER of the issuer and subject Names. */
   readonly issuer: Uint8Array
   readonly subject: Uint8Array
-  /** RFC 5280 §7.1 comparison keys of the Names (name-compare.ts): equal keys chain, whatever the encoding. */
+  /**
+   * RFC 5280 §7.1 comparison keys of the Names (name-compare.ts): equal keys chain, whatever the
+   * encoding. The subject's is computed on the first call and kept: a leaf's is needed only when
+   * it is self-issued or under a directoryName constraint, so most connections never compute it.
+   */
   readonly issuerKey: string
-  readonly subjectKey: string
+  readonly subjectKey: () => string
   /** The serialNumber INTEGER's content bytes, hex (how CRLs name it, RFC 5280 §5.1.2.6). */
   readonly serial: string
-  readonly selfIssued: boolean
-  /** RFC 5280 §7.1 comparison keys of the subject's RDNs, in order. */
-  readonly subjectRdns: readonly string[]
+  /** Issuer and subject are the same Name (RFC 5280 §6.1): computed on the first call. */
+  readonly selfIssued: () => boolean
+  /** RFC 5280 §7.1 comparison keys of the subject's RDNs, in order: computed on the first call. */
+  readonly subjectRdns: () => readonly string[]
+  /** The subject is the empty Name (no RDN). */
+  readonly subjectIsEmpty: boolean
   readonly commonNames: readonly string[]
   readonly emailAddresses: readonly string[]
   readonly notBefore: number
@@ -190,9 +197,15 @@ export function parseCertificate (der: Uint8Array): Certificate {
   // remembered Name was read, and found well formed, when it was first seen).
   const knownIssuerKey = issuerKeys.get(der, issuerTlv.start, issuerTlv.end)
   if (knownIssuerKey === undefined) readName(der, issuerTlv) // well-formedness only
-  const subjectRdns = rdnKeys(der, subjectTlv)
-  const subjectKey = keyOf(subjectRdns)
-  const issuerKey = bytesEqual(issuer, subject) ? subjectKey : knownIssuerKey ?? rememberIssuerKey(der, issuerTlv)
+  // The subject's comparison keys are computed when first asked for (readName above already
+  // refused anything rdnKeys could throw on). Functions, not getters: an object literal with an
+  // accessor is built in V8's slow dictionary mode, ~100 times slower to create.
+  let subjectRdns: string[] | undefined
+  let subjectKey: string | undefined
+  const sameName = bytesEqual(issuer, subject)
+  const rdnsOfSubject = (): string[] => (subjectRdns ??= rdnKeys(der, subjectTlv))
+  const keyOfSubject = (): string => (subjectKey ??= keyOf(rdnsOfSubject()))
+  const issuerKey = sameName ? keyOfSubject() : knownIssuerKey ?? rememberIssuerKey(der, issuerTlv)
   const spki = whole(der, spkiTlv)
   const key = readSpki(der, spkiTlv)
   let publicKey: KeyObject | undefined
@@ -210,10 +223,11 @@ export function parseCertificate (der: Uint8Array): Certificate {
     version,
     serialProblem,
     issuerKey,
-    subjectKey,
+    subjectKey: keyOfSubject,
     serial: Buffer.from(value(der, serial)).toString('hex'),
-    selfIssued: issuerKey === subjectKey,
-    subjectRdns,
+    selfIssued: () => sameName || issuerKey === keyOfSubject(),
+    subjectRdns: rdnsOfSubject,
+    subjectIsEmpty: subjectTlv.valueStart === subjectTlv.end,
     commonNames: names.commonNames,
     emailAddresses: names.emails,
     notBefore,
@@ -285,6 +299,7 @@ function readName (der: Uint8Array, name: Tlv): NameFacts {
       const type = oidString(der, typeTlv)
       if (type === OID.commonName) out.commonNames.push(readString(der, valueTlv))
       else if (type === OID.emailAddress) out.emails.push(readString(der, valueTlv))
+      else if (STRING_TAGS.has(valueTlv.tag)) checkString(der, valueTlv) // as strict as the comparison keys' decoding
     }
   }
   return out
@@ -335,7 +350,7 @@ function readExtensions (der: Uint8Array, wrapper: Tlv): ExtensionFacts {
     subjectAltNamesCritical: false, nameConstraints: undefined, nameConstraintsCritical: false, policies: undefined,
     policyMappings: undefined, policyConstraints: undefined, inhibitAnyPolicy: undefined, wronglyCritical: undefined, unknownCritical: undefined
   }
-  const seen = new Set<string>()
+  const seen: string[] = [] // a handful: an array is cheaper than a Set per certificate
   for (const e of list) {
     if (e.tag !== TAG.SEQUENCE) throw new CertificateError('Extension must be a SEQUENCE')
     const parts = children(der, e, 3)
@@ -343,8 +358,8 @@ function readExtensions (der: Uint8Array, wrapper: Tlv): ExtensionFacts {
     if (oidTlv === undefined) throw new CertificateError('empty Extension')
     const oid = oidString(der, oidTlv)
     // RFC 5280 §4.2: a certificate must not include more than one instance of an extension.
-    if (seen.has(oid)) throw new CertificateError(`duplicate extension ${oid}`)
-    seen.add(oid)
+    if (seen.includes(oid)) throw new CertificateError(`duplicate extension ${oid}`)
+    seen.push(oid)
     let critical = false
     let valueTlv = parts[1]
     if (valueTlv?.tag === TAG.BOOLEAN) { critical = readBoolean(der, valueTlv); valueTlv = parts[2] }

@@ -28,8 +28,8 @@ export function delegationPath (given: readonly Certificate[], ca: Certificate):
   const rest = given.slice(1)
   for (;;) {
     const top = path[path.length - 1] as Certificate
-    if (top.issuerKey === ca.subjectKey && verifySignature(top, ca)) return { path }
-    const i = rest.findIndex((c) => c.subjectKey === top.issuerKey && verifySignature(top, c))
+    if (top.issuerKey === ca.subjectKey() && verifySignature(top, ca)) return { path }
+    const i = rest.findIndex((c) => c.subjectKey() === top.issuerKey && verifySignature(top, c))
     if (i < 0) return { problem: `${who(top)} is not signed by this CA nor by an intermediate given with it` }
     path.push(rest.splice(i, 1)[0] as Certificate)
   }
@@ -52,7 +52,7 @@ export function delegationProblem (path: readonly Certificate[], ca: Certificate
     if (i > 0 && c.keyUsage !== undefined && c.keyUsage[KEY_USAGE.keyCertSign] !== true) return `${who(c)} has a keyUsage without keyCertSign`
     // RFC 5280 §4.2.1.9: intermediates below it, self-issued ones excepted.
     const limit = c.basicConstraints.pathLen
-    if (i > 0 && limit !== undefined && chain.slice(0, i).filter((x) => !x.selfIssued).length > limit) return `${who(c)} allows ${limit} intermediate(s) below it`
+    if (i > 0 && limit !== undefined && chain.slice(0, i).filter((x) => !x.selfIssued()).length > limit) return `${who(c)} allows ${limit} intermediate(s) below it`
   }
   // RFC 5280 §4.2.1.3: the cRLSign bit for a key that signs CRLs (no keyUsage: any use).
   const issuer = path[0] as Certificate

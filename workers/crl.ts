@@ -206,7 +206,7 @@ export type CrlCheck = 'ok' | 'crl_issuer_mismatch' | 'crl_bad_signature'
 /** Is `crl` issued and signed by `ca`? RFC 5280 §6.3.3 (f)-(g): names match, cRLSign, signature. */
 export function checkCrlIssuer (crl: Crl, ca: Certificate): { result: CrlCheck, detail: string } {
   // RFC 5280 §6.3.3 (b)(1), names compared as §7.1 says (the key certificates chain by).
-  if (crl.issuerKey !== ca.subjectKey) return { result: 'crl_issuer_mismatch', detail: 'the CRL\'s issuer name is not this CA\'s subject' }
+  if (crl.issuerKey !== ca.subjectKey()) return { result: 'crl_issuer_mismatch', detail: 'the CRL\'s issuer name is not this CA\'s subject' }
   if (crl.authorityKeyId !== undefined && ca.subjectKeyId !== undefined && !bytesEqual(crl.authorityKeyId, ca.subjectKeyId)) {
     return { result: 'crl_issuer_mismatch', detail: 'the CRL\'s authorityKeyIdentifier is not this CA\'s subjectKeyIdentifier (another key of the same name signed it)' }
   }

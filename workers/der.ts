@@ -3,6 +3,8 @@
 // Every read is bounds-checked against its parent; anything that is not canonical DER
 // (indefinite lengths, non-minimal lengths, high tag numbers) throws DerError.
 
+import { isUtf8 } from 'node:buffer'
+
 export class DerError extends Error {
   override name = 'DerError'
 }
@@ -246,6 +248,34 @@ export function readString (bytes: Uint8Array, tlv: Tlv): string {
       }
       return s
     }
+    default:
+      throw new DerError(`unsupported string type 0x${tlv.tag.toString(16)}`)
+  }
+}
+
+/**
+ * Throws exactly what readString would for this value, without decoding it: the Name's attributes
+ * certgate does not read are checked as strictly as the ones it does, and allocate nothing.
+ */
+export function checkString (bytes: Uint8Array, tlv: Tlv): void {
+  const len = tlv.end - tlv.valueStart
+  switch (tlv.tag) {
+    case TAG.UTF8_STRING:
+      if (!isUtf8(value(bytes, tlv))) throw new DerError('invalid UTF-8 in string')
+      return
+    case TAG.PRINTABLE_STRING:
+    case TAG.IA5_STRING:
+    case TAG.TELETEX_STRING:
+      return
+    case TAG.BMP_STRING:
+      if (len % 2 !== 0) throw new DerError('odd BMPString length')
+      return
+    case TAG.UNIVERSAL_STRING:
+      if (len % 4 !== 0) throw new DerError('bad UniversalString length')
+      for (let i = tlv.valueStart; i < tlv.end; i += 4) {
+        if ((bytes[i] as number) !== 0 || (bytes[i + 1] as number) > 0x10) throw new DerError('bad code point')
+      }
+      return
     default:
       throw new DerError(`unsupported string type 0x${tlv.tag.toString(16)}`)
   }

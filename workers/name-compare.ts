@@ -5,7 +5,7 @@
 import { DerError, TAG, children, oidString, readString, value, type Tlv } from './der.js'
 
 /** String types RFC 4518 prepares (DirectoryString, and IA5String for emailAddress and dc). */
-const STRING_TAGS = new Set<number>([TAG.UTF8_STRING, TAG.PRINTABLE_STRING, TAG.TELETEX_STRING, TAG.BMP_STRING, TAG.UNIVERSAL_STRING, TAG.IA5_STRING])
+export const STRING_TAGS = new Set<number>([TAG.UTF8_STRING, TAG.PRINTABLE_STRING, TAG.TELETEX_STRING, TAG.BMP_STRING, TAG.UNIVERSAL_STRING, TAG.IA5_STRING])
 
 /**
  * RFC 4518 §2 in the form RFC 5280 §7.1 requires of conforming implementations: compatibility

@@ -11,7 +11,9 @@ export function checkNameConstraints (cert: Certificate, nc: NameConstraints): N
   const malformed = [...nc.permitted, ...nc.excluded].find((s) => !wellFormed(s.base, true))
   if (malformed !== undefined) return { reason: 'name_constraints_violated', detail: `the CA's name constraint ${describe(malformed.base)} is malformed` }
   const names: GeneralName[] = []
-  if (cert.subjectRdns.length > 0) names.push({ kind: 'dir', rdns: cert.subjectRdns })
+  // The subject's comparison keys are computed only for a directoryName constraint to judge.
+  const dirConstrained = nc.permitted.some((s) => s.base.kind === 'dir') || nc.excluded.some((s) => s.base.kind === 'dir')
+  if (dirConstrained && !cert.subjectIsEmpty) names.push({ kind: 'dir', rdns: cert.subjectRdns() })
   for (const email of cert.emailAddresses) names.push({ kind: 'email', text: email })
   if (cert.subjectAltNames !== undefined) names.push(...cert.subjectAltNames)
   for (const name of names) {

@@ -22,7 +22,7 @@ export function policyProblem (certs: readonly Certificate[]): string | undefine
     const cert = certs[i - 1] as Certificate
     const last = i === n
     // (d), (e): extend the graph by the certificate's policies, or end it.
-    level = level === undefined || cert.policies === undefined ? undefined : nextLevel(level, cert.policies, inhibitAny > 0 || (!last && cert.selfIssued))
+    level = level === undefined || cert.policies === undefined ? undefined : nextLevel(level, cert.policies, inhibitAny > 0 || (!last && cert.selfIssued()))
     // (f): with an explicit policy required, some policy must be valid up to here.
     if (explicitPolicy === 0 && level === undefined) {
       return 'a CA requires an explicit certificate policy and no policy is valid for the whole path (RFC 5280 §6.1.3(f))'
@@ -33,7 +33,7 @@ export function policyProblem (certs: readonly Certificate[]): string | undefine
     if (mappings.some(([a, b]) => a === ANY || b === ANY)) return 'a policy mapping involves anyPolicy (RFC 5280 §6.1.4(a))'
     if (level !== undefined && mappings.length > 0) level = applyMappings(level, mappings, policyMapping > 0)
     // (h), (i), (j): counters.
-    if (!cert.selfIssued) {
+    if (!cert.selfIssued()) {
       if (explicitPolicy > 0) explicitPolicy--
       if (policyMapping > 0) policyMapping--
       if (inhibitAny > 0) inhibitAny--

@@ -14,7 +14,7 @@ export function leafProfileProblem (cert: Certificate): string | undefined {
   // §4.2.1.10: name constraints MUST be used only in a CA certificate.
   if (cert.nameConstraints !== undefined) return 'it carries name constraints, which only a CA certificate may (RFC 5280 §4.2.1.10)'
   // §4.2.1.6: with an empty subject the identity is in the SAN, which must then be critical.
-  if (cert.subjectRdns.length === 0 && !cert.subjectAltNamesCritical) return 'its subject is empty and its subjectAltName is not critical (RFC 5280 §4.2.1.6)'
+  if (cert.subjectIsEmpty && !cert.subjectAltNamesCritical) return 'its subject is empty and its subjectAltName is not critical (RFC 5280 §4.2.1.6)'
   return undefined
 }
 
@@ -38,14 +38,14 @@ export function placeProblem (cert: Certificate, place: Place): string | undefin
   if (place !== 'anchor' && cert.version === 3 && cert.authorityKeyId === undefined) {
     return 'it has no authorityKeyIdentifier keyIdentifier (RFC 5280 §4.2.1.1)'
   }
-  if (place === 'anchor' && cert.selfIssued && cert.hasAuthorityKeyIdExtension) return selfSignedAkiProblem(cert)
+  if (place === 'anchor' && cert.selfIssued() && cert.hasAuthorityKeyIdExtension) return selfSignedAkiProblem(cert)
   return undefined
 }
 
 function caProblem (cert: Certificate): string | undefined {
   if (cert.wronglyCritical !== undefined) return `its ${cert.wronglyCritical} extension is critical (RFC 5280 requires it non-critical)`
   // §4.1.2.6: a CA's subject MUST be a non-empty distinguished name.
-  if (cert.subjectRdns.length === 0) return 'it is a CA with an empty subject (RFC 5280 §4.1.2.6)'
+  if (cert.subjectIsEmpty) return 'it is a CA with an empty subject (RFC 5280 §4.1.2.6)'
   // §4.2.1.9: basicConstraints MUST be critical in a CA certificate.
   if (cert.basicConstraints?.ca === true && !cert.basicConstraints.critical) return 'its basicConstraints is not critical (RFC 5280 §4.2.1.9)'
   // §4.2.1.2: the subjectKeyIdentifier MUST appear in all conforming CA certificates.

@@ -108,7 +108,7 @@ export function suppliedCrlProblem (chain: readonly Certificate[], crls: Supplie
   for (let i = 0; i < chain.length - 1; i++) {
     const cert = chain[i] as Certificate
     // The issuer, then certificates above it of the same name (an earlier key of that CA).
-    const signers = chain.slice(i + 1).filter((s) => s.subjectKey === cert.issuerKey)
+    const signers = chain.slice(i + 1).filter((s) => s.subjectKey() === cert.issuerKey)
     const who = i === 0 ? 'the device certificate' : `intermediate "${(cert.commonNames[0] ?? 'without CN').slice(0, 64)}"`
     let current = false
     const notes: string[] = []

@@ -73,8 +73,8 @@ export function buildAnchorSet (ders: readonly Uint8Array[]): { set: AnchorSet, 
     try {
       const anchor = { index, hash: sha256Hex(der), cert: parseCertificate(der) }
       list.push(anchor)
-      const same = bySubject.get(anchor.cert.subjectKey)
-      if (same === undefined) bySubject.set(anchor.cert.subjectKey, [anchor])
+      const same = bySubject.get(anchor.cert.subjectKey())
+      if (same === undefined) bySubject.set(anchor.cert.subjectKey(), [anchor])
       else same.push(anchor)
     } catch (err) {
       unusable.push({ index, detail: errorMessage(err) })
@@ -166,8 +166,8 @@ function chainVerdict (leaf: Certificate, leafHash: string, sent: readonly Uint8
       unparsed ??= `an intermediate certificate the device sent is malformed: ${errorMessage(err)}`
       continue
     }
-    const same = bag.get(cert.subjectKey)
-    if (same === undefined) bag.set(cert.subjectKey, [{ cert, hash }])
+    const same = bag.get(cert.subjectKey())
+    if (same === undefined) bag.set(cert.subjectKey(), [{ cert, hash }])
     else same.push({ cert, hash })
   }
 
@@ -312,7 +312,7 @@ function pathLenProblem (chain: readonly Certificate[], i: number, who: string):
   const limit = (chain[i] as Certificate).basicConstraints?.pathLen
   if (limit === undefined) return undefined
   let below = 0
-  for (let k = 1; k < i; k++) if (!(chain[k] as Certificate).selfIssued) below++
+  for (let k = 1; k < i; k++) if (!(chain[k] as Certificate).selfIssued()) below++
   return below > limit ? refuse('path_length_exceeded', `${who} ${name(chain[i] as Certificate)} allows ${limit} intermediate(s) below it, the path has ${below}`) : undefined
 }
 
@@ -322,7 +322,7 @@ function nameConstraintProblem (chain: readonly Certificate[], i: number): Refus
   if (nc === undefined) return undefined
   for (let k = i - 1; k >= 0; k--) {
     const cert = chain[k] as Certificate
-    if (k > 0 && cert.selfIssued) continue
+    if (k > 0 && cert.selfIssued()) continue
     const r = checkNameConstraints(cert, nc)
     if (r !== undefined) return refuse(r.reason, r.detail)
   }

@@ -102,7 +102,7 @@ function signedBy (b: Uint8Array, s: Signed, certs: readonly Certificate[], chec
   if (verifies(check.issuer)) return check.issuer
   // §4.2.2.2: a delegated responder's certificate is issued directly by the CA that issued the
   // certificate in question and carries id-kp-OCSPSigning.
-  return certs.find((c) => c.issuerKey === check.issuer.subjectKey && c.extKeyUsage?.includes(OCSP_SIGNING) === true &&
+  return certs.find((c) => c.issuerKey === check.issuer.subjectKey() && c.extKeyUsage?.includes(OCSP_SIGNING) === true &&
     check.now >= c.notBefore && check.now <= c.notAfter && verifySignature(c, check.issuer) && verifies(c))
 }
 

@@ -3,7 +3,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import {
-  DerError, TAG, bitStringBytes, bytesEqual, children, oidString, readBits, readBoolean,
+  DerError, TAG, bitStringBytes, bytesEqual, checkString, children, oidString, readBits, readBoolean,
   readSmallUint, readString, readTime, readTlv, type Tlv
 } from '../der.js'
 
@@ -115,6 +115,22 @@ test('readString: the X.520 string types', () => {
   assert.throws(() => read(b(TAG.UNIVERSAL_STRING, 0x04, 0x00, 0x11, 0x00, 0x00)), DerError, 'code point > 0x10ffff')
   assert.throws(() => read(b(TAG.UNIVERSAL_STRING, 0x02, 0x00, 0x41)), DerError, 'UniversalString length')
   assert.throws(() => read(b(TAG.OCTET_STRING, 0x01, 0x41)), DerError, 'not a string type')
+})
+
+test('checkString refuses exactly what readString refuses, with the same error', () => {
+  // A Name's attributes certgate does not read are only checked (certificate.ts readName); the
+  // comparison keys decode them later, when asked, and must never find one that throws.
+  const values = [
+    b(TAG.UTF8_STRING, 0x02, 0xc3, 0xa9), b(TAG.UTF8_STRING, 0x01, 0xc3), b(TAG.UTF8_STRING, 0x03, 0xed, 0xa0, 0x80), // a lone surrogate
+    b(TAG.UTF8_STRING, 0x02, 0xc0, 0x80), b(TAG.UTF8_STRING, 0x00), ascii(TAG.PRINTABLE_STRING, 'x'), ascii(TAG.IA5_STRING, 'a@b'),
+    b(TAG.TELETEX_STRING, 0x01, 0xff), b(TAG.BMP_STRING, 0x02, 0xd8, 0x00), b(TAG.BMP_STRING, 0x03, 0x00, 0x41, 0x00),
+    b(TAG.UNIVERSAL_STRING, 0x04, 0x00, 0x10, 0xff, 0xff), b(TAG.UNIVERSAL_STRING, 0x04, 0x00, 0x11, 0x00, 0x00),
+    b(TAG.UNIVERSAL_STRING, 0x04, 0x01, 0x00, 0x00, 0x00), b(TAG.UNIVERSAL_STRING, 0x03, 0x00, 0x00, 0x41), b(TAG.OCTET_STRING, 0x01, 0x41)
+  ]
+  const outcome = (f: () => unknown): string => { try { f(); return 'ok' } catch (err) { return `${(err as Error).name}: ${(err as Error).message}` } }
+  for (const x of values) {
+    assert.equal(outcome(() => checkString(x, top(x))), outcome(() => readString(x, top(x))), Buffer.from(x).toString('hex'))
+  }
 })
 
 test('readTime: UTCTime and GeneralizedTime as RFC 5280 profiles them', () => {

@@ -127,6 +127,22 @@ const rows: Row[] = [
 
   // Parsing and path building.
   {
+    // readName decodes only CN and emailAddress; every other string is checked as strictly (the
+    // subject's comparison keys are computed later, when a constraint asks for them).
+    name: 'invalid UTF-8 in an attribute of the device subject that is not its CN',
+    expect: 'malformed_certificate',
+    detail: /UTF-8/,
+    build: async () => {
+      // The generator re-encodes strings, so the bad byte is put in afterwards (over a '~'): the
+      // certificate is refused while it is parsed, before its signature is looked at.
+      const leaf = await leafNamed(int2, new x509.Name(tlv(0x30, atv(O, utf8('A~')), atv(CN, utf8('device-1')))), new x509.Name(new x509.X509Certificate(int2.der).subjectName.toArrayBuffer()))
+      const at = Buffer.from(leaf).indexOf(Buffer.from([0x0c, 0x02, 0x41, 0x7e]))
+      assert.ok(at > 0)
+      leaf[at + 3] = 0xc3
+      return chain(leaf, [int2, int1], [root])
+    }
+  },
+  {
     name: 'unneeded intermediate with an unknown critical extension whose value is empty',
     expect: 'ok',
     build: async () => chain(await device(int2), [int2, await issue({ cn: 'Odd CA', ca: true, issuer: root, extraExtensions: [new x509.Extension('1.3.6.1.4.1.55555.9', true, new Uint8Array(0))] }), int1], [root])
