@@ -316,6 +316,21 @@ test('deviceIdProblem names the offending length or character', () => {
   }
 })
 
+test('deviceIdProblem: the whole-id check and the per-character rule agree on every character', () => {
+  // Connections take the one-regex path; refusals the loop that names the character. Neither may
+  // let through what the other refuses (a trailing newline included: JS's $ is the end of input).
+  const alphabet = "ABCXYZabcxyz0123456789-:.+%_#*?!(),=@;$'"
+  for (let code = 0; code < 0x300; code++) {
+    const ch = String.fromCharCode(code)
+    const allowed = alphabet.includes(ch) || /[A-Za-z0-9]/.test(ch)
+    for (const id of [ch, `dev-${ch}`, `${ch}-1`, `dev-1${ch}\n`]) {
+      const problem = deviceIdProblem(id)
+      const expected = allowed && !id.endsWith('\n') && id !== '.'
+      assert.equal(problem === undefined, expected, `${JSON.stringify(id)}: ${problem ?? 'accepted'}`)
+    }
+  }
+})
+
 test('deviceIdProblem names a character outside the BMP by its code point', () => {
   const problem = deviceIdProblem('emoji-\u{1F600}')
   assert.ok(problem !== undefined, 'an emoji is refused (this part holds)')
