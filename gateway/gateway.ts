@@ -7,6 +7,7 @@ import type { Config, HostPort, ListenerConfig, Protocol } from './config.js'
 import { adminToken, ensureDataDir, serverCertificate } from './data-dir.js'
 import { openRegistry, type OpenRegistryDeps } from './registry/open-registry.js'
 import { withRelayedChanges, type ChangeRelay } from './registry/relayed-changes.js'
+import { withDeviceCache } from './registry/device-cache.js'
 import type { Registry } from './registry/types.js'
 import type { AuditLog } from './registry/audit-log.js'
 import { createValidator, type ValidatorPool } from './validation/validator-pool.js'
@@ -84,7 +85,9 @@ export async function startGateway (config: Config, deps: {
   // A balancer's health check sends devices elsewhere while this gateway cannot admit any.
   const health = { registryLost: false, stopping: false }
   const opened = await openRegistry(config, registryHooks(health, log))
-  const registry = deps.group !== undefined && opened.backend === 'sqlite' ? withRelayedChanges(opened.registry, deps.group.changes) : opened.registry
+  const registry = opened.backend === 'postgres' ? opened.registry
+    // SQLite: one process hears its own changes at once (so it may keep device records); a group relays them.
+    : deps.group === undefined ? withDeviceCache(opened.registry) : withRelayedChanges(opened.registry, deps.group.changes)
   const metrics = createMetrics(config.listeners.map((l) => l.name), async () => ({ cas: await registry.listCas(), devices: await registry.countDevices() }))
   deps.group?.shareMetrics(metrics)
   const validator = createValidator({ threads: config.workers, maxQueue: config.maxValidationQueue, cacheEntries: config.intermediateCacheEntries }, { onValidated: metrics.validated })

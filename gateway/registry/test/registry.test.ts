@@ -1,5 +1,6 @@
 // What this proves: both registry backends — the embedded SQLite file and PostgreSQL (a real,
-// throwaway cluster) — keep the same contract, checked by the same tests. Devices are created and
+// throwaway cluster) — keep the same contract, checked by the same tests (SQLite also through the
+// device cache a single-process gateway puts in front of it). Devices are created and
 // replaced with fresh etags, and If-Match guards replacement and deletion. Listing pages in
 // deviceId order, and following the cursors reaches every device exactly once. A 10,000-device
 // import commits in one call, and counts by status add up. Writes emit change events and reads
@@ -15,6 +16,7 @@ import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { openSqliteRegistry } from '../sqlite-registry.js'
 import { openPostgresRegistry } from '../postgres-registry.js'
+import { withDeviceCache } from '../device-cache.js'
 import { PreconditionFailed, type CrlInput, type DeviceInput, type DeviceStatus, type Registry, type RegistryChange } from '../types.js'
 import { issue, type Issued } from '../../pki/issue.js'
 import { startPostgres, type Postgres } from '../../test/support/postgres.js'
@@ -81,6 +83,9 @@ const sqlite = backend({
     }
   }
 })
+// The single-process gateway's SQLite registry keeps device records between changes (device-cache.ts):
+// the whole contract again through it, so a write is never followed by a stale read.
+const sqliteCached = backend({ ...sqlite, name: 'sqlite with the device cache', open: async (file) => withDeviceCache(openSqliteRegistry(file)) })
 const postgres = backend({
   name: 'postgres',
   setup: async () => { pg ??= await startPostgres() },
@@ -117,7 +122,7 @@ function recordChanges (r: Registry): RegistryChange[] {
   return changes
 }
 
-for (const backend of [sqlite, postgres]) describe(backend.name, () => {
+for (const backend of [sqlite, sqliteCached, postgres]) describe(backend.name, () => {
   before(async () => { await backend.setup() })
 
   test('putDevice creates, then replaces with a new etag and keeps createdAt', async (t) => {
