@@ -4,7 +4,7 @@
 // each kind of device that must not get in is refused with its own reason, never reaching the
 // broker: no client certificate, unknown device, disabled device, CA registered but not
 // verified, CA not registered, clientId not equal to the deviceId, a CN differing only in case.
-// Disabling a connected device closes its live connection within a second.
+// Disabling a connected device closes its live connection within a second, and refuses it after.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { issue, issueHierarchy, type Issued } from '../../pki/issue.js'
@@ -110,15 +110,20 @@ test('refused: CN that differs from a registered deviceId only in case', async (
   await refusalFor({ reason: 'device_unknown', deviceId: 'casesensitive' })
 })
 
-test('disabling a connected device closes its connection within a second', async () => {
+test('disabling a connected device closes its connection within a second, and it is refused when it comes back', async () => {
   await h.addDevice('live-1')
-  const c = await connectDevice({ port: h.gw.device.port, serverCa: h.serverCa, leaf: await device('live-1'), chain: [pki.int2, pki.int1] })
+  const leaf = await device('live-1')
+  const c = await connectDevice({ port: h.gw.device.port, serverCa: h.serverCa, leaf, chain: [pki.int2, pki.int1] })
   const gone = closed(c, 1000)
   await h.gw.registry.putDevice({ deviceId: 'live-1', authType: 'certificateAuthority', primaryThumbprint: null, secondaryThumbprint: null, status: 'disabled', statusReason: 'stolen' })
   const ms = await gone
   assert.ok(ms < 1000, `closed after ${ms} ms`)
   await h.waitForLog((l) => l.event === 'closed' && l.deviceId === 'live-1' && l.reason === 'device_disabled')
   c.end(true)
+  // The gateway kept the enabled record it read for the first connection (registry/device-cache.ts):
+  // the change emptied it, so the next connection reads the disabled one.
+  await assert.rejects(connectDevice({ port: h.gw.device.port, serverCa: h.serverCa, leaf, chain: [pki.int2, pki.int1] }))
+  await refusalFor({ reason: 'device_disabled', deviceId: 'live-1' })
 })
 
 test('deleting the CA closes the connections that chained to it', async () => {

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# certgate's own cost per connection, paired round by round: one or more certgate checkouts and the
+# bare Node mTLS proxy of ../shared/tools/handshake-bench, each started once and warmed, then measured
+# in turn every round with the same C load generator; per round, certgate's CPU per authenticated
+# connection minus the bare proxy's, and the median of those. run.sh's median of each server's rounds
+# does not pair a round with its neighbour, which a noisy machine turns into nonsense (negative costs).
+#
+#   load-tests/own-cost.sh CHECKOUT... [env: NODE, ROUNDS=6, DUR=6 (seconds per round), WARM=10]
+#   e.g. NODE=/path/to/node22 load-tests/own-cost.sh . ../certgate-before
+#
+# Each checkout needs dist/ (npm run build) and node_modules built for NODE. Needs what run.sh needs
+# (gcc, libssl-dev) and its cache (HANDSHAKE_BENCH_CACHE, default /tmp/handshake-bench-cache): run
+# run.sh once first. CPU is utime+stime of every thread of each server from /proc; the main thread's
+# share is printed too. Every load is bounded (DUR seconds per round) and stops by itself.
+set -uo pipefail
+BENCH=$(cd "$(dirname "$0")/../../shared/tools/handshake-bench" 2>/dev/null && pwd) || { echo "needs ../shared/tools/handshake-bench beside the project"; exit 1; }
+CACHE=${HANDSHAKE_BENCH_CACHE:-/tmp/handshake-bench-cache}; PKI=$CACHE/pki/ec
+[ -x "$CACHE/mtls-bench" ] && [ -f "$PKI/server.key" ] || { echo "run $BENCH/run.sh once first (it builds the load generator and the PKI in $CACHE)"; exit 1; }
+[ $# -gt 0 ] || { sed -n '2,15p' "$0"; exit 2; }
+NODE=${NODE:-node}; ROUNDS=${ROUNDS:-6}; DUR=${DUR:-6}; WARM=${WARM:-10}
+W=$(mktemp -d /tmp/own-cost.XXXX); PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill -TERM -- -"$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null; done; rm -rf "$W"; }
+trap cleanup EXIT
+freeport() { "$NODE" -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"; }
+waitport() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
+load() { "$CACHE/mtls-bench" -C "$PKI" -p "$1" -d "$2" -w "${3:-0}" -c "${4:-16}" -r $'ping\n' -e ping -1 2>/dev/null | grep -o 'ok_total=[0-9]*' | head -1 | cut -d= -f2; }
+# "main other" jiffies of a process: its main thread and all its other threads.
+jiffies() { for t in /proc/"$1"/task/*; do sed 's/.*) //' "$t/stat" | awk -v main=$(( ${t##*/} == $1 )) '{ if (main) m += $12 + $13; else o += $12 + $13 } END { printf "%d %d\n", m, o }'; done | awk '{ m += $1; o += $2 } END { print m, o }'; }
+
+"$NODE" -e "require('net').createServer(s=>{s.on('data',d=>s.write(d));s.on('error',()=>{})}).listen(0,'127.0.0.1',function(){require('fs').writeFileSync('$W/echo.port',String(this.address().port))})" &
+PIDS+=($!); for _ in $(seq 50); do [ -s "$W/echo.port" ] && break; sleep 0.1; done; ECHO=$(cat "$W/echo.port")
+# The registration run.sh does (the CA with proof of possession, 1,000 devices), reused from it.
+sed -n '/^"\$NODE" - "\$ADMIN"/,/^JS$/p' "$BENCH/run.sh" | sed '1d;$d' > "$W/register.js"
+NAMES=(); PORTS=(); SERVERS=()
+i=0
+for dir in "$@"; do
+  i=$((i + 1)); port=$(freeport); token=own-cost-$RANDOM$RANDOM
+  ( cd "$dir" && export CERTGATE_DATA_DIR="$W/data$i" CERTGATE_LISTEN=127.0.0.1:$port CERTGATE_ADMIN_LISTEN=127.0.0.1:0 CERTGATE_PROTOCOL=tcp \
+    CERTGATE_HANDSHAKE_RATE_PER_ADDRESS=0 CERTGATE_UPSTREAM=127.0.0.1:$ECHO CERTGATE_ADMIN_TOKEN=$token \
+    CERTGATE_TLS_CERT=$PKI/server-fullchain.pem CERTGATE_TLS_KEY=$PKI/server.key && exec setsid "$NODE" dist/gateway/cli.js start > "$W/gw$i.log" 2>&1 ) &
+  PIDS+=($!)
+  for _ in $(seq 600); do grep -q "certgate listening" "$W/gw$i.log" 2>/dev/null && break; sleep 0.1; done
+  admin=$(grep -o 'admin=[^ ]*' "$W/gw$i.log" | head -1 | cut -d= -f2)
+  [ -n "$admin" ] || { tail -5 "$W/gw$i.log"; echo "certgate in $dir did not start (npm run build? node_modules for $NODE?)"; exit 1; }
+  "$NODE" "$W/register.js" "$admin" "$token" "$PKI" "$W" || exit 1
+  NAMES+=("$dir"); PORTS+=("$port"); SERVERS+=("$(ss -Hltnp "sport = :$port" | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2)")
+  echo "certgate $i = $dir: warm-up $WARM s, $(load "$port" "$WARM" 0 8) connections"
+done
+bport=$(freeport)
+"$NODE" "$BENCH/bare-proxy.js" "$PKI" "$bport" "$ECHO" & PIDS+=($!); BARE=$!
+waitport "$bport" || { echo "bare proxy did not start"; exit 1; }
+echo "bare proxy: warm-up 2 s, $(load "$bport" 2 0 8) connections"
+NAMES+=(bare); PORTS+=("$bport"); SERVERS+=("$BARE")
+echo "node $("$NODE" --version), $ROUNDS rounds of $DUR s, 16 connections in flight"
+for r in $(seq "$ROUNDS"); do
+  for k in "${!NAMES[@]}"; do
+    read -r m0 o0 < <(jiffies "${SERVERS[$k]}")
+    ok=$(load "${PORTS[$k]}" "$DUR" 1)
+    read -r m1 o1 < <(jiffies "${SERVERS[$k]}")
+    awk -v r="$r" -v n="${NAMES[$k]}" -v m=$((m1 - m0)) -v o=$((o1 - o0)) -v ok="${ok:-0}" \
+      'BEGIN { if (ok > 0) printf "round %s: %s total=%.3f main=%.3f ms/conn ok=%d\n", r, n, (m + o) * 10 / ok, m * 10 / ok, ok; else printf "round %s: %s no connections\n", r, n }' | tee -a "$W/rounds"
+  done
+done
+"$NODE" -e "
+const lines = require('fs').readFileSync('$W/rounds', 'utf8').trim().split('\n').map((l) => l.match(/^round (\d+): (.+) total=([\d.]+) main=([\d.]+)/)).filter(Boolean)
+const at = (r, n) => lines.find((l) => l[1] === r && l[2] === n)
+const med = (a) => { a = [...a].sort((x, y) => x - y); const k = a.length; return k === 0 ? NaN : k % 2 ? a[(k - 1) / 2] : (a[k / 2 - 1] + a[k / 2]) / 2 }
+for (const n of [...new Set(lines.map((l) => l[2]))].filter((n) => n !== 'bare')) {
+  const pairs = lines.filter((l) => l[2] === n).map((l) => [l, at(l[1], 'bare')]).filter(([, b]) => b)
+  const own = pairs.map(([c, b]) => c[3] - b[3])
+  console.log(n + ': own cost by round ' + own.map((x) => x.toFixed(3)).join(' ') + ' -> median ' + med(own).toFixed(3) + ' ms (main thread ' + med(pairs.map(([c, b]) => c[4] - b[4])).toFixed(3) + '); CPU per connection ' + med(pairs.map(([c]) => +c[3])).toFixed(3) + ' ms, bare proxy ' + med(pairs.map(([, b]) => +b[3])).toFixed(3))
+}"
