@@ -31,6 +31,7 @@ jiffies() { for t in /proc/"$1"/task/*; do sed 's/.*) //' "$t/stat" | awk -v mai
 PIDS+=($!); for _ in $(seq 50); do [ -s "$W/echo.port" ] && break; sleep 0.1; done; ECHO=$(cat "$W/echo.port")
 # The registration run.sh does (the CA with proof of possession, 1,000 devices), reused from it.
 sed -n '/^"\$NODE" - "\$ADMIN"/,/^JS$/p' "$BENCH/run.sh" | sed '1d;$d' > "$W/register.js"
+grep -q generateVerificationCode "$W/register.js" || { echo "could not find the registration script in $BENCH/run.sh (has it changed?)"; exit 1; }
 NAMES=(); PORTS=(); SERVERS=()
 i=0
 for dir in "$@"; do

@@ -220,42 +220,13 @@ export function bitStringBytes (bytes: Uint8Array, tlv: Tlv): Uint8Array {
 }
 
 const latin1 = new TextDecoder('latin1')
-const utf8 = new TextDecoder('utf-8', { fatal: true })
-
-/** Decodes the X.520 string types a Name may use; throws on invalid encodings. */
-export function readString (bytes: Uint8Array, tlv: Tlv): string {
-  const v = value(bytes, tlv)
-  switch (tlv.tag) {
-    case TAG.UTF8_STRING:
-      try { return utf8.decode(v) } catch { throw new DerError('invalid UTF-8 in string') }
-    case TAG.PRINTABLE_STRING:
-    case TAG.IA5_STRING:
-    case TAG.TELETEX_STRING:
-      return latin1.decode(v)
-    case TAG.BMP_STRING: {
-      if (v.length % 2 !== 0) throw new DerError('odd BMPString length')
-      let s = ''
-      for (let i = 0; i < v.length; i += 2) s += String.fromCharCode(((v[i] as number) << 8) | (v[i + 1] as number))
-      return s
-    }
-    case TAG.UNIVERSAL_STRING: {
-      if (v.length % 4 !== 0) throw new DerError('bad UniversalString length')
-      let s = ''
-      for (let i = 0; i < v.length; i += 4) {
-        const cp = (((v[i] as number) << 24) | ((v[i + 1] as number) << 16) | ((v[i + 2] as number) << 8) | (v[i + 3] as number)) >>> 0
-        if (cp > 0x10ffff) throw new DerError('bad code point')
-        s += String.fromCodePoint(cp)
-      }
-      return s
-    }
-    default:
-      throw new DerError(`unsupported string type 0x${tlv.tag.toString(16)}`)
-  }
-}
+// checkString has refused invalid UTF-8 before this decoder sees any.
+const utf8 = new TextDecoder('utf-8')
 
 /**
- * Throws exactly what readString would for this value, without decoding it: the Name's attributes
- * certgate does not read are checked as strictly as the ones it does, and allocate nothing.
+ * Throws DerError for a value that is not one of the X.520 string types a Name may use, or not
+ * validly encoded as its type; does not decode it. What readString refuses, it refuses here: a
+ * Name's attributes certgate does not read are checked as strictly as the ones it does.
  */
 export function checkString (bytes: Uint8Array, tlv: Tlv): void {
   const len = tlv.end - tlv.valueStart
@@ -272,12 +243,35 @@ export function checkString (bytes: Uint8Array, tlv: Tlv): void {
       return
     case TAG.UNIVERSAL_STRING:
       if (len % 4 !== 0) throw new DerError('bad UniversalString length')
+      // A code point above 0x10ffff: its first octet is not zero, or its second above 0x10.
       for (let i = tlv.valueStart; i < tlv.end; i += 4) {
         if ((bytes[i] as number) !== 0 || (bytes[i + 1] as number) > 0x10) throw new DerError('bad code point')
       }
       return
     default:
       throw new DerError(`unsupported string type 0x${tlv.tag.toString(16)}`)
+  }
+}
+
+/** Decodes the X.520 string types a Name may use; throws what checkString throws. */
+export function readString (bytes: Uint8Array, tlv: Tlv): string {
+  checkString(bytes, tlv)
+  const v = value(bytes, tlv)
+  switch (tlv.tag) {
+    case TAG.UTF8_STRING:
+      return utf8.decode(v)
+    case TAG.BMP_STRING: {
+      let s = ''
+      for (let i = 0; i < v.length; i += 2) s += String.fromCharCode(((v[i] as number) << 8) | (v[i + 1] as number))
+      return s
+    }
+    case TAG.UNIVERSAL_STRING: {
+      let s = ''
+      for (let i = 0; i < v.length; i += 4) s += String.fromCodePoint(((v[i + 1] as number) << 16) | ((v[i + 2] as number) << 8) | (v[i + 3] as number))
+      return s
+    }
+    default: // PrintableString, IA5String, TeletexString
+      return latin1.decode(v)
   }
 }
 

@@ -8,12 +8,12 @@ export type NameConstraintResult = undefined | { readonly reason: 'name_constrai
 /** Checks every name `cert` carries against the constraints of one CA. */
 export function checkNameConstraints (cert: Certificate, nc: NameConstraints): NameConstraintResult {
   // A constraint that is not a well-formed name bounds nothing anyone can rely on.
-  const malformed = [...nc.permitted, ...nc.excluded].find((s) => !wellFormed(s.base, true))
+  const subtrees = [...nc.permitted, ...nc.excluded]
+  const malformed = subtrees.find((s) => !wellFormed(s.base, true))
   if (malformed !== undefined) return { reason: 'name_constraints_violated', detail: `the CA's name constraint ${describe(malformed.base)} is malformed` }
   const names: GeneralName[] = []
   // The subject's comparison keys are computed only for a directoryName constraint to judge.
-  const dirConstrained = nc.permitted.some((s) => s.base.kind === 'dir') || nc.excluded.some((s) => s.base.kind === 'dir')
-  if (dirConstrained && !cert.subjectIsEmpty) names.push({ kind: 'dir', rdns: cert.subjectRdns() })
+  if (!cert.subjectIsEmpty && subtrees.some((s) => s.base.kind === 'dir')) names.push({ kind: 'dir', rdns: cert.subjectRdns() })
   for (const email of cert.emailAddresses) names.push({ kind: 'email', text: email })
   if (cert.subjectAltNames !== undefined) names.push(...cert.subjectAltNames)
   for (const name of names) {
