@@ -4,7 +4,8 @@
 import type { TLSSocket } from 'node:tls'
 import type { Logger } from 'pino'
 import { authenticate, type Identity } from './auth/authenticate.js'
-import { readPeerChain } from './tls/peer-chain.js'
+import { readPeerChain, type SentChain } from './tls/peer-chain.js'
+import type { Endpoint } from './proxy-protocol/v2-header.js'
 import type { Peer } from './tls/device-listener.js'
 import type { DeviceConnection, Forwarder, Opened } from './upstream/forwarder.js'
 import type { LiveConnections, LiveEntry } from './live/live-connections.js'
@@ -75,7 +76,7 @@ export async function handleConnection (socket: TLSSocket, peer: Peer, ctx: Conn
     const changed = ctx.revocation.generation() === generation ? undefined : await ctx.revocation.stillAllowed(live.entry)
     if (changed !== undefined) return await refuse(socket, peer, ctx, started, changed)
     if (gone(socket)) return // closed by a change while being rechecked
-    await forward({ socket, identity: decision.identity, sent, ...peer }, ctx, started, live, watch)
+    await forward(new Device(socket, decision.identity, sent, peer), ctx, started, live, watch)
   } finally {
     watch.resume()
     live.untrack()
@@ -107,6 +108,13 @@ async function forward (device: DeviceConnection, ctx: ConnectionContext, starte
   const reason = ended.by === 'upstream' ? 'upstream_closed' : ended.by === 'upstream_refused' ? 'upstream_refused' : 'mqtt_protocol_error'
   ctx.metrics.liveClosed(ctx.listener, reason)
   ctx.log.info({ event: 'closed', reason, detail: ended.detail, deviceId: identity.deviceId, listener: ctx.listener }, 'live connection closed')
+}
+
+/** What the forwarder serves. Not a spread of `peer`: that would read its lazy `destination` (a system call) on every connection. */
+class Device implements DeviceConnection {
+  constructor (readonly socket: TLSSocket, readonly identity: Identity, readonly sent: SentChain, private readonly peer: Peer) {}
+  get source (): Endpoint { return this.peer.source }
+  get destination (): Endpoint { return this.peer.destination }
 }
 
 interface Tracked {

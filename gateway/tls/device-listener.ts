@@ -67,14 +67,20 @@ export function handshakeBucket (err: Error & { code?: string }): HandshakeFailu
   return 'other'
 }
 
-const peerOf = (s: Socket): Peer => {
-  let destination: Endpoint | undefined
-  return {
-    source: { address: s.remoteAddress ?? '', port: s.remotePort ?? 0 },
-    // Read only for an upstream PROXY header: getsockname is a system call most connections never need.
-    get destination () { return (destination ??= { address: s.localAddress ?? '', port: s.localPort ?? 0 }) }
+/** The socket's own addresses. `destination` is read only for an upstream PROXY header: getsockname is a system call (~15 µs here) most connections never need. */
+class SocketPeer implements Peer {
+  readonly source: Endpoint
+  private local: Endpoint | undefined
+  constructor (private readonly socket: Socket) {
+    this.source = { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 }
+  }
+
+  get destination (): Endpoint {
+    return (this.local ??= { address: this.socket.localAddress ?? '', port: this.socket.localPort ?? 0 })
   }
 }
+
+const peerOf = (s: Socket): Peer => new SocketPeer(s)
 
 export async function startDeviceListener (opts: DeviceListenerOptions, hooks: DeviceListenerHooks): Promise<DeviceListener> {
   const context = {

@@ -15,6 +15,7 @@ import { startMosquitto, type Mosquitto } from '../support/mosquitto.js'
 import { startProxyV2Upstream } from '../support/proxy-v2-upstream.js'
 import { sha256Hex } from '../../../workers/validate-chain.js'
 import mqttPacket from 'mqtt-packet'
+import { Socket } from 'node:net'
 
 let broker: Mosquitto
 let pki: { root: Issued, int1: Issued, int2: Issued }
@@ -159,3 +160,31 @@ test('a selfSigned device\'s PROXY header carries its thumbprint and no CA name'
     await h.close()
   }
 })
+
+// The address a device connected to costs a getsockname system call; only the upstream PROXY
+// header uses it, so without one no connection asks for it (the header-less case would pass
+// vacuously if the count never moved: the PROXY case shows it does). Node's sockets ask through
+// Socket.prototype._getsockname, counted here around the real one.
+for (const proxied of [false, true]) {
+  test(`the kernel is asked for the address a device connected to ${proxied ? 'for the upstream PROXY header' : 'never, without an upstream PROXY header'}`, { timeout: 30_000 }, async () => {
+    const up = await startProxyV2Upstream()
+    const h = await startHarness({ CERTGATE_UPSTREAM: `127.0.0.1:${up.port}`, CERTGATE_PROTOCOL: 'tcp', ...(proxied ? { CERTGATE_UPSTREAM_PROXY_PROTOCOL: 'v2' } : {}) })
+    const proto = Socket.prototype as unknown as { _getsockname: () => unknown }
+    const original = proto._getsockname
+    let asked = 0
+    try {
+      await h.registerCa('root', pki.root)
+      await h.addDevice('dora')
+      proto._getsockname = function (this: unknown) { asked++; return original.call(this) }
+      const client = device(h, 'dora').catch((e: unknown) => e) // the test upstream never answers CONNACK
+      await up.waitFor(1) // forwarded: the decision and the upstream connection are behind it
+      if (proxied) assert.ok(asked > 0, 'the PROXY header needs the address: the count must move')
+      else assert.equal(asked, 0)
+      await up.close()
+      await client
+    } finally {
+      proto._getsockname = original
+      await h.close()
+    }
+  })
+}
