@@ -36,8 +36,22 @@ export interface AnchorSet {
   readonly hashes: ReadonlySet<string>
 }
 
+/**
+ * What a cache holds about one intermediate, keyed by its SHA-256: the parsed certificate, and the
+ * certificates (by SHA-256) whose key its signature verified with. One entry per intermediate, so
+ * a warm chain costs one look-up per certificate sent, links included.
+ */
+export interface HeldIntermediate {
+  readonly cert: Certificate
+  /** At most MAX_LINKS_HELD: anyone can put a CA's key in a certificate of their own, so what devices send must not grow it. */
+  readonly issuers: string[]
+}
+
 /** Cached knowledge about intermediates: parsed certificates and verified (child, issuer) links. */
-export type IntermediateCache = ExpiringLru<{ cert?: Certificate }>
+export type IntermediateCache = ExpiringLru<HeldIntermediate>
+
+/** Verified issuers remembered per intermediate (a cross-signed one has two); past it, links are verified each time. */
+export const MAX_LINKS_HELD = 4
 
 export interface ValidateOptions {
   /** Validation time, ms since epoch. */
@@ -50,6 +64,8 @@ export interface ValidateOptions {
   readonly crls?: SuppliedCrls | undefined
   /** SHA-256 (hex) of each of `sent`, in order, when the caller already computed them (the warm path). */
   readonly sentHashes?: readonly string[] | undefined
+  /** With `sentHashes`: what `cache` held for each of `sent` when the caller looked (the warm path), so it is not looked up twice. */
+  readonly sentHeld?: ReadonlyArray<HeldIntermediate | undefined> | undefined
 }
 
 const EKU_NAMES: Record<string, string> = { clientAuth: OID.clientAuth, serverAuth: OID.serverAuth }
@@ -142,7 +158,8 @@ function ekuProblem (cert: Certificate, who: string, required: string, anyAllowe
   return refuse('eku_not_allowed', `${who} ${name(cert)} has an extendedKeyUsage that does not allow ${required}`)
 }
 
-interface Node { readonly cert: Certificate, readonly hash: string }
+/** A certificate on a candidate path; `held` is its cache entry (never the leaf's: its link is verified on every connection). */
+interface Node { readonly cert: Certificate, readonly hash: string, readonly held?: HeldIntermediate | undefined }
 
 class WorkLimit extends Error {}
 
@@ -159,16 +176,16 @@ function chainVerdict (leaf: Certificate, leafHash: string, sent: readonly Uint8
     const hash = opts.sentHashes?.[i] ?? sha256Hex(der)
     if (seen.has(hash) || anchors.hashes.has(hash)) continue // duplicates, and anchors the device also sent
     seen.add(hash)
-    let cert: Certificate
+    let node: Node
     try {
-      cert = intermediate(der, hash, opts.cache)
+      node = intermediate(der, hash, opts.sentHeld?.[i] ?? opts.cache?.get(hash), opts.cache)
     } catch (err) {
       unparsed ??= `an intermediate certificate the device sent is malformed: ${errorMessage(err)}`
       continue
     }
-    const same = bag.get(cert.subjectKey())
-    if (same === undefined) bag.set(cert.subjectKey(), [{ cert, hash }])
-    else same.push({ cert, hash })
+    const same = bag.get(node.cert.subjectKey())
+    if (same === undefined) bag.set(node.cert.subjectKey(), [node])
+    else same.push(node)
   }
 
   const search = new PathSearch(anchors, bag, opts)
@@ -185,17 +202,12 @@ function chainVerdict (leaf: Certificate, leafHash: string, sent: readonly Uint8
     : 'the device certificate\'s issuer was not sent by the device and is not a registered, verified CA (send the intermediates, or register and verify the issuing CA)')
 }
 
-/** Does `cache` hold this intermediate (by SHA-256), parsed? The event loop's warm-chain test (gateway/validation/warm-path.ts). */
-export function holdsIntermediate (cache: IntermediateCache, hash: string): boolean {
-  return cache.has('c' + hash)
-}
-
-function intermediate (der: Uint8Array, hash: string, cache: IntermediateCache | undefined): Certificate {
-  const hit = cache?.get('c' + hash)?.cert
-  if (hit !== undefined) return hit
-  const cert = parseCertificate(der)
-  cache?.set('c' + hash, { cert }, cert.notAfter)
-  return cert
+/** The path node of a sent intermediate: what `cache` held for it, else parsed now (and held from now on, until its notAfter). */
+function intermediate (der: Uint8Array, hash: string, held: HeldIntermediate | undefined, cache: IntermediateCache | undefined): Node {
+  if (held !== undefined) return { cert: held.cert, hash, held }
+  const fresh: HeldIntermediate = { cert: parseCertificate(der), issuers: [] }
+  cache?.set(hash, fresh, fresh.cert.notAfter)
+  return { cert: fresh.cert, hash, held: cache === undefined ? undefined : fresh }
 }
 
 class PathSearch {
@@ -211,7 +223,7 @@ class PathSearch {
     if (++this.steps > LIMITS.MAX_STEPS) throw new WorkLimit()
     const child = path[path.length - 1] as Node
     for (const anchor of this.anchors.bySubject.get(child.cert.issuerKey) ?? []) {
-      if (!keyIdsAgree(child.cert, anchor.cert) || !this.signed(child, anchor, path.length === 1)) continue
+      if (!keyIdsAgree(child.cert, anchor.cert) || !this.signed(child, anchor)) continue
       const problem = checkPath(path.map((n) => n.cert), anchor.cert, this.opts)
       if (problem === undefined) return { ok: true, anchorIndex: anchor.index, pathNotAfter: Math.min(...path.map((n) => n.cert.notAfter), anchor.cert.notAfter), path: pathCerts([...path, anchor]) }
       this.fail(problem, 3)
@@ -222,7 +234,7 @@ class PathSearch {
     }
     for (const next of this.bag.get(child.cert.issuerKey) ?? []) {
       if (path.some((n) => n.hash === next.hash) || !keyIdsAgree(child.cert, next.cert)) continue // cycles
-      if (!this.signed(child, next, path.length === 1)) continue
+      if (!this.signed(child, next)) continue
       path.push(next)
       const found = this.extend(path)
       if (found !== undefined) return found
@@ -235,8 +247,8 @@ class PathSearch {
     if (rank > this.bestRank) { this.best = problem; this.bestRank = rank }
   }
 
-  /** Is `child` signed by `issuer`'s key? Links between intermediates are cached; the leaf's never. */
-  private signed (child: Node, issuer: Node, childIsLeaf: boolean): boolean {
+  /** Is `child` signed by `issuer`'s key? Links between intermediates are cached (in the child's entry); the leaf's never. */
+  private signed (child: Node, issuer: Node): boolean {
     const check = child.cert.signatureCheck
     if (!check.ok) {
       this.fail(refuse(check.reason, `${name(child.cert)} is signed with ${check.detail}, which is not accepted`), 1)
@@ -247,15 +259,14 @@ class PathSearch {
       this.fail(refuse('weak_key', `the intermediate or CA ${name(issuer.cert)} that issued ${name(child.cert)} has a refused key: ${issuer.cert.keyProblem}`), 1)
       return false
     }
-    const key = 'l' + child.hash + issuer.hash
-    const cache = childIsLeaf ? undefined : this.opts.cache
-    if (cache?.get(key) !== undefined) return true
+    const held = child.held
+    if (held?.issuers.includes(issuer.hash) === true) return true
     if (++this.signatures > LIMITS.MAX_SIGNATURE_CHECKS) throw new WorkLimit()
     if (!verifySignature(child.cert, issuer.cert)) {
       this.fail(refuse('bad_signature', `the signature on ${name(child.cert)} does not verify with the key of its issuer ${name(issuer.cert)}`), 1)
       return false
     }
-    cache?.set(key, {}, Math.min(child.cert.notAfter, issuer.cert.notAfter))
+    if (held !== undefined && held.issuers.length < MAX_LINKS_HELD) held.issuers.push(issuer.hash)
     return true
   }
 }

@@ -14,7 +14,7 @@
 // completes a chain), and a trust change empties this cache synchronously, before the next
 // connection is decided.
 import { OID } from '../../workers/certificate.js'
-import { buildAnchorSet, holdsIntermediate, sha256Hex, validatePath, type AnchorSet, type IntermediateCache } from '../../workers/validate-chain.js'
+import { buildAnchorSet, sha256Hex, validatePath, type AnchorSet, type HeldIntermediate, type IntermediateCache } from '../../workers/validate-chain.js'
 import { createExpiringLru } from '../../cache/expiring-lru.js'
 import { EMPTY_REVOCATION, buildRevocationSet, withLeafDenial } from '../../workers/revocation.js'
 import type { RevocationData } from '../../workers/types.js'
@@ -39,6 +39,8 @@ export interface WarmPath {
   setRevocation: (data: RevocationData) => void
 }
 
+interface Warm { readonly hashes: readonly string[], readonly held: ReadonlyArray<HeldIntermediate | undefined> }
+
 export function createWarmPath (options: WarmPathOptions, hooks: ValidatorPoolHooks = {}): WarmPath {
   const now = options.now ?? Date.now
   const requiredEku = options.requiredEku ?? OID.clientAuth
@@ -50,20 +52,27 @@ export function createWarmPath (options: WarmPathOptions, hooks: ValidatorPoolHo
 
   const anchorSet = (): AnchorSet => (anchors ??= buildAnchorSet(cas.map((c) => c.der)).set)
 
-  /** The SHA-256 of each certificate sent beyond the leaf when every one is an anchor or held from an accepted chain (warm); else undefined. */
-  const warm = (intermediates: readonly Uint8Array[], set: AnchorSet): string[] | undefined => {
+  /** When every certificate sent beyond the leaf is an anchor or held from an accepted chain (warm): the SHA-256 of each and what the cache holds for it; else undefined. */
+  const warm = (intermediates: readonly Uint8Array[], set: AnchorSet): Warm | undefined => {
     const hashes: string[] = []
+    const held: Array<HeldIntermediate | undefined> = []
     for (const der of intermediates) {
       const hash = sha256Hex(der)
-      if (!set.hashes.has(hash) && !holdsIntermediate(cache, hash)) return undefined
+      if (set.hashes.has(hash)) {
+        held.push(undefined) // an anchor the device also sent: the path search leaves it out
+      } else {
+        const entry = cache.get(hash)
+        if (entry === undefined) return undefined
+        held.push(entry)
+      }
       hashes.push(hash)
     }
-    return hashes
+    return { hashes, held }
   }
 
-  const validate = (leaf: Uint8Array, intermediates: readonly Uint8Array[], sentHashes: readonly string[] | undefined, set: AnchorSet, at: number): PoolVerdict => {
+  const validate = (leaf: Uint8Array, intermediates: readonly Uint8Array[], known: Warm | undefined, set: AnchorSet, at: number): PoolVerdict => {
     const started = process.hrtime.bigint()
-    const outcome = withLeafDenial(validatePath(leaf, intermediates, set, { at, requiredEku, cache, revocation, sentHashes }), revocation)
+    const outcome = withLeafDenial(validatePath(leaf, intermediates, set, { at, requiredEku, cache, revocation, sentHashes: known?.hashes, sentHeld: known?.held }), revocation)
     const { hits, misses } = cache.takeStats()
     hooks.onValidated?.({ micros: Number(process.hrtime.bigint() - started) / 1000, cacheHits: hits, cacheMisses: misses, cacheSize: cache.size })
     return { kind: 'done', outcome, anchorName: outcome.chain.ok ? cas[outcome.chain.anchorIndex]?.name : undefined }
@@ -72,13 +81,12 @@ export function createWarmPath (options: WarmPathOptions, hooks: ValidatorPoolHo
   return {
     decide (leaf, intermediates, at = now()) {
       const set = anchorSet()
-      const hashes = warm(intermediates, set)
-      return hashes === undefined ? undefined : validate(leaf, intermediates, hashes, set, at)
+      const known = warm(intermediates, set)
+      return known === undefined ? undefined : validate(leaf, intermediates, known, set, at)
     },
     learn (leaf, intermediates, at = now()) {
-      const set = anchorSet()
-      if (warm(intermediates, set) !== undefined) return // another connection taught it meanwhile
-      const verdict = validate(leaf, intermediates, undefined, set, at)
+      // Validated here even if another connection taught it meanwhile: then its look-ups all hit.
+      const verdict = validate(leaf, intermediates, undefined, anchorSet(), at)
       // Not accepted here (the trust or the clock moved since the pool decided): hold nothing
       // this chain's intermediates put in the cache.
       if (verdict.kind === 'done' && !verdict.outcome.chain.ok) cache.clear()

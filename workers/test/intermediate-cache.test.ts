@@ -1,0 +1,55 @@
+// What the intermediate cache (validate-chain.ts, one per pool worker and one on the event loop)
+// holds after a validation: one entry per intermediate the device sent, keyed by its SHA-256, with
+// the issuers its signature verified with; never the leaf, whose signature is checked every time.
+// It proves the cache never completes a chain (an intermediate held but not sent again is not
+// used), and that what a device sends cannot grow an entry without bound: anyone can put a CA's key
+// in a certificate of their own, so the issuers remembered per intermediate stop at MAX_LINKS_HELD
+// and further links are verified each time instead.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { issue, issueHierarchy } from '../../gateway/pki/issue.js'
+import { createExpiringLru } from '../../cache/expiring-lru.js'
+import { buildAnchorSet, MAX_LINKS_HELD, sha256Hex, validatePath, type IntermediateCache } from '../validate-chain.js'
+import { OID } from '../certificate.js'
+
+test('the cache holds each intermediate sent with its verified issuer, never the leaf, and never completes a chain', async () => {
+  const pki = await issueHierarchy()
+  const { set } = buildAnchorSet([pki.root.der])
+  const cache: IntermediateCache = createExpiringLru({ maxEntries: 100 })
+  const opts = { at: Date.now(), requiredEku: OID.clientAuth, cache }
+  const leaf = await issue({ cn: 'held-1', issuer: pki.int2 })
+
+  const first = validatePath(leaf.der, [pki.int2.der, pki.int1.der], set, opts)
+  assert.ok(first.chain.ok)
+  assert.equal(cache.size, 2)
+  assert.deepEqual(cache.get(sha256Hex(pki.int2.der))?.issuers, [sha256Hex(pki.int1.der)])
+  assert.deepEqual(cache.get(sha256Hex(pki.int1.der))?.issuers, [sha256Hex(pki.root.der)])
+  assert.equal(cache.get(sha256Hex(leaf.der)), undefined, 'the leaf is never held')
+
+  // int1 is held, but a device that does not send it again has no path.
+  const partial = validatePath(leaf.der, [pki.int2.der], set, opts)
+  assert.ok(!partial.chain.ok)
+  assert.equal(partial.chain.reason, 'chain_untrusted')
+})
+
+test('the issuers remembered per intermediate stop at MAX_LINKS_HELD; later links are still verified', async () => {
+  const pki = await issueHierarchy()
+  const { set } = buildAnchorSet([pki.root.der])
+  const cache: IntermediateCache = createExpiringLru({ maxEntries: 100 })
+  const opts = { at: Date.now(), requiredEku: OID.clientAuth, cache }
+  const leaf = await issue({ cn: 'held-2', issuer: pki.int2 })
+  // Re-issues of int1 with its key: each one's key verifies int2's signature.
+  const twins = []
+  for (let i = 0; i < MAX_LINKS_HELD + 2; i++) twins.push(await issue({ cn: pki.int1.subjectCn, issuer: pki.root, ca: true, keys: pki.int1.keys }))
+  for (const twin of twins) {
+    const v = validatePath(leaf.der, [pki.int2.der, twin.der], set, opts)
+    assert.ok(v.chain.ok, `through a re-issue of int1: ${JSON.stringify(v.chain)}`)
+  }
+  assert.deepEqual(cache.get(sha256Hex(pki.int2.der))?.issuers, twins.slice(0, MAX_LINKS_HELD).map((t) => sha256Hex(t.der)))
+  // A forged intermediate in int2's name, signed by another key, is not taken for a held link.
+  const other = await issueHierarchy({ rootCn: 'Other Root' })
+  const forged = await issue({ cn: 'held-3', issuer: { ...other.int2, der: pki.int2.der } })
+  const refused = validatePath(forged.der, [pki.int2.der, twins[0]?.der ?? pki.int1.der], set, opts)
+  assert.ok(!refused.chain.ok)
+  assert.equal(refused.chain.reason, 'bad_signature')
+})
