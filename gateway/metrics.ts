@@ -68,6 +68,44 @@ export const EVENT_LOOP_SAMPLE_MS = 100
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]
 
 const DAY = 86_400
+
+/**
+ * Observations a histogram's batch holds before they are handed to prom-client unasked. A scrape
+ * hands them over first, so what it reads is never behind.
+ */
+export const OBSERVATIONS_HELD = 1024
+
+/**
+ * Observations of one series as plain numbers, handed to prom-client in one go when the metrics
+ * are read or OBSERVATIONS_HELD have gathered. A prom-client update hashes and checks its labels
+ * each time (a few µs in place on the handshake path); the connection's part here is a store.
+ */
+class Observations {
+  private readonly values = new Float64Array(OBSERVATIONS_HELD)
+  private held = 0
+  constructor (private readonly into: (value: number) => void) {}
+  add (value: number): void {
+    if (!Number.isFinite(value)) return // prom-client would throw at the next scrape; a statistic is not worth that
+    this.values[this.held++] = value
+    if (this.held === OBSERVATIONS_HELD) this.drain()
+  }
+
+  drain (): void {
+    const n = this.held
+    this.held = 0
+    for (let i = 0; i < n; i++) this.into(this.values[i] as number)
+  }
+}
+
+/** What each authenticated connection counts, per listener, until the metrics are read. */
+interface ListenerTally {
+  accepted: number
+  authenticated: number
+  fromDevice: number
+  toDevice: number
+  readonly authSeconds: Observations
+  readonly upstreamSeconds: Observations
+}
 const LIFETIME_BUCKETS = [1, 7, 30, 90, 180, 365, 730, 1825].map((d) => d * DAY)
 
 export function createMetrics (listeners: readonly string[], fleet: () => Promise<FleetSnapshot>): Metrics {
@@ -106,15 +144,18 @@ function ocspMetrics (registry: Registry): Metrics['ocspExchanged'] {
 
 /** What certgate's own code counts and times. */
 function eventMetrics (registry: Registry, listeners: readonly string[]) {
+  // What connections counted as plain numbers (recorders below) reaches these series before any is read.
+  const batched = { drain: (): void => undefined }
   const r = { registers: [registry] }
-  const accepted = new Counter({ name: 'certgate_connections_accepted_total', help: 'TCP connections accepted on a device listener', labelNames: ['listener'], ...r })
+  const b = { ...r, collect () { batched.drain() } }
+  const accepted = new Counter({ name: 'certgate_connections_accepted_total', help: 'TCP connections accepted on a device listener', labelNames: ['listener'], ...b })
   const handshakeFailed = new Counter({ name: 'certgate_handshakes_failed_total', help: 'TLS handshakes that failed, by bucket', labelNames: ['listener', 'bucket'], ...r })
-  const auth = new Counter({ name: 'certgate_auth_total', help: 'Authentication outcomes after a completed TLS handshake', labelNames: ['listener', 'result', 'reason'], ...r })
-  const authSeconds = new Histogram({ name: 'certgate_auth_duration_seconds', help: 'From TLS handshake done to the authentication decision', labelNames: ['listener', 'result'], buckets: LATENCY_BUCKETS, ...r })
-  const validationSeconds = new Histogram({ name: 'certgate_validation_duration_seconds', help: 'Chain validation time inside a pool worker', buckets: LATENCY_BUCKETS, ...r })
-  const cacheHits = new Counter({ name: 'certgate_intermediate_cache_hits_total', help: 'Verified-intermediate cache hits', ...r })
-  const cacheMisses = new Counter({ name: 'certgate_intermediate_cache_misses_total', help: 'Verified-intermediate cache misses', ...r })
-  const cacheSize = new Gauge({ name: 'certgate_intermediate_cache_entries', help: 'Entries in the verified-intermediate cache of the last worker that reported (the largest, across processes)', aggregator: 'max', ...r })
+  const auth = new Counter({ name: 'certgate_auth_total', help: 'Authentication outcomes after a completed TLS handshake', labelNames: ['listener', 'result', 'reason'], ...b })
+  const authSeconds = new Histogram({ name: 'certgate_auth_duration_seconds', help: 'From TLS handshake done to the authentication decision', labelNames: ['listener', 'result'], buckets: LATENCY_BUCKETS, ...b })
+  const validationSeconds = new Histogram({ name: 'certgate_validation_duration_seconds', help: 'Chain validation time inside a pool worker', buckets: LATENCY_BUCKETS, ...b })
+  const cacheHits = new Counter({ name: 'certgate_intermediate_cache_hits_total', help: 'Verified-intermediate cache hits', ...b })
+  const cacheMisses = new Counter({ name: 'certgate_intermediate_cache_misses_total', help: 'Verified-intermediate cache misses', ...b })
+  const cacheSize = new Gauge({ name: 'certgate_intermediate_cache_entries', help: 'Entries in the verified-intermediate cache of the last worker that reported (the largest, across processes)', aggregator: 'max', ...b })
   const liveCount: { of: (listener: string) => number } = { of: () => 0 }
   const live = new Gauge({
     name: 'certgate_live_connections',
@@ -124,8 +165,8 @@ function eventMetrics (registry: Registry, listeners: readonly string[]) {
     collect () { for (const listener of listeners) this.set({ listener }, liveCount.of(listener)) }
   })
   const liveClosed = new Counter({ name: 'certgate_live_connections_closed_total', help: 'Authenticated connections certgate closed, by reason', labelNames: ['listener', 'reason'], ...r })
-  const upstreamSeconds = new Histogram({ name: 'certgate_upstream_connect_duration_seconds', help: 'Time to open the upstream TCP connection (from connect() to connected)', labelNames: ['listener'], buckets: LATENCY_BUCKETS, ...r })
-  const bytes = new Counter({ name: 'certgate_forwarded_bytes_total', help: 'Bytes forwarded, by direction', labelNames: ['listener', 'direction'], ...r })
+  const upstreamSeconds = new Histogram({ name: 'certgate_upstream_connect_duration_seconds', help: 'Time to open the upstream TCP connection (from connect() to connected)', labelNames: ['listener'], buckets: LATENCY_BUCKETS, ...b })
+  const bytes = new Counter({ name: 'certgate_forwarded_bytes_total', help: 'Bytes forwarded, by direction', labelNames: ['listener', 'direction'], ...b })
   const poolQueue = new Gauge({ name: 'certgate_pool_queue_depth', help: 'Validations waiting for a worker', ...r })
   // With several processes (CERTGATE_PROCESSES) counters and histograms are summed across them;
   // a ratio is averaged, and the registry-derived gauges (fleetGauges) are taken from one process.
@@ -148,11 +189,11 @@ function eventMetrics (registry: Registry, listeners: readonly string[]) {
   const crlFetches = new Counter({ name: 'certgate_crl_fetches_total', help: 'Background CRL fetches per CA, by outcome: updated (a newer CRL stored), unchanged (the held one or an older one), failed', labelNames: ['ca', 'outcome'], ...r })
   const crlFetchCas = new Set<string>()
   const httpRequests = new Counter({ name: 'certgate_http_requests_total', help: 'Requests from devices in http mode, by outcome: the upstream status class, or why certgate answered itself', labelNames: ['listener', 'outcome'], ...r })
-  const lifetime = new Histogram({ name: 'certgate_device_certificate_remaining_seconds', help: 'Remaining lifetime of device certificates seen at connect (fleet-wide)', buckets: LIFETIME_BUCKETS, ...r })
+  const lifetime = new Histogram({ name: 'certgate_device_certificate_remaining_seconds', help: 'Remaining lifetime of device certificates seen at connect (fleet-wide)', buckets: LIFETIME_BUCKETS, ...b })
   return {
     accepted, handshakeFailed, auth, authSeconds, validationSeconds, cacheHits, cacheMisses, cacheSize, live, liveCount, liveClosed, upstreamSeconds, bytes,
     poolQueue, poolUtil, poolRunning, abandoned, revocationErrors, upstreamFailures, upstreamUp, registered, groupLabel,
-    crlFetches, crlFetchCas, httpRequests, lifetime
+    crlFetches, crlFetchCas, httpRequests, lifetime, batched
   }
 }
 
@@ -298,27 +339,69 @@ function zeroForListener (listener: string, events: EventMetrics, served: Served
 
 /** The Metrics interface over the metrics above. */
 function recorders (registry: Registry, events: EventMetrics, served: ServedMetrics, revocation: { set: (r: RevocationInForce) => void }): Omit<Metrics, 'ocspExchanged'> {
+  // Every authenticated connection's statistics are kept as plain numbers (no labels hashed on
+  // the handshake path) and handed over when the metrics are read; refusals and rarer events go
+  // straight to prom-client.
+  const tallies = new Map<string, ListenerTally>()
+  const tallyOf = (listener: string): ListenerTally => {
+    let t = tallies.get(listener)
+    if (t === undefined) {
+      const authenticated = { listener, result: 'authenticated' }
+      const upstream = { listener }
+      t = {
+        accepted: 0,
+        authenticated: 0,
+        fromDevice: 0,
+        toDevice: 0,
+        authSeconds: new Observations((v) => { events.authSeconds.observe(authenticated, v) }),
+        upstreamSeconds: new Observations((v) => { events.upstreamSeconds.observe(upstream, v) })
+      }
+      tallies.set(listener, t)
+    }
+    return t
+  }
+  const validation = { seconds: new Observations((v) => { events.validationSeconds.observe(v) }), hits: 0, misses: 0, lastSize: -1 }
+  const lifetime = new Observations((v) => { events.lifetime.observe(v) })
+  events.batched.drain = () => {
+    for (const [listener, t] of tallies) {
+      if (t.accepted > 0) events.accepted.inc({ listener }, t.accepted)
+      if (t.authenticated > 0) events.auth.inc({ listener, result: 'authenticated', reason: 'none' }, t.authenticated)
+      if (t.fromDevice > 0) events.bytes.inc({ listener, direction: 'from_device' }, t.fromDevice)
+      if (t.toDevice > 0) events.bytes.inc({ listener, direction: 'to_device' }, t.toDevice)
+      t.accepted = t.authenticated = t.fromDevice = t.toDevice = 0
+      t.authSeconds.drain()
+      t.upstreamSeconds.drain()
+    }
+    validation.seconds.drain()
+    if (validation.hits > 0) events.cacheHits.inc(validation.hits)
+    if (validation.misses > 0) events.cacheMisses.inc(validation.misses)
+    if (validation.lastSize >= 0) events.cacheSize.set(validation.lastSize)
+    validation.hits = validation.misses = 0
+    validation.lastSize = -1
+    lifetime.drain()
+  }
   return {
     registry,
     setRevocation: (r) => { revocation.set(r) },
-    connectionAccepted: (listener) => { events.accepted.inc({ listener }) },
+    connectionAccepted: (listener) => { tallyOf(listener).accepted++ },
     handshakeFailed: (listener, bucket) => { events.handshakeFailed.inc({ listener, bucket }) },
     authenticated: (listener, seconds) => {
-      events.auth.inc({ listener, result: 'authenticated', reason: 'none' })
-      events.authSeconds.observe({ listener, result: 'authenticated' }, seconds)
+      const t = tallyOf(listener)
+      t.authenticated++
+      t.authSeconds.add(seconds)
     },
     refused: (listener, reason, seconds) => {
       events.auth.inc({ listener, result: 'refused', reason })
       events.authSeconds.observe({ listener, result: 'refused' }, seconds)
     },
     validated: (v) => {
-      events.validationSeconds.observe(v.micros / 1e6)
-      if (v.cacheHits > 0) events.cacheHits.inc(v.cacheHits)
-      if (v.cacheMisses > 0) events.cacheMisses.inc(v.cacheMisses)
-      events.cacheSize.set(v.cacheSize)
+      validation.seconds.add(v.micros / 1e6)
+      validation.hits += v.cacheHits
+      validation.misses += v.cacheMisses
+      validation.lastSize = v.cacheSize
     },
     liveClosed: (listener, reason) => { events.liveClosed.inc({ listener, reason }) },
-    upstreamConnected: (listener, seconds) => { events.upstreamSeconds.observe({ listener }, seconds) },
+    upstreamConnected: (listener, seconds) => { tallyOf(listener).upstreamSeconds.add(seconds) },
     upstreamFailed: (listener) => { events.upstreamFailures.inc({ listener }) },
     setUpstreamUp: (listener, up) => { events.upstreamUp.set({ listener }, up ? 1 : 0) },
     abandoned: (listener) => { events.abandoned.inc({ listener }) },
@@ -327,10 +410,11 @@ function recorders (registry: Registry, events: EventMetrics, served: ServedMetr
       if (!events.crlFetchCas.has(ca)) { events.crlFetchCas.add(ca); for (const o of CRL_FETCH_OUTCOMES) events.crlFetches.inc({ ca, outcome: o }, 0) }
       events.crlFetches.inc({ ca, outcome })
     },
-    certificateLifetime: (seconds) => { events.lifetime.observe(seconds) },
+    certificateLifetime: (seconds) => { lifetime.add(seconds) },
     forwarded: (listener, fromDevice, toDevice) => {
-      events.bytes.inc({ listener, direction: 'from_device' }, fromDevice)
-      events.bytes.inc({ listener, direction: 'to_device' }, toDevice)
+      const t = tallyOf(listener)
+      t.fromDevice += fromDevice
+      t.toDevice += toDevice
     },
     httpRequest: (listener, outcome) => { events.httpRequests.inc({ listener, outcome }) },
     countLiveWith: (count) => { events.liveCount.of = count },
