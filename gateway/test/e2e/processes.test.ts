@@ -4,7 +4,9 @@
 // over both processes; they reach each other through the group's one embedded broker. The admin
 // API works, and a device disabled (or its certificate deny-listed) through it is disconnected within a second whichever process
 // holds it (the admin request is served by one process; changes reach the other over the group's
-// IPC relay, since SQLite announces nothing across processes). /metrics reports the whole group:
+// IPC relay, since SQLite announces nothing across processes), and a device both processes have
+// just let in, once disabled, is refused by either (no process keeps device records in a group).
+// /metrics reports the whole group:
 // authentications summed over both processes, registry gauges not doubled. SIGTERM to the
 // group's primary drains both processes and exits 0. The same holds with the PostgreSQL registry
 // (a throwaway cluster), where each process hears changes through LISTEN/NOTIFY instead.
@@ -163,6 +165,26 @@ for (const backend of ['sqlite', 'postgres'] as const) test(`two processes share
     assert.equal(line.reason, 'device_disabled')
     assert.equal(line.pid, pidOf.get(id))
   }
+
+  // Neither process keeps device records (the single-process SQLite device cache): a change made
+  // through one process reaches the other later. A device both processes have just authenticated
+  // is disabled through one of them; connecting again, it is refused by both.
+  const again = ids.find((i) => !denied.includes(i)) as string
+  const setStatus = async (status: 'enabled' | 'disabled'): Promise<void> => {
+    assert.equal((await call('PUT', `/devices/${again}`, { authentication: { type: 'certificateAuthority' }, status })).status, 200)
+  }
+  const connectAgain = async (): Promise<MqttClient> => await connectDevice({ port: devicePort, serverCa, leaf: leafOf.get(again) as Issued, chain: [pki.int2, pki.int1] })
+  await setStatus('enabled')
+  const from = lines.length
+  const authenticated = (): Line[] => lines.slice(from).filter((l) => l.event === 'authenticated' && l.deviceId === again)
+  for (let n = 1; n <= 8 && new Set(authenticated().map((l) => l.pid)).size < 2; n++) {
+    clients.push(await connectAgain())
+    await waitFor(() => authenticated().length >= n, `${again} authenticated ${n} times`)
+  }
+  assert.deepEqual(new Set(authenticated().map((l) => l.pid)), pids, `${again} authenticated by both processes`)
+  await setStatus('disabled')
+  for (let attempt = 0; attempt < 2; attempt++) await assert.rejects(connectAgain(), `${again} connected while disabled`)
+  for (const pid of pids) await waitFor((l) => l.event === 'refused' && l.reason === 'device_disabled' && l.deviceId === again && l.pid === pid, `${again} refused by process ${pid}`)
 
   child.kill('SIGTERM')
   assert.equal(await exited, 0, err)
