@@ -7,17 +7,20 @@
 // and further links are verified each time instead.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { issue, issueHierarchy } from '../../gateway/pki/issue.js'
+import { issue, issueHierarchy, type Issued } from '../../gateway/pki/issue.js'
 import { createExpiringLru } from '../../cache/expiring-lru.js'
-import { buildAnchorSet, MAX_LINKS_HELD, sha256Hex, validatePath, type IntermediateCache } from '../validate-chain.js'
+import { buildAnchorSet, MAX_LINKS_HELD, sha256Hex, validatePath, type AnchorSet, type IntermediateCache, type ValidateOptions } from '../validate-chain.js'
 import { OID } from '../certificate.js'
 
-test('the cache holds each intermediate sent with its verified issuer, never the leaf, and never completes a chain', async () => {
+/** A hierarchy with its root as the one anchor, an empty cache, validation options using it, and a leaf under int2. */
+async function setUp (cn: string): Promise<{ pki: Awaited<ReturnType<typeof issueHierarchy>>, set: AnchorSet, cache: IntermediateCache, opts: ValidateOptions, leaf: Issued }> {
   const pki = await issueHierarchy()
-  const { set } = buildAnchorSet([pki.root.der])
   const cache: IntermediateCache = createExpiringLru({ maxEntries: 100 })
-  const opts = { at: Date.now(), requiredEku: OID.clientAuth, cache }
-  const leaf = await issue({ cn: 'held-1', issuer: pki.int2 })
+  return { pki, set: buildAnchorSet([pki.root.der]).set, cache, opts: { at: Date.now(), requiredEku: OID.clientAuth, cache }, leaf: await issue({ cn, issuer: pki.int2 }) }
+}
+
+test('the cache holds each intermediate sent with its verified issuer, never the leaf, and never completes a chain', async () => {
+  const { pki, set, cache, opts, leaf } = await setUp('held-1')
 
   const first = validatePath(leaf.der, [pki.int2.der, pki.int1.der], set, opts)
   assert.ok(first.chain.ok)
@@ -33,11 +36,7 @@ test('the cache holds each intermediate sent with its verified issuer, never the
 })
 
 test('the issuers remembered per intermediate stop at MAX_LINKS_HELD; later links are still verified', async () => {
-  const pki = await issueHierarchy()
-  const { set } = buildAnchorSet([pki.root.der])
-  const cache: IntermediateCache = createExpiringLru({ maxEntries: 100 })
-  const opts = { at: Date.now(), requiredEku: OID.clientAuth, cache }
-  const leaf = await issue({ cn: 'held-2', issuer: pki.int2 })
+  const { pki, set, cache, opts, leaf } = await setUp('held-2')
   // Re-issues of int1 with its key: each one's key verifies int2's signature.
   const twins = []
   for (let i = 0; i < MAX_LINKS_HELD + 2; i++) twins.push(await issue({ cn: pki.int1.subjectCn, issuer: pki.root, ca: true, keys: pki.int1.keys }))
