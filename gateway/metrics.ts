@@ -68,6 +68,7 @@ export const EVENT_LOOP_SAMPLE_MS = 100
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]
 
 const DAY = 86_400
+const LIFETIME_BUCKETS = [1, 7, 30, 90, 180, 365, 730, 1825].map((d) => d * DAY)
 
 /**
  * Observations a histogram's batch holds before they are handed to prom-client unasked. A scrape
@@ -106,7 +107,6 @@ interface ListenerTally {
   readonly authSeconds: Observations
   readonly upstreamSeconds: Observations
 }
-const LIFETIME_BUCKETS = [1, 7, 30, 90, 180, 365, 730, 1825].map((d) => d * DAY)
 
 export function createMetrics (listeners: readonly string[], fleet: () => Promise<FleetSnapshot>): Metrics {
   // Registration order is the exposition's order: keep it.
@@ -147,15 +147,15 @@ function eventMetrics (registry: Registry, listeners: readonly string[]) {
   // What connections counted as plain numbers (recorders below) reaches these series before any is read.
   const batched = { drain: (): void => undefined }
   const r = { registers: [registry] }
-  const b = { ...r, collect () { batched.drain() } }
-  const accepted = new Counter({ name: 'certgate_connections_accepted_total', help: 'TCP connections accepted on a device listener', labelNames: ['listener'], ...b })
+  const drainedFirst = { ...r, collect () { batched.drain() } }
+  const accepted = new Counter({ name: 'certgate_connections_accepted_total', help: 'TCP connections accepted on a device listener', labelNames: ['listener'], ...drainedFirst })
   const handshakeFailed = new Counter({ name: 'certgate_handshakes_failed_total', help: 'TLS handshakes that failed, by bucket', labelNames: ['listener', 'bucket'], ...r })
-  const auth = new Counter({ name: 'certgate_auth_total', help: 'Authentication outcomes after a completed TLS handshake', labelNames: ['listener', 'result', 'reason'], ...b })
-  const authSeconds = new Histogram({ name: 'certgate_auth_duration_seconds', help: 'From TLS handshake done to the authentication decision', labelNames: ['listener', 'result'], buckets: LATENCY_BUCKETS, ...b })
-  const validationSeconds = new Histogram({ name: 'certgate_validation_duration_seconds', help: 'Chain validation time inside a pool worker', buckets: LATENCY_BUCKETS, ...b })
-  const cacheHits = new Counter({ name: 'certgate_intermediate_cache_hits_total', help: 'Verified-intermediate cache hits', ...b })
-  const cacheMisses = new Counter({ name: 'certgate_intermediate_cache_misses_total', help: 'Verified-intermediate cache misses', ...b })
-  const cacheSize = new Gauge({ name: 'certgate_intermediate_cache_entries', help: 'Entries in the verified-intermediate cache of the last worker that reported (the largest, across processes)', aggregator: 'max', ...b })
+  const auth = new Counter({ name: 'certgate_auth_total', help: 'Authentication outcomes after a completed TLS handshake', labelNames: ['listener', 'result', 'reason'], ...drainedFirst })
+  const authSeconds = new Histogram({ name: 'certgate_auth_duration_seconds', help: 'From TLS handshake done to the authentication decision', labelNames: ['listener', 'result'], buckets: LATENCY_BUCKETS, ...drainedFirst })
+  const validationSeconds = new Histogram({ name: 'certgate_validation_duration_seconds', help: 'Chain validation time inside a pool worker', buckets: LATENCY_BUCKETS, ...drainedFirst })
+  const cacheHits = new Counter({ name: 'certgate_intermediate_cache_hits_total', help: 'Verified-intermediate cache hits', ...drainedFirst })
+  const cacheMisses = new Counter({ name: 'certgate_intermediate_cache_misses_total', help: 'Verified-intermediate cache misses', ...drainedFirst })
+  const cacheSize = new Gauge({ name: 'certgate_intermediate_cache_entries', help: 'Entries in the verified-intermediate cache of the last worker that reported (the largest, across processes)', aggregator: 'max', ...drainedFirst })
   const liveCount: { of: (listener: string) => number } = { of: () => 0 }
   const live = new Gauge({
     name: 'certgate_live_connections',
@@ -165,8 +165,8 @@ function eventMetrics (registry: Registry, listeners: readonly string[]) {
     collect () { for (const listener of listeners) this.set({ listener }, liveCount.of(listener)) }
   })
   const liveClosed = new Counter({ name: 'certgate_live_connections_closed_total', help: 'Authenticated connections certgate closed, by reason', labelNames: ['listener', 'reason'], ...r })
-  const upstreamSeconds = new Histogram({ name: 'certgate_upstream_connect_duration_seconds', help: 'Time to open the upstream TCP connection (from connect() to connected)', labelNames: ['listener'], buckets: LATENCY_BUCKETS, ...b })
-  const bytes = new Counter({ name: 'certgate_forwarded_bytes_total', help: 'Bytes forwarded, by direction', labelNames: ['listener', 'direction'], ...b })
+  const upstreamSeconds = new Histogram({ name: 'certgate_upstream_connect_duration_seconds', help: 'Time to open the upstream TCP connection (from connect() to connected)', labelNames: ['listener'], buckets: LATENCY_BUCKETS, ...drainedFirst })
+  const bytes = new Counter({ name: 'certgate_forwarded_bytes_total', help: 'Bytes forwarded, by direction', labelNames: ['listener', 'direction'], ...drainedFirst })
   const poolQueue = new Gauge({ name: 'certgate_pool_queue_depth', help: 'Validations waiting for a worker', ...r })
   // With several processes (CERTGATE_PROCESSES) counters and histograms are summed across them;
   // a ratio is averaged, and the registry-derived gauges (fleetGauges) are taken from one process.
@@ -189,7 +189,7 @@ function eventMetrics (registry: Registry, listeners: readonly string[]) {
   const crlFetches = new Counter({ name: 'certgate_crl_fetches_total', help: 'Background CRL fetches per CA, by outcome: updated (a newer CRL stored), unchanged (the held one or an older one), failed', labelNames: ['ca', 'outcome'], ...r })
   const crlFetchCas = new Set<string>()
   const httpRequests = new Counter({ name: 'certgate_http_requests_total', help: 'Requests from devices in http mode, by outcome: the upstream status class, or why certgate answered itself', labelNames: ['listener', 'outcome'], ...r })
-  const lifetime = new Histogram({ name: 'certgate_device_certificate_remaining_seconds', help: 'Remaining lifetime of device certificates seen at connect (fleet-wide)', buckets: LIFETIME_BUCKETS, ...b })
+  const lifetime = new Histogram({ name: 'certgate_device_certificate_remaining_seconds', help: 'Remaining lifetime of device certificates seen at connect (fleet-wide)', buckets: LIFETIME_BUCKETS, ...drainedFirst })
   return {
     accepted, handshakeFailed, auth, authSeconds, validationSeconds, cacheHits, cacheMisses, cacheSize, live, liveCount, liveClosed, upstreamSeconds, bytes,
     poolQueue, poolUtil, poolRunning, abandoned, revocationErrors, upstreamFailures, upstreamUp, registered, groupLabel,
