@@ -45,7 +45,13 @@ test('the issuers remembered per intermediate stop at MAX_LINKS_HELD; later link
     assert.ok(v.chain.ok, `through a re-issue of int1: ${JSON.stringify(v.chain)}`)
   }
   assert.deepEqual(cache.get(sha256Hex(pki.int2.der))?.issuers, twins.slice(0, MAX_LINKS_HELD).map((t) => sha256Hex(t.der)))
-  // A forged intermediate in int2's name, signed by another key, is not taken for a held link.
+  // With int2's entry full, an impostor of int1 (its name, the root as issuer, but its own key and
+  // no key identifier to rule it out early) is still checked against int2's signature, and fails.
+  const impostor = await issue({ cn: pki.int1.subjectCn, issuer: pki.root, ca: true, omitKeyIds: ['ski'] })
+  const through = validatePath(leaf.der, [pki.int2.der, impostor.der], set, opts)
+  assert.ok(!through.chain.ok)
+  assert.equal(through.chain.reason, 'bad_signature')
+  // A leaf naming int2 as its issuer but signed by another key: the leaf's link is never held.
   const other = await issueHierarchy({ rootCn: 'Other Root' })
   const forged = await issue({ cn: 'held-3', issuer: { ...other.int2, der: pki.int2.der } })
   const refused = validatePath(forged.der, [pki.int2.der, twins[0]?.der ?? pki.int1.der], set, opts)
