@@ -4,7 +4,9 @@
 //
 //   npm run load:profile -- <file.cpuprofile> [--conns N] [--top 25]
 // Sampled time is wall time on that thread: a function that made the thread wait (a syscall that
-// let another thread run) is charged for the wait. Read it beside the per-thread CPU from /proc.
+// let another thread run) is charged for the wait. And Node counts as idle whatever runs natively
+// in libuv's callbacks outside JS, the TLS handshake included. Read it beside the per-thread CPU
+// from /proc; for CPU time by function, record with perf and use `npm run load:perf`.
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 

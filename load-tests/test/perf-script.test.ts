@@ -1,0 +1,51 @@
+// The reader behind `npm run load:perf`: perf script's text as it comes (thread ids padded or not,
+// symbols with offsets, JS frames with spaces), and the per-connection totals it prints.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { frameTimes, parsePerfScript } from '../support/perf-script.js'
+
+// Two threads; the main one (4242) has three samples. Shaped like `perf script -F tid,ip,sym`.
+const TEXT = [
+  ' 4242 ',
+  '\t          108cae epoll_pwait+0x4e',
+  '\t         1f7e0c9 uv__io_poll',
+  '',
+  ' 4242 ',
+  '\t     7f12ab34cd01 JS:*verifySignature file:///x/dist/workers/validate-chain.js:247:26',
+  '\t     7f12ab34cd02 JS:*handleConnection file:///x/dist/gateway/connection.js:3:39',
+  '\t         1f7e0c9 uv__io_poll',
+  '',
+  '17/4242',
+  '\t     7f12ab34cd03 JS:~readPeerChain file:///x/dist/gateway/tls/peer-chain.js:2:30',
+  '\t     7f12ab34cd02 JS:^handleConnection file:///x/dist/gateway/connection.js:3:39',
+  '\t         1f7e0c9 uv__io_poll',
+  '',
+  ' 4250 ',
+  '\t          2a0c3b Scavenger::ScavengeObject',
+  ''
+].join('\n')
+
+test('perf script text: samples by thread, innermost frame first, offsets and JS tier marks dropped, JS names whole', () => {
+  const threads = parsePerfScript(TEXT)
+  assert.deepEqual([...threads.keys()], ['4242', '4250'])
+  const main = threads.get('4242') ?? []
+  assert.equal(main.length, 3)
+  assert.deepEqual(main[0], ['epoll_pwait', 'uv__io_poll'])
+  assert.deepEqual(main[1], ['JS:verifySignature file:///x/dist/workers/validate-chain.js:247:26', 'JS:handleConnection file:///x/dist/gateway/connection.js:3:39', 'uv__io_poll'])
+})
+
+test('totals: inclusive counts a frame once per sample, self the innermost; --under charges the frame beneath the match', () => {
+  const main = parsePerfScript(TEXT).get('4242') ?? []
+  const all = frameTimes(main, 10)
+  assert.equal(all.total, 30)
+  assert.equal(all.inclusive.get('uv__io_poll'), 30)
+  assert.equal(all.inclusive.get('JS:handleConnection file:///x/dist/gateway/connection.js:3:39'), 20)
+  assert.equal(all.self.get('epoll_pwait'), 10)
+  const under = frameTimes(main, 10, /handleConnection/)
+  assert.equal(under.total, 20)
+  assert.deepEqual([...under.inclusive.entries()].sort(), [
+    ['JS:readPeerChain file:///x/dist/gateway/tls/peer-chain.js:2:30', 10],
+    ['JS:verifySignature file:///x/dist/workers/validate-chain.js:247:26', 10]
+  ])
+  assert.equal(under.self.get('epoll_pwait'), undefined)
+})
