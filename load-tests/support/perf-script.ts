@@ -9,7 +9,7 @@ export function parsePerfScript (text: string): Map<string, Stack[]> {
   const byThread = new Map<string, Stack[]>()
   let frames: string[] | undefined
   for (const line of text.split('\n')) {
-    const header = /^\s*(?:\d+\/)?(\d+)\s*$/.exec(line)
+    const header = /^ *(?:\d+\/)?(\d+) *$/.exec(line) // frame lines start with a tab
     if (header !== null) {
       const tid = header[1] as string
       frames = []
