@@ -5,12 +5,16 @@
 // the difference; with --under, only what runs below the outermost frame matching a pattern, by
 // the frame directly beneath it.
 //
-//   node --perf-basic-prof --interpreted-frames-native-stack …   (the server: JIT frames get JS names)
-//   perf record -e cpu-clock -F 1999 -g -p <pid> -o cg.data      (during a round; count its connections)
-//   npm run load:perf -- cg.data --conns N [--against bare.data --against-conns M] [--under handleConnection] [--top 40]
+//   node --perf-prof --interpreted-frames-native-stack …   (the server; it writes jit-<pid>.dump in its directory)
+//   perf record -k mono -e cpu-clock -F 1999 -g -p <pid> -o cg.data   (during a round; count its connections)
+//   perf inject --jit -i cg.data -o cg.jit.data             (names each JIT frame as it was when sampled)
+//   npm run load:perf -- cg.jit.data --conns N [--against bare.jit.data --against-conns M] [--under handleConnection] [--top 40]
 //
-// OpenSSL's assembly keeps no frame pointer, so perf loses the callers of its routines: compare
-// those routines' self time, not their callers' inclusive time.
+// Not --perf-basic-prof: its /tmp/perf-<pid>.map has no times, V8 reuses the addresses of collected
+// code, and perf then names a frame after whatever first had its address (on Node 24 the warm
+// path's `validate` read as `Socket._writeGeneric`). OpenSSL's assembly keeps no frame pointer, so
+// perf loses the callers of its routines: compare those routines' self time, not their callers'
+// inclusive time.
 import { execFileSync } from 'node:child_process'
 import { parseArgs } from 'node:util'
 import { frameTimes, parsePerfScript, type FrameTimes } from './support/perf-script.js'
@@ -35,7 +39,7 @@ if (values.help || file === undefined || values.conns === undefined) {
 const under = values.under === undefined ? undefined : new RegExp(values.under)
 
 function mainThread (data: string, conns: number): FrameTimes {
-  const text = execFileSync('perf', ['script', '-i', data, '-F', 'tid,ip,sym'], { encoding: 'utf8', maxBuffer: 2 ** 31 - 1 })
+  const text = execFileSync('perf', ['script', '-i', data, '-F', 'tid,ip,sym,dso'], { encoding: 'utf8', maxBuffer: 2 ** 31 - 1 })
   const busiest = [...parsePerfScript(text).values()].sort((x, y) => y.length - x.length)[0] ?? []
   return frameTimes(busiest, 1e6 / Number(values.hz) / conns, under)
 }

@@ -1,6 +1,6 @@
-// Reads `perf script -F tid,ip,sym` output: per thread, each sample's stack, innermost frame first.
-// A sample is a header line (the thread id) followed by one indented line per frame
-// ("<address> <symbol>", the symbol possibly with "+0x<offset>"); JS frames lose their tier mark.
+// Reads `perf script -F tid,ip,sym,dso` output: per thread, each sample's stack, innermost frame
+// first. A sample is a header line (the thread id) followed by one tab-indented line per frame,
+// "<address> <symbol>[+0x<offset>] (<dso>)". JS frames lose their tier mark.
 
 /** One sample's stack, innermost frame first. */
 export type Stack = readonly string[]
@@ -9,7 +9,7 @@ export function parsePerfScript (text: string): Map<string, Stack[]> {
   const byThread = new Map<string, Stack[]>()
   let frames: string[] | undefined
   for (const line of text.split('\n')) {
-    const header = /^ *(?:\d+\/)?(\d+) *$/.exec(line) // frame lines start with a tab
+    const header = /^ *(?:\d+\/)?(\d+) *$/.exec(line)
     if (header !== null) {
       const tid = header[1] as string
       frames = []
@@ -18,9 +18,10 @@ export function parsePerfScript (text: string): Map<string, Stack[]> {
       samples.push(frames)
       continue
     }
-    const frame = /^\s+[0-9a-f]+\s+(.*?)(?:\+0x[0-9a-f]+)?\s*$/.exec(line)
-    // V8 marks a JS frame's tier (JS:* optimized, ^ baseline, + Maglev, ~ interpreted): one name per function.
-    if (frame !== null && frames !== undefined) frames.push((frame[1] as string).replace(/^JS:[*^+~]/, 'JS:'))
+    const frame = /^\t\s*[0-9a-f]+\s+(.*?)(?:\+0x[0-9a-f]+)?(?: \([^()]*\))?\s*$/.exec(line)
+    // V8 marks a JS frame's tier (JS:* TurboFan, + Maglev, ^ Sparkplug, ~ interpreted; Node 24 adds
+    // a ' after some): one name per function.
+    if (frame !== null && frames !== undefined) frames.push((frame[1] as string).replace(/^JS:[*^+~']*/, 'JS:'))
   }
   return byThread
 }

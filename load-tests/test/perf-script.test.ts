@@ -4,28 +4,29 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { frameTimes, parsePerfScript } from '../support/perf-script.js'
 
-// Two threads; the main one (4242) has three samples. Shaped like `perf script -F tid,ip,sym`.
+// Two threads; the main one (4242) has three samples. Shaped like `perf script -F tid,ip,sym,dso`
+// after `perf inject --jit`, JS frames marked as Node 22 and 24 mark them.
 const TEXT = [
   ' 4242 ',
-  '\t          108cae epoll_pwait+0x4e',
-  '\t         1f7e0c9 uv__io_poll',
+  '\t          108cae epoll_pwait+0x4e (/usr/lib/x86_64-linux-gnu/libc.so.6)',
+  '\t         1f7e0c9 uv__io_poll (/usr/bin/node)',
   '',
   ' 4242 ',
-  '\t     7f12ab34cd01 JS:*verifySignature file:///x/dist/workers/validate-chain.js:247:26',
-  '\t     7f12ab34cd02 JS:*handleConnection file:///x/dist/gateway/connection.js:3:39',
-  '\t         1f7e0c9 uv__io_poll',
+  '\t             318 JS:*verifySignature file:///x/dist/workers/validate-chain.js:247:26 (/x/jitted-4242-10.so)',
+  '\t             49b JS:*handleConnection file:///x/dist/gateway/connection.js:3:39 (/x/jitted-4242-11.so)',
+  '\t         1f7e0c9 uv__io_poll (/usr/bin/node)',
   '',
   '17/4242',
-  '\t     7f12ab34cd03 JS:~readPeerChain file:///x/dist/gateway/tls/peer-chain.js:2:30',
-  '\t     7f12ab34cd02 JS:^handleConnection file:///x/dist/gateway/connection.js:3:39',
-  '\t         1f7e0c9 uv__io_poll',
+  '\t             2c0 JS:~readPeerChain file:///x/dist/gateway/tls/peer-chain.js:2:30 (/x/jitted-4242-12.so)',
+  '\t             318 JS:+\'handleConnection file:///x/dist/gateway/connection.js:3:39 (/x/jitted-4242-13.so)',
+  '\t         1f7e0c9 uv__io_poll (/usr/bin/node)',
   '',
   ' 4250 ',
-  '\t          2a0c3b Scavenger::ScavengeObject',
+  '\t          2a0c3b v8::internal::Scavenger::ScavengeObject<v8::internal::FullHeapObjectSlot> (/usr/bin/node)',
   ''
 ].join('\n')
 
-test('perf script text: samples by thread, innermost frame first, offsets and JS tier marks dropped, JS names whole', () => {
+test('perf script text: samples by thread, innermost frame first, offsets, objects and JS tier marks dropped, JS names whole', () => {
   const threads = parsePerfScript(TEXT)
   assert.deepEqual([...threads.keys()], ['4242', '4250'])
   const main = threads.get('4242') ?? []
