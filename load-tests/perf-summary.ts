@@ -27,21 +27,20 @@ const { values, positionals } = parseArgs({
     'against-conns': { type: 'string' },
     under: { type: 'string' },
     top: { type: 'string', default: '40' },
-    hz: { type: 'string', default: '1999' },
     help: { type: 'boolean', default: false }
   }
 })
 const file = positionals[0]
 if (values.help || file === undefined || values.conns === undefined) {
-  console.log('usage: npm run load:perf -- <perf.data> --conns N [--against <perf.data> --against-conns M] [--under PATTERN] [--top 40] [--hz 1999]')
+  console.log('usage: npm run load:perf -- <perf.jit.data> --conns N [--against <perf.jit.data> --against-conns M] [--under PATTERN] [--top 40]')
   process.exit(values.help ? 0 : 2)
 }
 const under = values.under === undefined ? undefined : new RegExp(values.under)
 
 function mainThread (data: string, conns: number): FrameTimes {
-  const text = execFileSync('perf', ['script', '-i', data, '-F', 'tid,ip,sym,dso'], { encoding: 'utf8', maxBuffer: 2 ** 31 - 1 })
+  const text = execFileSync('perf', ['script', '-i', data, '-F', 'tid,period,ip,sym,dso'], { encoding: 'utf8', maxBuffer: 2 ** 31 - 1 })
   const busiest = [...parsePerfScript(text).values()].sort((x, y) => y.length - x.length)[0] ?? []
-  return frameTimes(busiest, 1e6 / Number(values.hz) / conns, under)
+  return frameTimes(busiest, conns, under)
 }
 
 const a = mainThread(file, Number(values.conns))
