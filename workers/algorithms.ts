@@ -1,7 +1,7 @@
 // Public-key and signature algorithms (RFC 5280 §4.1.1.2, RFC 4055, RFC 5758, RFC 8410): what
 // certgate accepts, what it refuses as weak, and the key facts read from a SubjectPublicKeyInfo in
 // JS (type, RSA size and exponent, EC curve) without decoding the key natively.
-import { TAG, bitStringBytes, children, oidString, readSmallUint, readTlv, value, type Tlv } from './der.js'
+import { ChildReader, TAG, bitStringBytes, children, oidString, readSmallUint, readTlv, value, type Tlv } from './der.js'
 import { CertificateError } from './certificate-error.js'
 
 export type KeyType = 'rsa' | 'ec' | 'ed25519' | 'ed448' | 'unknown'
@@ -50,10 +50,15 @@ const CURVES: Record<string, string> = { '1.2.840.10045.3.1.7': 'P-256', '1.3.13
 
 /** RFC 5280 §4.1.2.7 SubjectPublicKeyInfo: the key's type, and why it is refused if it is. */
 export function readSpki (der: Uint8Array, spki: Tlv): { type: KeyType, problem: string | undefined } {
-  const [alg, bits, extra] = children(der, spki, 3)
-  if (alg?.tag !== TAG.SEQUENCE || bits === undefined || extra !== undefined) throw new CertificateError('bad SubjectPublicKeyInfo')
-  const [oidTlv, params] = children(der, alg, 2)
+  const parts = new ChildReader(der, spki, 3)
+  const alg = parts.next()
+  const bits = parts.next()
+  if (alg?.tag !== TAG.SEQUENCE || bits === undefined || !parts.done()) throw new CertificateError('bad SubjectPublicKeyInfo')
+  const algParts = new ChildReader(der, alg, 2)
+  const oidTlv = algParts.next()
+  const params = algParts.next()
   if (oidTlv === undefined) throw new CertificateError('empty key AlgorithmIdentifier')
+  algParts.end()
   const oid = oidString(der, oidTlv)
   const type = KEY_ALGORITHMS[oid] ?? 'unknown'
   const keyBytes = bitStringBytes(der, bits)
@@ -91,8 +96,11 @@ export function readSpki (der: Uint8Array, spki: Tlv): { type: KeyType, problem:
 }
 
 export function readSignatureAlgorithm (der: Uint8Array, alg: Tlv): SignatureCheck {
-  const [oidTlv, params] = children(der, alg, 2)
+  const parts = new ChildReader(der, alg, 2)
+  const oidTlv = parts.next()
+  const params = parts.next()
   if (oidTlv === undefined) throw new CertificateError('empty AlgorithmIdentifier')
+  parts.end()
   const oid = oidString(der, oidTlv)
   if (oid === RSASSA_PSS) return readPssParams(der, params)
   const known = SIGNATURE_ALGORITHMS[oid]

@@ -4,8 +4,8 @@
 // proves the key itself is well formed (an EC point on its curve, a sane RSA modulus).
 import { createPublicKey, type KeyObject } from 'node:crypto'
 import {
-  DerError, TAG, bitStringBytes, bytesEqual, bytesMemo, checkString, children, expect, oidString, readBits, readBoolean,
-  readSmallUint, readString, readTime, readTlv, value, whole, type Tlv
+  ChildReader, DerError, TAG, bitStringBytes, bytesMemo, checkString, children, expect, oidString, onlyChild, readBits, readBoolean,
+  readSmallUint, readString, readTime, readTlv, sameEncoding, value, whole, type Tlv
 } from './der.js'
 import { readSignatureAlgorithm, readSpki, type KeyType, type SignatureCheck } from './algorithms.js'
 import { CertificateError } from './certificate-error.js'
@@ -152,41 +152,45 @@ export function parseCertificate (der: Uint8Array): Certificate {
   if (der.length > MAX_CERT_BYTES) throw new CertificateError(`certificate is ${der.length} bytes (limit ${MAX_CERT_BYTES})`)
   const cert = expect(der, 0, der.length, TAG.SEQUENCE, 'Certificate')
   if (cert.end !== der.length) throw new CertificateError('trailing bytes after the certificate')
-  const [tbsTlv, outerAlg, sigTlv, extra] = children(der, cert, 4)
-  if (tbsTlv === undefined || outerAlg === undefined || sigTlv === undefined || extra !== undefined) {
+  const top = new ChildReader(der, cert, 4)
+  const tbsTlv = top.next()
+  const outerAlg = top.next()
+  const sigTlv = top.next()
+  if (tbsTlv === undefined || outerAlg === undefined || sigTlv === undefined || !top.done()) {
     throw new CertificateError('Certificate must have 3 fields')
   }
   if (tbsTlv.tag !== TAG.SEQUENCE || outerAlg.tag !== TAG.SEQUENCE) throw new CertificateError('bad Certificate structure')
 
-  const f = children(der, tbsTlv, 10)
-  let i = 0
+  const fields = new ChildReader(der, tbsTlv, 10)
+  let field = fields.next()
   let version = 1
-  if (f[0]?.tag === 0xa0) {
-    const [v] = children(der, f[0], 1)
+  if (field?.tag === 0xa0) {
+    const v = onlyChild(der, field)
     if (v === undefined) throw new CertificateError('empty version')
     version = readSmallUint(der, v) + 1
     if (version < 2 || version > 3) throw new CertificateError(`unsupported version ${version}`) // v1 is encoded by omission (DER DEFAULT)
-    i++
+    field = fields.next()
   }
-  const serial = need(f[i++], TAG.INTEGER, 'serialNumber')
+  const serial = need(field, TAG.INTEGER, 'serialNumber')
   const serialProblem = checkSerial(der, serial)
-  const innerAlg = need(f[i++], TAG.SEQUENCE, 'signature')
+  const innerAlg = need(fields.next(), TAG.SEQUENCE, 'signature')
   // RFC 5280 §4.1.1.2: the algorithm in tbsCertificate must equal the outer one.
-  if (!bytesEqual(whole(der, innerAlg), whole(der, outerAlg))) throw new CertificateError('signature algorithm mismatch between tbsCertificate and Certificate')
-  const issuerTlv = need(f[i++], TAG.SEQUENCE, 'issuer')
-  const validity = need(f[i++], TAG.SEQUENCE, 'validity')
-  const subjectTlv = need(f[i++], TAG.SEQUENCE, 'subject')
-  const spkiTlv = need(f[i++], TAG.SEQUENCE, 'subjectPublicKeyInfo')
+  if (!sameEncoding(der, innerAlg, outerAlg)) throw new CertificateError('signature algorithm mismatch between tbsCertificate and Certificate')
+  const issuerTlv = need(fields.next(), TAG.SEQUENCE, 'issuer')
+  const validity = need(fields.next(), TAG.SEQUENCE, 'validity')
+  const subjectTlv = need(fields.next(), TAG.SEQUENCE, 'subject')
+  const spkiTlv = need(fields.next(), TAG.SEQUENCE, 'subjectPublicKeyInfo')
   let extTlv: Tlv | undefined
-  for (; i < f.length; i++) {
-    const t = f[i] as Tlv
+  for (let t = fields.next(); t !== undefined; t = fields.next()) {
     if (t.tag === 0x81 || t.tag === 0x82) { if (version < 2) throw new CertificateError('unique IDs need v2+'); continue }
     if (t.tag === 0xa3 && extTlv === undefined) { if (version !== 3) throw new CertificateError('extensions need v3'); extTlv = t; continue }
     throw new CertificateError(`unexpected field in tbsCertificate (tag 0x${t.tag.toString(16)})`)
   }
 
-  const [nb, na, vExtra] = children(der, validity, 3)
-  if (nb === undefined || na === undefined || vExtra !== undefined) throw new CertificateError('bad validity')
+  const times = new ChildReader(der, validity, 3)
+  const nb = times.next()
+  const na = times.next()
+  if (nb === undefined || na === undefined || !times.done()) throw new CertificateError('bad validity')
   const notBefore = readTime(der, nb)
   const notAfter = readTime(der, na)
 
@@ -202,15 +206,13 @@ export function parseCertificate (der: Uint8Array): Certificate {
   // accessor is built in V8's slow dictionary mode, ~100 times slower to create.
   let subjectRdns: string[] | undefined
   let subjectKey: string | undefined
-  const sameName = bytesEqual(issuer, subject)
+  const sameName = sameEncoding(der, issuerTlv, subjectTlv)
   const rdnsOfSubject = (): string[] => (subjectRdns ??= rdnKeys(der, subjectTlv))
   const keyOfSubject = (): string => (subjectKey ??= keyOf(rdnsOfSubject()))
   const issuerKey = sameName ? keyOfSubject() : knownIssuerKey ?? rememberIssuerKey(der, issuerTlv)
-  const spki = whole(der, spkiTlv)
   const key = readSpki(der, spkiTlv)
   let publicKey: KeyObject | undefined
-  const sigBits = readTlv(der, sigTlv.start, sigTlv.end)
-  const signature = bitStringBytes(der, sigBits)
+  const signature = bitStringBytes(der, sigTlv)
   const ext = extTlv === undefined ? undefined : readExtensions(der, extTlv)
 
   return {
@@ -224,7 +226,7 @@ export function parseCertificate (der: Uint8Array): Certificate {
     serialProblem,
     issuerKey,
     subjectKey: keyOfSubject,
-    serial: Buffer.from(value(der, serial)).toString('hex'),
+    serial: bufferOver(der, serial.valueStart, serial.end).toString('hex'),
     selfIssued: () => sameName || issuerKey === keyOfSubject(),
     subjectRdns: rdnsOfSubject,
     subjectIsEmpty: subjectTlv.valueStart === subjectTlv.end,
@@ -236,7 +238,7 @@ export function parseCertificate (der: Uint8Array): Certificate {
     publicKey: () => {
       if (publicKey !== undefined) return publicKey
       try {
-        publicKey = createPublicKey({ key: Buffer.from(spki.buffer, spki.byteOffset, spki.byteLength), format: 'der', type: 'spki' })
+        publicKey = createPublicKey({ key: bufferOver(der, spkiTlv.start, spkiTlv.end), format: 'der', type: 'spki' })
       } catch (err) {
         throw new CertificateError(`unreadable public key: ${errorMessage(err)}`)
       }
@@ -278,6 +280,11 @@ function checkSerial (der: Uint8Array, serial: Tlv): string | undefined {
   return undefined
 }
 
+/** A Buffer over bytes [start, end) of `der`, not a copy. */
+function bufferOver (der: Uint8Array, start: number, end: number): Buffer {
+  return Buffer.from(der.buffer, der.byteOffset + start, end - start)
+}
+
 function need (tlv: Tlv | undefined, tag: number, what: string): Tlv {
   if (tlv === undefined) throw new CertificateError(`missing ${what}`)
   if (tlv.tag !== tag) throw new CertificateError(`${what}: unexpected tag 0x${tlv.tag.toString(16)}`)
@@ -288,14 +295,18 @@ interface NameFacts { commonNames: string[], emails: string[] }
 
 function readName (der: Uint8Array, name: Tlv): NameFacts {
   const out: NameFacts = { commonNames: [], emails: [] }
-  for (const rdn of children(der, name, 64)) {
+  const rdns = new ChildReader(der, name, 64)
+  for (let rdn = rdns.next(); rdn !== undefined; rdn = rdns.next()) {
     if (rdn.tag !== TAG.SET) throw new CertificateError('RDN must be a SET')
-    const atvs = children(der, rdn, 16)
-    if (atvs.length === 0) throw new CertificateError('empty RDN')
-    for (const atv of atvs) {
+    const atvs = new ChildReader(der, rdn, 16)
+    let atv = atvs.next()
+    if (atv === undefined) throw new CertificateError('empty RDN')
+    for (; atv !== undefined; atv = atvs.next()) {
       if (atv.tag !== TAG.SEQUENCE) throw new CertificateError('AttributeTypeAndValue must be a SEQUENCE')
-      const [typeTlv, valueTlv, extra] = children(der, atv, 3)
-      if (typeTlv === undefined || valueTlv === undefined || extra !== undefined) throw new CertificateError('bad AttributeTypeAndValue')
+      const parts = new ChildReader(der, atv, 3)
+      const typeTlv = parts.next()
+      const valueTlv = parts.next()
+      if (typeTlv === undefined || valueTlv === undefined || !parts.done()) throw new CertificateError('bad AttributeTypeAndValue')
       const type = oidString(der, typeTlv)
       if (type === OID.commonName) out.commonNames.push(readString(der, valueTlv))
       else if (type === OID.emailAddress) out.emails.push(readString(der, valueTlv))
@@ -339,11 +350,11 @@ const MUST_BE_NON_CRITICAL: Record<string, string> = {
 }
 
 function readExtensions (der: Uint8Array, wrapper: Tlv): ExtensionFacts {
-  const [seq] = children(der, wrapper, 1)
+  const seq = onlyChild(der, wrapper)
   if (seq?.tag !== TAG.SEQUENCE) throw new CertificateError('extensions must be a SEQUENCE')
-  const list = children(der, seq, 64)
+  const list = new ChildReader(der, seq, 64)
   // RFC 5280 §4.1.2.9: if present, at least one extension.
-  if (list.length === 0) throw new CertificateError('empty extensions')
+  if (list.done()) throw new CertificateError('empty extensions')
   const out: ExtensionFacts = {
     basicConstraints: undefined, keyUsage: undefined, extKeyUsage: undefined, subjectKeyId: undefined,
     authorityKeyId: undefined, hasAuthorityKeyIdExtension: false, authorityKeyIdNamesIssuer: false, subjectAltNames: undefined,
@@ -351,19 +362,19 @@ function readExtensions (der: Uint8Array, wrapper: Tlv): ExtensionFacts {
     policyMappings: undefined, policyConstraints: undefined, inhibitAnyPolicy: undefined, wronglyCritical: undefined, unknownCritical: undefined
   }
   const seen: string[] = [] // a handful: an array is cheaper than a Set per certificate
-  for (const e of list) {
+  for (let e = list.next(); e !== undefined; e = list.next()) {
     if (e.tag !== TAG.SEQUENCE) throw new CertificateError('Extension must be a SEQUENCE')
-    const parts = children(der, e, 3)
-    const oidTlv = parts[0]
+    const parts = new ChildReader(der, e, 3)
+    const oidTlv = parts.next()
     if (oidTlv === undefined) throw new CertificateError('empty Extension')
     const oid = oidString(der, oidTlv)
     // RFC 5280 §4.2: a certificate must not include more than one instance of an extension.
     if (seen.includes(oid)) throw new CertificateError(`duplicate extension ${oid}`)
     seen.push(oid)
     let critical = false
-    let valueTlv = parts[1]
-    if (valueTlv?.tag === TAG.BOOLEAN) { critical = readBoolean(der, valueTlv); valueTlv = parts[2] }
-    else if (parts.length > 2) throw new CertificateError('bad Extension')
+    let valueTlv = parts.next()
+    if (valueTlv?.tag === TAG.BOOLEAN) { critical = readBoolean(der, valueTlv); valueTlv = parts.next() }
+    if (!parts.done()) throw new CertificateError('bad Extension')
     if (valueTlv?.tag !== TAG.OCTET_STRING) throw new CertificateError(`extension ${oid}: extnValue must be an OCTET STRING`)
     if (critical && out.wronglyCritical === undefined) out.wronglyCritical = MUST_BE_NON_CRITICAL[oid]
     if (!KNOWN_EXTENSIONS.has(oid) && !RECOGNISED_PASSIVE.has(oid)) {
@@ -379,7 +390,8 @@ function readExtensions (der: Uint8Array, wrapper: Tlv): ExtensionFacts {
         if (body.tag !== TAG.SEQUENCE) throw new CertificateError('basicConstraints must be a SEQUENCE')
         let ca = false
         let pathLen: number | undefined
-        for (const item of children(der, body, 2)) {
+        const items = new ChildReader(der, body, 2)
+        for (let item = items.next(); item !== undefined; item = items.next()) {
           if (item.tag === TAG.BOOLEAN) ca = readBoolean(der, item)
           else pathLen = readSmallUint(der, item)
         }
@@ -394,7 +406,9 @@ function readExtensions (der: Uint8Array, wrapper: Tlv): ExtensionFacts {
       }
       case OID.extKeyUsage: {
         if (body.tag !== TAG.SEQUENCE) throw new CertificateError('extKeyUsage must be a SEQUENCE')
-        const oids = children(der, body, 64).map((t) => oidString(der, t))
+        const purposes = new ChildReader(der, body, 64)
+        const oids: string[] = []
+        for (let t = purposes.next(); t !== undefined; t = purposes.next()) oids.push(oidString(der, t))
         if (oids.length === 0) throw new CertificateError('empty extKeyUsage')
         out.extKeyUsage = oids
         break
@@ -406,7 +420,8 @@ function readExtensions (der: Uint8Array, wrapper: Tlv): ExtensionFacts {
       case OID.authorityKeyId: {
         if (body.tag !== TAG.SEQUENCE) throw new CertificateError('authorityKeyIdentifier must be a SEQUENCE')
         out.hasAuthorityKeyIdExtension = true
-        for (const item of children(der, body, 3)) {
+        const items = new ChildReader(der, body, 3)
+        for (let item = items.next(); item !== undefined; item = items.next()) {
           if (item.tag === 0x80) out.authorityKeyId = value(der, item)
           else if (item.tag === 0xa1 || item.tag === 0x82) out.authorityKeyIdNamesIssuer = true
           else throw new CertificateError('bad authorityKeyIdentifier field')
@@ -462,8 +477,13 @@ function readGeneralName (der: Uint8Array, t: Tlv, inConstraint = false): Genera
       readName(der, name) // well-formedness only
       return { kind: 'dir', rdns: rdnKeys(der, name) }
     }
-    default:
+    case 0xa0: // otherName
+    case 0xa3: // x400Address
+    case 0xa5: // ediPartyName
+    case 0x88: // registeredID
       return { kind: 'other', tag: t.tag }
+    default: // RFC 5280 §4.2.1.6: GeneralName is a CHOICE of these nine tags
+      throw new CertificateError(`bad GeneralName (tag 0x${t.tag.toString(16)})`)
   }
 }
 

@@ -11,13 +11,16 @@ type Level = Map<string, Set<string>>
 
 const ANY = OID.anyPolicy
 
+/** §6.1.2(a): the graph starts as anyPolicy expecting anyPolicy. Never modified (each step builds a new level), so shared. */
+const INITIAL: Level = new Map([[ANY, new Set([ANY])]])
+
 /** `certs` runs from the certificate the anchor issued down to the leaf (RFC 5280 order 1..n). */
 export function policyProblem (certs: readonly Certificate[]): string | undefined {
   const n = certs.length
   let explicitPolicy = n + 1
   let inhibitAny = n + 1
   let policyMapping = n + 1
-  let level: Level | undefined = new Map([[ANY, new Set([ANY])]])
+  let level: Level | undefined = INITIAL
   for (let i = 1; i <= n; i++) {
     const cert = certs[i - 1] as Certificate
     const last = i === n

@@ -172,7 +172,8 @@ function chainVerdict (leaf: Certificate, leafHash: string, sent: readonly Uint8
   const seen = new Set<string>([leafHash])
   // A sent certificate that does not parse is left out: one the path does not need must not spoil it.
   let unparsed: string | undefined
-  for (const [i, der] of sent.entries()) {
+  for (let i = 0; i < sent.length; i++) {
+    const der = sent[i] as Uint8Array
     const hash = opts.sentHashes?.[i] ?? sha256Hex(der)
     if (seen.has(hash) || anchors.hashes.has(hash)) continue // duplicates, and anchors the device also sent
     seen.add(hash)
@@ -224,8 +225,10 @@ class PathSearch {
     const child = path[path.length - 1] as Node
     for (const anchor of this.anchors.bySubject.get(child.cert.issuerKey) ?? []) {
       if (!keyIdsAgree(child.cert, anchor.cert) || !this.signed(child, anchor)) continue
-      const problem = checkPath(path.map((n) => n.cert), anchor.cert, this.opts)
-      if (problem === undefined) return { ok: true, anchorIndex: anchor.index, pathNotAfter: Math.min(...path.map((n) => n.cert.notAfter), anchor.cert.notAfter), path: pathCerts([...path, anchor]) }
+      const nodes = [...path, anchor]
+      const chain = nodes.map((n) => n.cert)
+      const problem = checkPath(chain, this.opts)
+      if (problem === undefined) return { ok: true, anchorIndex: anchor.index, pathNotAfter: earliestNotAfter(chain), path: pathCerts(nodes) }
       this.fail(problem, 3)
     }
     if (path.length - 1 >= LIMITS.MAX_DEPTH) {
@@ -289,9 +292,14 @@ export function verifySignature (cert: Certificate, issuer: Certificate): boolea
   }
 }
 
-/** Every check on a complete candidate path: `path` is leaf first, then intermediates upwards. */
-function checkPath (path: readonly Certificate[], anchor: Certificate, opts: ValidateOptions): Refusal | undefined {
-  const chain = [...path, anchor]
+function earliestNotAfter (chain: readonly Certificate[]): number {
+  let earliest = Infinity
+  for (const cert of chain) earliest = Math.min(earliest, cert.notAfter)
+  return earliest
+}
+
+/** Every check on a complete candidate path: `chain` is the leaf, the intermediates upwards, then the anchor. */
+function checkPath (chain: readonly Certificate[], opts: ValidateOptions): Refusal | undefined {
   const revoked = revocationProblem(chain, opts.revocation); if (revoked !== undefined) return revoked
   const leafProblem = nonconforming(chain[0] as Certificate, 'the device certificate', placeProblem(chain[0] as Certificate, 'leaf'))
   if (leafProblem !== undefined) return leafProblem
@@ -303,7 +311,7 @@ function checkPath (path: readonly Certificate[], anchor: Certificate, opts: Val
       pathLenProblem(chain, i, who) ?? nameConstraintProblem(chain, i)
     if (problem !== undefined) return problem
   }
-  const policy = policyProblem([...path].reverse())
+  const policy = policyProblem(chain.slice(0, -1).reverse())
   if (policy !== undefined) return refuse('policy_constraints_violated', policy)
   // Last: CRL signatures are checked only for a path that is otherwise valid.
   return suppliedCrlProblem(chain, opts.crls, opts.at)

@@ -3,8 +3,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import {
-  DerError, TAG, bitStringBytes, bytesEqual, checkString, children, oidString, readBits, readBoolean,
-  readSmallUint, readString, readTime, readTlv, type Tlv
+  ChildReader, DerError, TAG, bitStringBytes, bytesEqual, checkString, children, oidString, onlyChild, readBits, readBoolean,
+  readSmallUint, readString, readTime, readTlv, sameEncoding, type Tlv
 } from '../der.js'
 
 const b = (...bytes: number[]): Uint8Array => Uint8Array.from(bytes)
@@ -50,6 +50,25 @@ test('children: bounded by the parent and by a count', () => {
   // The second child claims 2 bytes but only 1 is left inside the SEQUENCE (the byte after it is outside).
   const overrun = b(0x30, 0x05, 0x02, 0x01, 0x01, 0x02, 0x02, 0x02, 0x00)
   assert.throws(() => children(overrun, readTlv(overrun, 0, overrun.length)), DerError)
+})
+
+test('ChildReader: one child at a time, the same bounds as children; end() and onlyChild refuse one left over', () => {
+  const seq = b(0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x02)
+  const reader = new ChildReader(seq, top(seq), 2)
+  assert.equal(reader.next()?.valueStart, 4)
+  assert.equal(reader.done(), false)
+  assert.throws(() => { reader.end() }, DerError)
+  assert.equal(reader.next()?.valueStart, 7)
+  assert.equal(reader.done(), true)
+  reader.end()
+  assert.equal(reader.next(), undefined)
+  const bounded = new ChildReader(seq, top(seq), 1)
+  bounded.next()
+  assert.throws(() => bounded.next(), DerError)
+  assert.throws(() => onlyChild(seq, top(seq)), DerError)
+  const one = b(0x30, 0x03, 0x02, 0x01, 0x07)
+  assert.equal(onlyChild(one, top(one))?.valueStart, 4)
+  assert.equal(onlyChild(b(0x30, 0x00), top(b(0x30, 0x00))), undefined)
 })
 
 test('oidString', () => {
@@ -152,6 +171,15 @@ test('readTime: UTCTime and GeneralizedTime as RFC 5280 profiles them', () => {
   }
   const notTime = ascii(TAG.PRINTABLE_STRING, '240101000000Z')
   assert.throws(() => readTime(notTime, top(notTime)), DerError, 'not a time type')
+})
+
+test('sameEncoding compares two TLVs of one buffer, headers included', () => {
+  const two = b(0x04, 0x01, 0x07, 0x04, 0x01, 0x07, 0x04, 0x01, 0x08, 0x04, 0x02, 0x07, 0x00)
+  const [x, y, z, w] = children(b(0x30, two.length, ...two), top(b(0x30, two.length, ...two)))
+  const all = b(0x30, two.length, ...two)
+  assert.equal(sameEncoding(all, x as Tlv, y as Tlv), true)
+  assert.equal(sameEncoding(all, x as Tlv, z as Tlv), false)
+  assert.equal(sameEncoding(all, x as Tlv, w as Tlv), false)
 })
 
 test('bytesEqual', () => {
