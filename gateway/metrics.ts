@@ -170,7 +170,7 @@ function eventMetrics (registry: Registry, listeners: readonly string[]) {
   const poolQueue = new Gauge({ name: 'certgate_pool_queue_depth', help: 'Validations waiting for a worker', ...r })
   // With several processes (CERTGATE_PROCESSES) counters and histograms are summed across them;
   // a ratio is averaged, and the registry-derived gauges (fleetGauges) are taken from one process.
-  const poolUtil = new Gauge({ name: 'certgate_pool_utilization_ratio', help: 'Worker pool utilization (0-1)', aggregator: 'average', ...r })
+  const poolUtil = new Gauge({ name: 'certgate_pool_utilization_ratio', help: 'Busy share of the validation pool threads (0-1) over the last second: the time each had a message out, averaged', aggregator: 'average', ...r })
   const poolRunning = new Gauge({ name: 'certgate_pool_running_validations', help: 'Validations submitted and not yet finished', ...r })
   const abandoned = new Counter({ name: 'certgate_connections_abandoned_total', help: 'Devices that left after the TLS handshake, before the authentication decision', labelNames: ['listener'], ...r })
   const revocationErrors = new Counter({ name: 'certgate_revocation_errors_total', help: 'Registry changes that could not be applied to live connections (revoked devices may still be connected)', ...r })

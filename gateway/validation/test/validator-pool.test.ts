@@ -57,3 +57,26 @@ test('maxQueue bounds the validations waiting for a thread; a closed pool fails 
   for (const v of await Promise.all(waiting)) assert.ok(v.kind === 'failed' || v.kind === 'done')
   assert.equal((await pool.validate(leaf.der, [])).kind, 'failed')
 })
+
+test('utilization is the busy share of the pool threads since the previous reading', async () => {
+  const pki = await issueHierarchy()
+  const leaf = await issue({ cn: 'busy', issuer: pki.int2 })
+  const pool = createValidatorPool({ threads: 1, maxQueue: 100, cacheEntries: 0 }) // no cache: every validation verifies three signatures
+  try {
+    pool.setTrusted([{ name: 'root', der: pki.root.der }])
+    await pool.validate(leaf.der, [pki.int2.der, pki.int1.der]) // the thread is up
+    pool.stats()
+    const started = performance.now()
+    while (performance.now() - started < 300) {
+      await Promise.all(Array.from({ length: 8 }, async () => await pool.validate(leaf.der, [pki.int2.der, pki.int1.der])))
+    }
+    const busy = pool.stats().utilization
+    assert.ok(busy > 0.5, `kept busy for 300 ms: ${busy}`)
+    // The interval itself is what is measured: nothing is sent for 300 ms.
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    const idle = pool.stats().utilization
+    assert.ok(idle < 0.2, `idle for 300 ms: ${idle}`)
+  } finally {
+    await pool.close()
+  }
+})
