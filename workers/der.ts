@@ -73,7 +73,7 @@ export function expect (bytes: Uint8Array, offset: number, limit: number, tag: n
 /**
  * Reads the children of a constructed TLV in order, one at a time, each bounds-checked; at most
  * `max` of them. The certificate parser reads this way on every connection: no array per
- * SEQUENCE (a grown array is ~90 bytes; this reader, often optimised away, ~30).
+ * SEQUENCE (a grown array is ~90 bytes, this reader ~30).
  */
 export class ChildReader {
   private at: number
