@@ -99,7 +99,7 @@ if ('$CG' !== '') {
   const bare = (r) => ir.find((l) => l[1] === r && l[2] === 'bare')
   for (const n of [...new Set(ir.map((l) => l[2]))].filter((n) => n !== 'bare')) {
     const pairs = ir.filter((l) => l[2] === n && bare(l[1])).map((l) => [+l[3], +bare(l[1])[3]])
-    console.log(n + ': own instructions by round ' + pairs.map(([c, b]) => c - b).join(' ') + ' -> median ' + med(pairs.map(([c, b]) => c - b)) + ' per connection (main thread; certgate ' + med(pairs.map(([c]) => c)) + ', bare proxy ' + med(pairs.map(([, b]) => b)) + '). Per function: callgrind_annotate --inclusive=no <profile>')
+    console.log(n + ': own instructions by round ' + pairs.map(([c, b]) => c - b).join(' ') + ' -> median ' + Math.round(med(pairs.map(([c, b]) => c - b))) + ' per connection (main thread; certgate ' + Math.round(med(pairs.map(([c]) => c))) + ', bare proxy ' + Math.round(med(pairs.map(([, b]) => b))) + '). Per function: callgrind_annotate --inclusive=no <profile>')
   }
   process.exit(0)
 }
