@@ -115,8 +115,8 @@ export function createValidatorPool (options: ValidatorPoolOptions, hooks: Valid
     idleTimeout: 2 ** 31 - 1,
     workerData: { cacheEntries: options.cacheEntries } satisfies WorkerConfig,
     // Its run- and wait-time histograms are not read: utilization is counted here (busyTime).
-    // Piscina's own is an average since the pool started, and each read summarises both
-    // histograms (mean, deviation, 17 percentiles): ~0.3 ms of the event loop.
+    // Piscina's own is an average since the pool started, and each read summarises the run-time
+    // histogram (mean, deviation, 15 percentiles): ~0.3 ms of the event loop.
     recordTiming: false
   })
   let snapshot: Snapshot = { epoch: 0, cas: [], ders: [], revocation: EMPTY_REVOCATION }
