@@ -11,7 +11,11 @@ import { DerError } from '../der.js'
 
 interface Node { readonly tag: number, readonly value: Uint8Array, kids: Node[] | undefined }
 
-/** The TLV tree; an OCTET STRING holding exactly one DER value (an extension's) is a node with that child. */
+/**
+ * The TLV tree. An extension's value (an OCTET STRING in a SEQUENCE that starts with an OID) holding
+ * one DER value is a node with that child; other OCTET STRINGs are opaque (a random key identifier
+ * may happen to parse as DER).
+ */
 function tree (bytes: Uint8Array, start = 0, end = bytes.length): Node[] {
   const out: Node[] = []
   let at = start
@@ -27,18 +31,24 @@ function tree (bytes: Uint8Array, start = 0, end = bytes.length): Node[] {
     }
     const value = bytes.subarray(at + header, at + header + length)
     let kids: Node[] | undefined
-    if ((tag & 0x20) !== 0) kids = tree(bytes, at + header, at + header + length)
-    else if (tag === 0x04) {
-      try {
-        const inner = tree(value)
-        if (inner.length === 1) kids = inner
-      } catch { /* not DER inside: a primitive value */ }
+    if ((tag & 0x20) !== 0) {
+      kids = tree(bytes, at + header, at + header + length)
+      if (kids[0]?.tag === 0x06) for (const kid of kids) if (kid.tag === 0x04) kid.kids = extensionValue(kid.value)
     }
     out.push({ tag, value, kids })
     at += header + length
   }
   if (at !== end) throw new Error('not DER')
   return out
+}
+
+function extensionValue (value: Uint8Array): Node[] | undefined {
+  try {
+    const inner = tree(value)
+    return inner.length === 1 ? inner : undefined
+  } catch {
+    return undefined // not DER inside: left opaque
+  }
 }
 
 function encode (node: Node): Buffer {
