@@ -11,7 +11,7 @@
 # CALLGRIND=DIR counts instructions instead of CPU time: every server runs under valgrind's
 # callgrind (apt-get install valgrind), 4 connections in flight, and each round reports the main
 # thread's instructions per connection (its dump kept in DIR for callgrind_annotate). Instruction
-# counts repeat within ~1 % where CPU time moves by 30 %, so they resolve small changes; but they
+# counts repeat within 2-4 % where CPU time moves by 30 %, so they resolve smaller changes; but they
 # are not time (cold code runs at a fraction of the handshake's instructions per cycle), valgrind's
 # virtual CPU makes OpenSSL take other code paths (no ADX/AVX-512), and work done per second rather
 # than per connection is inflated by valgrind's ~30x slowdown. Defaults then: DUR=30, WARM=40.
