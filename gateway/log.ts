@@ -64,6 +64,17 @@ export function batchedDestination (fd: number): DestinationStream & { flush: ()
   }
 }
 
+/**
+ * pino's `"time"` (epoch milliseconds), the same text as its default: a 13-digit count of
+ * milliseconds is a heap number, which V8 turns into text through its shortest-double algorithm
+ * (~3.5 µs a line between handshakes, perf on Node 22); written as two small integers it takes
+ * V8's integer path.
+ */
+export function epochTime (now = Date.now()): string {
+  const high = Math.floor(now / 1e6)
+  return `,"time":${high}${String(now - high * 1e6).padStart(6, '0')}`
+}
+
 let stdout: ReturnType<typeof batchedDestination> | undefined
 
 /** A logger on stdout. One batch per process: every gateway in it (tests start several) shares it. */
@@ -73,5 +84,5 @@ export function createLog (level: string, base: Record<string, unknown>): Logger
     process.on('exit', out.flush)
     stdout = out
   }
-  return pino({ level, base }, stdout)
+  return pino({ level, base, timestamp: () => epochTime() }, stdout)
 }

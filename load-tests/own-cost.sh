@@ -5,8 +5,13 @@
 # connection minus the bare proxy's, and the median of those. run.sh's median of each server's rounds
 # does not pair a round with its neighbour, which a noisy machine turns into nonsense (negative costs).
 #
-#   load-tests/own-cost.sh CHECKOUT... [env: NODE, ROUNDS=6, DUR=6 (seconds per round), WARM=10, CALLGRIND=DIR]
+#   load-tests/own-cost.sh CHECKOUT... [env: NODE, ROUNDS=6, DUR=6 (seconds per round), WARM=10, CALLGRIND=DIR, FLOOR=1]
 #   e.g. NODE=/path/to/node22 load-tests/own-cost.sh . ../certgate-before
+#
+# FLOOR=1 adds a third server every round: the bare proxy plus certgate's warm-path decision and
+# nothing else (load-tests/validation-floor.ts, from the first checkout's build). It reads as
+# "floor" (what the decision costs in place, over the bare proxy), and each certgate gets a line
+# "beyond the floor" (everything else it does per connection).
 #
 # CALLGRIND=DIR counts instructions instead of CPU time: every server runs under valgrind's
 # callgrind (apt-get install valgrind), 4 connections in flight, and each round reports the main
@@ -71,6 +76,14 @@ BARE=$(ss -Hltnp "sport = :$bport" | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f
 BWARM=2; [ -z "$CG" ] || BWARM=$WARM
 echo "bare proxy: warm-up $BWARM s, $(load "$bport" "$BWARM" 0) connections"
 NAMES+=(bare); PORTS+=("$bport"); SERVERS+=("$BARE")
+if [ -n "${FLOOR:-}" ]; then
+  fport=$(freeport); floor="$(cd "$1" && pwd)/dist/load-tests/validation-floor.js"
+  [ -f "$floor" ] || { echo "FLOOR needs $floor (npm run build in $1)"; exit 1; }
+  ( cd "$1" && exec setsid "${RUN[@]}" "$NODE" "$floor" "$PKI" "$fport" "$ECHO" > "$W/floor.log" 2>&1 ) & PIDS+=($!)
+  for _ in $(seq $((STARTUP / 100))); do waitport "$fport" && break; done || { cat "$W/floor.log"; echo "the validation floor did not start"; exit 1; }
+  echo "floor: warm-up $BWARM s, $(load "$fport" "$BWARM" 0) connections"
+  NAMES+=(floor); PORTS+=("$fport"); SERVERS+=("$(ss -Hltnp "sport = :$fport" | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2)")
+fi
 echo "node $("$NODE" --version), $ROUNDS rounds of $DUR s, $INFLIGHT connections in flight${CG:+, instructions counted by callgrind}"
 # Under callgrind: the main thread's instructions per connection in one round (its profile kept in $CG).
 instructions() { # pid port round name
@@ -100,6 +113,9 @@ if ('$CG' !== '') {
   for (const n of [...new Set(ir.map((l) => l[2]))].filter((n) => n !== 'bare')) {
     const pairs = ir.filter((l) => l[2] === n && bare(l[1])).map((l) => [+l[3], +bare(l[1])[3]])
     console.log(n + ': own instructions by round ' + pairs.map(([c, b]) => c - b).join(' ') + ' -> median ' + Math.round(med(pairs.map(([c, b]) => c - b))) + ' per connection (main thread; certgate ' + Math.round(med(pairs.map(([c]) => c))) + ', bare proxy ' + Math.round(med(pairs.map(([, b]) => b))) + '). Per function: callgrind_annotate --inclusive=no <profile>')
+    const floor = (r) => ir.find((l) => l[1] === r && l[2] === 'floor')
+    const beyond = ir.filter((l) => l[2] === n && n !== 'floor' && floor(l[1])).map((l) => +l[3] - +floor(l[1])[3])
+    if (beyond.length > 0) console.log(n + ': beyond the floor by round ' + beyond.join(' ') + ' -> median ' + Math.round(med(beyond)) + ' instructions per connection')
   }
   process.exit(0)
 }
@@ -109,4 +125,6 @@ for (const n of [...new Set(lines.map((l) => l[2]))].filter((n) => n !== 'bare')
   const pairs = lines.filter((l) => l[2] === n).map((l) => [l, at(l[1], 'bare')]).filter(([, b]) => b)
   const own = pairs.map(([c, b]) => c[3] - b[3])
   console.log(n + ': own cost by round ' + own.map((x) => x.toFixed(3)).join(' ') + ' -> median ' + med(own).toFixed(3) + ' ms (main thread ' + med(pairs.map(([c, b]) => c[4] - b[4])).toFixed(3) + '); CPU per connection ' + med(pairs.map(([c]) => +c[3])).toFixed(3) + ' ms, bare proxy ' + med(pairs.map(([, b]) => +b[3])).toFixed(3))
+  const beyond = n === 'floor' ? [] : lines.filter((l) => l[2] === n && at(l[1], 'floor')).map((l) => l[3] - at(l[1], 'floor')[3])
+  if (beyond.length > 0) console.log(n + ': beyond the floor by round ' + beyond.map((x) => x.toFixed(3)).join(' ') + ' -> median ' + med(beyond).toFixed(3) + ' ms')
 }"

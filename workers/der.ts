@@ -239,11 +239,9 @@ export function readBits (bytes: Uint8Array, tlv: Tlv): boolean[] {
   const unused = bytes[tlv.valueStart] as number
   if (unused > 7 || (len === 1 && unused !== 0)) throw new DerError('bad BIT STRING padding')
   const bits: boolean[] = []
-  for (let i = tlv.valueStart + 1; i < tlv.end; i++) {
-    const b = bytes[i] as number
-    for (let k = 7; k >= 0; k--) bits.push(((b >> k) & 1) === 1)
-  }
-  if (unused > 0) bits.length -= unused
+  const count = (len - 1) * 8 - unused
+  const first = tlv.valueStart + 1
+  for (let i = 0; i < count; i++) bits.push((((bytes[first + (i >> 3)] as number) >> (7 - (i & 7))) & 1) === 1)
   return bits
 }
 

@@ -66,8 +66,9 @@ export function createLiveConnections (options: LiveConnectionsOptions = {}): Li
         tracked = false
         size--
         bump(entry.listener, -1)
-        set.delete(entry)
-        if (set.size === 0) devices.delete(entry.identity.deviceId)
+        // The usual case, a device's only connection: its set goes, unshrunk.
+        if (set.size === 1) devices.delete(entry.identity.deviceId)
+        else set.delete(entry)
       }
     },
     byDevice: (id) => [...(devices.get(id) ?? [])],

@@ -4,7 +4,7 @@ import { closeSync, mkdtempSync, openSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { spawnSync } from 'node:child_process'
-import { LOG_BATCH_BYTES, batchedDestination } from '../log.js'
+import { LOG_BATCH_BYTES, batchedDestination, epochTime } from '../log.js'
 
 const lineOf = (i: number, size: number): string => `{"n":${i},"pad":"${'x'.repeat(size)}"}\n`
 
@@ -35,4 +35,12 @@ process.exit(0)`
   assert.equal(r.status, 0, r.stderr)
   const got = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { i: number })
   assert.deepEqual(got.map((l) => l.i), [0, 1, 2])
+})
+
+test('log: the time field is the text pino writes by default', () => {
+  const now = Date.now()
+  for (const t of [now, 1_000_000_000_000, 1_765_000_000_000, 1_765_000_000_001, 1_765_000_999_999, 1_765_001_000_000, 9_999_999_999_999]) {
+    assert.equal(epochTime(t), `,"time":${t}`)
+  }
+  for (let t = now; t < now + 2_000_000; t += 999) assert.equal(epochTime(t), `,"time":${t}`)
 })
