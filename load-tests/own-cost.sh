@@ -81,7 +81,7 @@ if [ -n "${FLOOR:-}" ]; then
   [ -f "$floor" ] || { echo "FLOOR needs $floor (npm run build in $1)"; exit 1; }
   ( cd "$1" && exec setsid "${RUN[@]}" "$NODE" "$floor" "$PKI" "$fport" "$ECHO" > "$W/floor.log" 2>&1 ) & PIDS+=($!)
   for _ in $(seq $((STARTUP / 100))); do waitport "$fport" && break; done || { cat "$W/floor.log"; echo "the validation floor did not start"; exit 1; }
-  echo "floor: warm-up $BWARM s, $(load "$fport" "$BWARM" 0) connections"
+  echo "floor: warm-up $WARM s, $(load "$fport" "$WARM" 0) connections"
   NAMES+=(floor); PORTS+=("$fport"); SERVERS+=("$(ss -Hltnp "sport = :$fport" | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2)")
 fi
 echo "node $("$NODE" --version), $ROUNDS rounds of $DUR s, $INFLIGHT connections in flight${CG:+, instructions counted by callgrind}"
@@ -112,7 +112,7 @@ if ('$CG' !== '') {
   const bare = (r) => ir.find((l) => l[1] === r && l[2] === 'bare')
   for (const n of [...new Set(ir.map((l) => l[2]))].filter((n) => n !== 'bare')) {
     const pairs = ir.filter((l) => l[2] === n && bare(l[1])).map((l) => [+l[3], +bare(l[1])[3]])
-    console.log(n + ': own instructions by round ' + pairs.map(([c, b]) => c - b).join(' ') + ' -> median ' + Math.round(med(pairs.map(([c, b]) => c - b))) + ' per connection (main thread; certgate ' + Math.round(med(pairs.map(([c]) => c))) + ', bare proxy ' + Math.round(med(pairs.map(([, b]) => b))) + '). Per function: callgrind_annotate --inclusive=no <profile>')
+    console.log(n + ': own instructions by round ' + pairs.map(([c, b]) => c - b).join(' ') + ' -> median ' + Math.round(med(pairs.map(([c, b]) => c - b))) + ' per connection (main thread; ' + (n === 'floor' ? 'floor ' : 'certgate ') + Math.round(med(pairs.map(([c]) => c))) + ', bare proxy ' + Math.round(med(pairs.map(([, b]) => b))) + '). Per function: callgrind_annotate --inclusive=no <profile>')
     const floor = (r) => ir.find((l) => l[1] === r && l[2] === 'floor')
     const beyond = ir.filter((l) => l[2] === n && n !== 'floor' && floor(l[1])).map((l) => +l[3] - +floor(l[1])[3])
     if (beyond.length > 0) console.log(n + ': beyond the floor by round ' + beyond.join(' ') + ' -> median ' + Math.round(med(beyond)) + ' instructions per connection')

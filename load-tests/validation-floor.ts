@@ -2,7 +2,8 @@
 // Node mTLS proxy (../shared/tools/handshake-bench/bare-proxy.js, the same options and the same pump)
 // plus only the work certgate may not skip on a warm chain: read the DER of what the device sent and
 // decide it with certgate's own warm path (the leaf's parse, its one signature verify, the path's
-// checks). No registry, logs, metrics, tracking, refusal memory or promises. Its CPU per connection
+// checks), its code compiled as `certgate start` has it compiled (v8-tiering.ts). No registry, logs,
+// metrics, tracking, refusal memory or promises. Its CPU per connection
 // minus the bare proxy's is what the decision costs in place, between real handshakes; certgate minus
 // it is everything else certgate does per connection.
 //
@@ -13,6 +14,9 @@ import { connect } from 'node:net'
 import { createServer } from 'node:tls'
 import { createWarmPath } from '../gateway/validation/warm-path.js'
 import { readPeerChain } from '../gateway/tls/peer-chain.js'
+import { tierUpSooner } from '../gateway/cli/v8-tiering.js'
+
+tierUpSooner()
 
 const [pki, port, upstream] = process.argv.slice(2)
 if (pki === undefined || port === undefined || upstream === undefined) {

@@ -55,9 +55,9 @@ export async function authenticate (verdict: PoolVerdict, registry: Registry, en
   }
 
   // The device is named by the leaf's CN attribute itself, exact and case-sensitive.
-  const [deviceId, ...more] = leaf.commonNames
+  const deviceId = leaf.commonNames[0]
   if (deviceId === undefined) return { ok: false, reason: 'no_device_id', detail: 'the device certificate has no CN; its CN must be the deviceId' }
-  if (more.length > 0) return { ok: false, reason: 'ambiguous_device_id',
+  if (leaf.commonNames.length > 1) return { ok: false, reason: 'ambiguous_device_id',
     detail: `the device certificate has ${leaf.commonNames.length} CN attributes; it must have exactly one, the deviceId` }
   const idProblem = deviceIdProblem(deviceId)
   if (idProblem !== undefined) return { ok: false, reason: 'invalid_device_id', detail: `the certificate CN is not a valid deviceId: ${idProblem}` }
