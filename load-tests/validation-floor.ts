@@ -2,10 +2,10 @@
 // Node mTLS proxy (../shared/tools/handshake-bench/bare-proxy.js, the same options and the same pump)
 // plus only the work certgate may not skip on a warm chain: read the DER of what the device sent and
 // decide it with certgate's own warm path (the leaf's parse, its one signature verify, the path's
-// checks), its code compiled as `certgate start` has it compiled (v8-tiering.ts). No registry, logs,
-// metrics, tracking, refusal memory or promises. Its CPU per connection
-// minus the bare proxy's is what the decision costs in place, between real handshakes; certgate minus
-// it is everything else certgate does per connection.
+// checks), compiled as `certgate start` compiles it (v8-tiering.ts). No registry, logs, metrics,
+// tracking, refusal memory or promises. Its CPU per connection minus the bare proxy's is what the
+// decision costs in place, between real handshakes; certgate minus it is everything else certgate
+// does per connection.
 //
 //   node dist/load-tests/validation-floor.js PKI_DIR PORT UPSTREAM_PORT   (trusts PKI_DIR/root.crt)
 import { constants, X509Certificate } from 'node:crypto'
