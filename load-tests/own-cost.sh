@@ -19,7 +19,9 @@
 # counts repeat within 2-4 % where CPU time moves by 30 %, so they resolve smaller changes; but they
 # are not time (cold code runs at a fraction of the handshake's instructions per cycle), valgrind's
 # virtual CPU makes OpenSSL take other code paths (no ADX/AVX-512), and work done per second rather
-# than per connection is inflated by valgrind's ~30x slowdown. Defaults then: DUR=30, WARM=40.
+# than per connection is inflated by valgrind's ~30x slowdown; V8 also runs JavaScript differently
+# there (runtime calls native runs never make), so read the JIT share as an upper bound. Defaults
+# then: DUR=30, WARM=40.
 #
 # Each checkout needs dist/ (npm run build) and node_modules built for NODE. Needs what run.sh needs
 # (gcc, libssl-dev) and its cache (HANDSHAKE_BENCH_CACHE, default /tmp/handshake-bench-cache): run
@@ -69,20 +71,20 @@ for dir in "$@"; do
   NAMES+=("$dir"); PORTS+=("$port"); SERVERS+=("$(ss -Hltnp "sport = :$port" | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2)")
   echo "certgate $i = $dir: warm-up $WARM s, $(load "$port" "$WARM" 0) connections"
 done
-bport=$(freeport)
-setsid "${RUN[@]}" "$NODE" "$BENCH/bare-proxy.js" "$PKI" "$bport" "$ECHO" > "$W/bare.log" 2>&1 & PIDS+=($!)
-for _ in $(seq $((STARTUP / 100))); do waitport "$bport" && break; done || { echo "bare proxy did not start"; exit 1; }
-BARE=$(ss -Hltnp "sport = :$bport" | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2)
+# A Node server script taking PKI_DIR PORT UPSTREAM_PORT, started in DIR, warmed, measured every round as NAME.
+add_server() { # NAME DIR SCRIPT WARM-UP-SECONDS
+  local port; port=$(freeport)
+  ( cd "$2" && exec setsid "${RUN[@]}" "$NODE" "$3" "$PKI" "$port" "$ECHO" > "$W/$1.log" 2>&1 ) & PIDS+=($!)
+  for _ in $(seq $((STARTUP / 100))); do waitport "$port" && break; done || { cat "$W/$1.log"; echo "$1 did not start"; exit 1; }
+  echo "$1: warm-up $4 s, $(load "$port" "$4" 0) connections"
+  NAMES+=("$1"); PORTS+=("$port"); SERVERS+=("$(ss -Hltnp "sport = :$port" | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2)")
+}
 BWARM=2; [ -z "$CG" ] || BWARM=$WARM
-echo "bare proxy: warm-up $BWARM s, $(load "$bport" "$BWARM" 0) connections"
-NAMES+=(bare); PORTS+=("$bport"); SERVERS+=("$BARE")
+add_server bare "$BENCH" "$BENCH/bare-proxy.js" "$BWARM"
 if [ -n "${FLOOR:-}" ]; then
-  fport=$(freeport); floor="$(cd "$1" && pwd)/dist/load-tests/validation-floor.js"
+  floor="$(cd "$1" && pwd)/dist/load-tests/validation-floor.js"
   [ -f "$floor" ] || { echo "FLOOR needs $floor (npm run build in $1)"; exit 1; }
-  ( cd "$1" && exec setsid "${RUN[@]}" "$NODE" "$floor" "$PKI" "$fport" "$ECHO" > "$W/floor.log" 2>&1 ) & PIDS+=($!)
-  for _ in $(seq $((STARTUP / 100))); do waitport "$fport" && break; done || { cat "$W/floor.log"; echo "the validation floor did not start"; exit 1; }
-  echo "floor: warm-up $WARM s, $(load "$fport" "$WARM" 0) connections"
-  NAMES+=(floor); PORTS+=("$fport"); SERVERS+=("$(ss -Hltnp "sport = :$fport" | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2)")
+  add_server floor "$1" "$floor" "$WARM"
 fi
 echo "node $("$NODE" --version), $ROUNDS rounds of $DUR s, $INFLIGHT connections in flight${CG:+, instructions counted by callgrind}"
 # Under callgrind: the main thread's instructions per connection in one round (its profile kept in $CG).

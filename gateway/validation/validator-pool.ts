@@ -205,12 +205,12 @@ export function createValidatorPool (options: ValidatorPoolOptions, hooks: Valid
  * Thread-time with a message out, as a share of all the threads' time since the previous read: a
  * thread holding a message is taken, whether it is computing or the message is on its way.
  */
-function busyShare (threads: number): { account: (busy: number) => number, read: (busy: number) => number } {
-  let since = performance.now() // the last change or read
+export function busyShare (threads: number, clock: () => number = () => performance.now()): { account: (busy: number) => number, read: (busy: number) => number } {
+  let since = clock() // the last change or read
   let readAt = since
   let busyMs = 0 // thread-milliseconds with a message out since readAt
   const account = (busy: number): number => {
-    const now = performance.now()
+    const now = clock()
     busyMs += busy * (now - since)
     since = now
     return now

@@ -5,7 +5,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { issue, issueHierarchy } from '../../pki/issue.js'
-import { createValidatorPool } from '../validator-pool.js'
+import { busyShare, createValidatorPool } from '../validator-pool.js'
 
 test('validations sent together as a batch each get their own verdict, in order', async () => {
   const pki = await issueHierarchy()
@@ -79,4 +79,21 @@ test('utilization is the busy share of the pool threads since the previous readi
   } finally {
     await pool.close()
   }
+})
+
+test('utilization counts thread-time with a message out, exactly, between readings', () => {
+  let t = 0
+  const share = busyShare(2, () => t)
+  t = 10; share.account(0) // 0 → 1 message out
+  t = 20; share.account(1) // 1 → 2
+  t = 35; share.account(2) // 2 → 1
+  t = 40
+  assert.equal(share.read(1), (10 * 1 + 15 * 2 + 5 * 1) / (40 * 2))
+  t = 50
+  assert.equal(share.read(1), 0.5, 'one of two threads taken since the last reading')
+  t = 60; share.account(1) // 1 → 0
+  t = 100
+  assert.equal(share.read(0), (10 * 1) / (50 * 2))
+  t = 100
+  assert.equal(share.read(0), 0, 'no time passed')
 })
